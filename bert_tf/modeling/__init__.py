@@ -1,0 +1,9 @@
+"""The BERT model: config, layers, encoder and heads with the original names."""
+
+from bert_tf.modeling.config import BertConfig
+from bert_tf.modeling.encoder import BertModel
+from bert_tf.modeling.heads import masked_lm_loss
+from bert_tf.modeling.heads import next_sentence_loss
+from bert_tf.modeling.layers import gelu
+from bert_tf.modeling.layers import get_activation
+from bert_tf.modeling.pretrainer import BertPretrainer

@@ -1,0 +1,226 @@
+"""`BertConfig`: the original configuration object, with validation and extension keys.
+
+The public API is the original one (`from_dict`, `from_json_file`, `to_dict`,
+`to_json_string`). A `bert_config.json` written for google-research/bert (or an
+`albert_config.json`) loads as is: keys the original knows take its defaults when
+absent, keys nobody here knows are kept (and written back by `to_dict`), and each
+extension key (see `EXTENSION_DEFAULTS`) has a default that means "as the original".
+"""
+
+import copy
+import json
+
+import tensorflow as tf
+
+# The original BertConfig.__init__ defaults. `vocab_size` has none: it is required.
+ORIGINAL_DEFAULTS = {
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 16,
+    "initializer_range": 0.02,
+}
+
+# Extension keys (DESIGN.md, "Contracts"). Absent means the value below, which is
+# the original behaviour. They are class attributes, so a plain original config
+# round-trips through `to_dict` without gaining keys.
+EXTENSION_DEFAULTS = {
+    "position_embedding_type": "learned",
+    "hierarchical_position_alpha": None,
+    "tupe": None,
+    "tupe_num_buckets": 32,
+    "tupe_max_distance": 128,
+    "embedding_size": None,
+    "num_hidden_groups": 1,
+    "inner_group_num": 1,
+    "attention_type": "absolute",
+    "mem_len": 0,
+    "clamp_len": -1,
+    "same_length": False,
+    "untie_r": False,
+}
+
+HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal", "none")
+
+_POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers",
+                  "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size")
+_PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+class BertConfig(object):
+  """Configuration for `BertModel`, with the original constructor and API."""
+
+  locals().update(EXTENSION_DEFAULTS)
+
+  def __init__(self,
+               vocab_size,
+               hidden_size=768,
+               num_hidden_layers=12,
+               num_attention_heads=12,
+               intermediate_size=3072,
+               hidden_act="gelu",
+               hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1,
+               max_position_embeddings=512,
+               type_vocab_size=16,
+               initializer_range=0.02,
+               **extra):
+    """Constructs a BertConfig.
+
+    Args:
+      vocab_size: Vocabulary size of `input_ids`.
+      hidden_size: Size of the encoder layers and the pooler layer.
+      num_hidden_layers: Number of hidden layers in the Transformer encoder.
+      num_attention_heads: Number of attention heads for each attention layer.
+      intermediate_size: Size of the "intermediate" (feed-forward) layer.
+      hidden_act: Non-linear activation of the encoder and pooler
+        ("gelu", "relu", "tanh" or "linear").
+      hidden_dropout_prob: Dropout probability for all fully connected layers
+        in the embeddings, encoder and pooler.
+      attention_probs_dropout_prob: Dropout ratio for the attention
+        probabilities.
+      max_position_embeddings: The maximum sequence length the model can see.
+      type_vocab_size: Vocabulary size of `segment_ids` (`token_type_ids`).
+      initializer_range: Stddev of the truncated normal initializer of all
+        weight matrices.
+      **extra: Extension keys (see `EXTENSION_DEFAULTS`) and any other keys,
+        kept as attributes and written back by `to_dict`.
+    """
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.hidden_act = hidden_act
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+    for key, value in extra.items():
+      setattr(self, key, value)
+
+  @classmethod
+  def from_dict(cls, json_object, source="config"):
+    """Constructs a `BertConfig` from a Python dictionary of parameters.
+
+    Args:
+      json_object: dict of config keys to values.
+      source: where the dict came from, for error messages.
+
+    Returns:
+      A validated `BertConfig`.
+
+    Raises:
+      ValueError: if a field is missing, of the wrong type, or inconsistent.
+    """
+    if not isinstance(json_object, dict):
+      raise ValueError("%s: expected a JSON object of config keys, found %s" %
+                       (source, type(json_object).__name__))
+    if "vocab_size" not in json_object:
+      raise ValueError("%s: missing required field 'vocab_size' (an int > 0)" %
+                       source)
+    config = cls(**json_object)
+    config.validate(source)
+    return config
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    """Constructs a `BertConfig` from a json file of parameters.
+
+    Args:
+      json_file: path of a `bert_config.json` (or `albert_config.json`).
+
+    Returns:
+      A validated `BertConfig`.
+
+    Raises:
+      ValueError: if the file is missing, not JSON, or has invalid fields.
+    """
+    if not tf.io.gfile.exists(json_file):
+      raise ValueError("BERT config file not found: %s" % json_file)
+    with tf.io.gfile.GFile(json_file, "r") as reader:
+      text = reader.read()
+    try:
+      json_object = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise ValueError("BERT config file %s is not valid JSON: %s" %
+                       (json_file, e)) from None
+    return cls.from_dict(json_object, source=json_file)
+
+  def to_dict(self):
+    """Serializes this instance to a Python dictionary."""
+    return copy.deepcopy(self.__dict__)
+
+  def to_json_string(self):
+    """Serializes this instance to a JSON string."""
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  @property
+  def attention_head_size(self):
+    """The width of one attention head (hidden_size / num_attention_heads)."""
+    return self.hidden_size // self.num_attention_heads
+
+  @property
+  def embedding_width(self):
+    """Width of the embedding tables (ALBERT's `embedding_size` if set)."""
+    return self.embedding_size or self.hidden_size
+
+  def validate(self, source="config"):
+    """Checks every field the model reads; raises a ValueError naming it.
+
+    Args:
+      source: where the config came from (a file name), for error messages.
+
+    Raises:
+      ValueError: on the first invalid field.
+    """
+    def fail(field, expected):
+      raise ValueError("%s: field '%s' must be %s, found %r" %
+                       (source, field, expected, getattr(self, field)))
+
+    def is_int(value):
+      return isinstance(value, int) and not isinstance(value, bool)
+
+    def is_number(value):
+      return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for field in _POSITIVE_INTS:
+      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+        fail(field, "an int > 0")
+    for field in _PROBABILITIES:
+      value = getattr(self, field)
+      if not is_number(value) or not 0.0 <= value < 1.0:
+        fail(field, "a number in [0, 1)")
+    if not is_number(self.initializer_range) or self.initializer_range <= 0:
+      fail("initializer_range", "a number > 0")
+    if self.hidden_act not in HIDDEN_ACTIVATIONS:
+      fail("hidden_act", "one of %s" % ", ".join(HIDDEN_ACTIVATIONS))
+    if self.hidden_size % self.num_attention_heads != 0:
+      raise ValueError(
+          "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d)" %
+          (source, self.hidden_size, self.num_attention_heads))
+    if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+      fail("position_embedding_type",
+           "one of %s" % ", ".join(POSITION_EMBEDDING_TYPES))
+    if self.embedding_size is not None and (
+        not is_int(self.embedding_size) or self.embedding_size <= 0):
+      fail("embedding_size", "null or an int > 0")
+    if self.embedding_size not in (None, self.hidden_size):
+      fail("embedding_size", "null or hidden_size in this version of bert_tf "
+           "(the ALBERT projection is not implemented yet)")
+    # Extensions that later versions implement: refuse rather than ignore them.
+    for field, default in (("hierarchical_position_alpha", None),
+                           ("tupe", None), ("num_hidden_groups", 1),
+                           ("inner_group_num", 1),
+                           ("attention_type", "absolute")):
+      if getattr(self, field) != default:
+        fail(field, "%r in this version of bert_tf (not implemented yet)" %
+             (default,))

@@ -1,0 +1,171 @@
+"""Pretraining heads (the `cls` scope) and their losses, as the original run_pretraining.
+
+- `cls/predictions`: the masked-LM head. `transform/dense` (hidden_act) and
+  `transform/LayerNorm`, then logits against the word embedding table (tied)
+  plus `output_bias` [vocab_size].
+- `cls/seq_relationship`: the next-sentence head, `output_weights` [2, hidden]
+  and `output_bias` [2] on the pooled output.
+"""
+
+import keras
+import tensorflow as tf
+
+from bert_tf.modeling import layers
+
+
+def gather_indexes(sequence_tensor, positions):
+  """Gathers the vectors at `positions` from every sequence of the batch.
+
+  Args:
+    sequence_tensor: float Tensor [batch, seq, width].
+    positions: int Tensor [batch, num_positions].
+
+  Returns:
+    float Tensor [batch * num_positions, width], sequence by sequence.
+  """
+  vectors = tf.gather(sequence_tensor, tf.cast(positions, tf.int32),
+                      batch_dims=1)  # [B, P, W]
+  return tf.reshape(vectors, [-1, tf.shape(sequence_tensor)[-1]])
+
+
+class MaskedLMHead(keras.layers.Layer):
+  """The `cls/predictions` scope: masked-LM log-probabilities over the vocabulary."""
+
+  def __init__(self, config, embedding_table, name="predictions", **kwargs):
+    """Creates the head.
+
+    Args:
+      config: `BertConfig`.
+      embedding_table: the word embedding variable [vocab_size, width] whose
+        transpose is the output layer (tied weights).
+      name: scope name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.embedding_table = embedding_table
+    self.transform = TransformScope(config)
+
+  def build(self, input_shape=None):
+    self.transform.build((None, self.config.hidden_size))
+    self.output_bias = self.add_weight(
+        name="output_bias", shape=(self.config.vocab_size,),
+        initializer="zeros")
+
+  def call(self, sequence_output, positions):
+    """Log-probabilities of every vocabulary id at the masked positions.
+
+    Args:
+      sequence_output: float Tensor [batch, seq, hidden].
+      positions: int Tensor [batch, max_predictions_per_seq].
+
+    Returns:
+      float32 Tensor [batch * max_predictions_per_seq, vocab_size].
+    """
+    x = self.transform(gather_indexes(sequence_output, positions))
+    table = tf.cast(self.embedding_table, x.dtype)
+    logits = tf.matmul(x, table, transpose_b=True)
+    logits = tf.cast(logits, tf.float32) + self.output_bias
+    return tf.nn.log_softmax(logits, axis=-1)
+
+
+class TransformScope(keras.layers.Layer):
+  """The `cls/predictions/transform` scope: dense (hidden_act) then LayerNorm."""
+
+  def __init__(self, config, name="transform", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.units = config.embedding_width
+    self.dense = layers.dense_layer(
+        self.units, config.initializer_range,
+        activation=layers.get_activation(config.hidden_act))
+    self.layer_norm = layers.LayerNorm()
+
+  def build(self, input_shape):
+    self.dense.build(input_shape)
+    self.layer_norm.build((None, self.units))
+
+  def call(self, x):
+    """[N, hidden] -> [N, embedding width]."""
+    return self.layer_norm(self.dense(x))
+
+
+class NextSentenceHead(keras.layers.Layer):
+  """The `cls/seq_relationship` scope: 2-way log-probabilities from the pooled output.
+
+  Label 0 means "B follows A", 1 means "B is random" (ALBERT: 1 = swapped).
+  """
+
+  def __init__(self, config, name="seq_relationship", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.config = config
+
+  def build(self, input_shape=None):
+    self.output_weights = self.add_weight(
+        name="output_weights", shape=(2, self.config.hidden_size),
+        initializer=layers.create_initializer(self.config.initializer_range))
+    self.output_bias = self.add_weight(name="output_bias", shape=(2,),
+                                       initializer="zeros")
+
+  def call(self, pooled_output):
+    """pooled_output [batch, hidden] -> float32 log-probs [batch, 2]."""
+    logits = tf.matmul(pooled_output,
+                       tf.cast(self.output_weights, pooled_output.dtype),
+                       transpose_b=True)
+    logits = tf.cast(logits, tf.float32) + self.output_bias
+    return tf.nn.log_softmax(logits, axis=-1)
+
+
+class PretrainingHeads(keras.layers.Layer):
+  """The `cls` scope: `predictions` (masked LM) and `seq_relationship` (NSP)."""
+
+  def __init__(self, config, embedding_table, name="cls", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.predictions = MaskedLMHead(config, embedding_table)
+    self.seq_relationship = NextSentenceHead(config)
+
+  def build(self, input_shape=None):
+    self.predictions.build()
+    self.seq_relationship.build()
+
+  def call(self, sequence_output, pooled_output, masked_lm_positions):
+    """Returns (mlm_log_probs [B*P, vocab], nsp_log_probs [B, 2])."""
+    return (self.predictions(sequence_output, masked_lm_positions),
+            self.seq_relationship(pooled_output))
+
+
+def masked_lm_loss(log_probs, label_ids, label_weights):
+  """The original masked-LM loss: weighted mean of the per-prediction NLL.
+
+  Args:
+    log_probs: float Tensor [batch * max_predictions, vocab_size].
+    label_ids: int Tensor [batch, max_predictions].
+    label_weights: float Tensor [batch, max_predictions]; 0 marks padding.
+
+  Returns:
+    A tuple (loss scalar, per_example_loss [batch * max_predictions]) where
+    loss = sum(weights * nll) / (sum(weights) + 1e-5).
+  """
+  label_ids = tf.reshape(label_ids, [-1])
+  label_weights = tf.cast(tf.reshape(label_weights, [-1]), tf.float32)
+  one_hot = tf.one_hot(label_ids, depth=tf.shape(log_probs)[-1],
+                       dtype=tf.float32)
+  per_example_loss = -tf.reduce_sum(log_probs * one_hot, axis=[-1])
+  numerator = tf.reduce_sum(label_weights * per_example_loss)
+  denominator = tf.reduce_sum(label_weights) + 1e-5
+  return numerator / denominator, per_example_loss
+
+
+def next_sentence_loss(log_probs, labels):
+  """The original next-sentence loss: mean NLL of the 2-way labels.
+
+  Args:
+    log_probs: float Tensor [batch, 2].
+    labels: int Tensor [batch] or [batch, 1].
+
+  Returns:
+    A tuple (loss scalar, per_example_loss [batch]).
+  """
+  labels = tf.reshape(labels, [-1])
+  one_hot = tf.one_hot(labels, depth=2, dtype=tf.float32)
+  per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+  return tf.reduce_mean(per_example_loss), per_example_loss

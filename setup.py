@@ -1,0 +1,34 @@
+"""Packaging for bert_tf: Google's original BERT in TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="bert_tf",
+    version="0.1.0",
+    description=(
+        "Google's original BERT (google-research/bert) reimplemented in "
+        "TensorFlow 2 / Keras 3: same checkpoints, TFRecords, flags and numbers."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["bert_tf", "bert_tf.*"]),
+    py_modules=["extract_features"],
+    install_requires=[
+        "tensorflow~=2.20.0",
+        "tensorflow-text~=2.20.0",
+        "absl-py",
+        "sentencepiece",
+        "numpy",
+    ],
+    extras_require={
+        "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*"],
+        "test": ["pytest", "hypothesis"],
+    },
+    entry_points={
+        "console_scripts": [
+            "bert-extract-features=extract_features:run_main",
+        ],
+    },
+)
