@@ -1,0 +1,232 @@
+"""Contextual features of BERT layers for lines of text (`extract_features.py`).
+
+Input: a text file, one example a line, `text_a` or `text_a ||| text_b`.
+Output: one JSON object a line, in the original's layout:
+
+  {"linex_index": 0,
+   "features": [{"token": "[CLS]",
+                 "layers": [{"index": -1, "values": [0.123456, ...]}, ...]},
+                ...]}
+
+with every value rounded to 6 decimal places.
+"""
+
+import collections
+import json
+import re
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from bert_tf import checkpoints
+from bert_tf import tokenization
+from bert_tf.data import sentence_pairs
+from bert_tf.modeling import BertModel
+
+InputExample = collections.namedtuple("InputExample",
+                                      ["unique_id", "text_a", "text_b"])
+
+_PAIR = re.compile(r"^(.*) \|\|\| (.*)$")
+
+
+def read_examples(input_file):
+  """Reads one `InputExample` per line (blank lines included, as the original).
+
+  Args:
+    input_file: path of a UTF-8 text file.
+
+  Returns:
+    A list of `InputExample`, `unique_id` counting lines from 0.
+
+  Raises:
+    ValueError: if the file does not exist.
+  """
+  if not tf.io.gfile.exists(input_file):
+    raise ValueError("--input_file not found: %s" % input_file)
+  examples = []
+  with tf.io.gfile.GFile(input_file, "r") as reader:
+    for unique_id, line in enumerate(reader):
+      line = tokenization.convert_to_unicode(line).strip()
+      match = _PAIR.match(line)
+      if match is None:
+        examples.append(InputExample(unique_id, line, None))
+      else:
+        examples.append(InputExample(unique_id, match.group(1),
+                                     match.group(2)))
+  return examples
+
+
+def convert_examples_to_features(examples, max_seq_length, tokenizer):
+  """Tokenizes and packs examples into padded model inputs.
+
+  Args:
+    examples: list of `InputExample`.
+    max_seq_length: padded length.
+    tokenizer: a `tokenization.FullTokenizer`.
+
+  Returns:
+    A list of `sentence_pairs.PackedInputs`, one per example, in order.
+  """
+  features = []
+  for index, example in enumerate(examples):
+    tokens_a = tokenizer.tokenize(example.text_a)
+    tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
+    packed = sentence_pairs.pack_tokens(tokens_a, tokens_b, max_seq_length,
+                                        tokenizer.convert_tokens_to_ids)
+    if index < 5:
+      logging.info("*** Example ***")
+      logging.info("unique_id: %s", example.unique_id)
+      logging.info("tokens: %s", " ".join(
+          tokenization.printable_text(t) for t in packed.tokens))
+      logging.info("input_ids: %s", " ".join(map(str, packed.input_ids)))
+      logging.info("input_mask: %s", " ".join(map(str, packed.input_mask)))
+      logging.info("input_type_ids: %s",
+                   " ".join(map(str, packed.segment_ids)))
+    features.append(packed)
+  return features
+
+
+def parse_layer_indexes(layers, num_hidden_layers):
+  """Parses the `--layers` flag ("-1,-2,-3,-4") against the model depth.
+
+  Args:
+    layers: comma-separated ints, Python indexes into the list of layers.
+    num_hidden_layers: the model's number of layers.
+
+  Returns:
+    A list of ints.
+
+  Raises:
+    ValueError: for a non-integer or out-of-range index.
+  """
+  try:
+    indexes = [int(x) for x in layers.split(",")]
+  except ValueError:
+    raise ValueError("--layers must be comma-separated integers, found %r" %
+                     layers) from None
+  for index in indexes:
+    if not -num_hidden_layers <= index < num_hidden_layers:
+      raise ValueError(
+          "--layers index %d is out of range for a model with %d layers "
+          "(expected %d..%d)" % (index, num_hidden_layers, -num_hidden_layers,
+                                 num_hidden_layers - 1))
+  return indexes
+
+
+def extract(model, features, layer_indexes, batch_size):
+  """Runs the encoder over packed features and yields each example's layers.
+
+  Args:
+    model: a `BertModel`.
+    features: list of `sentence_pairs.PackedInputs` of one padded length.
+    layer_indexes: which encoder layers to return (Python indexes).
+    batch_size: examples per forward pass.
+
+  Yields:
+    For each feature in order, a float32 array [len(layer_indexes),
+    num_tokens, hidden] of the selected layers at the real tokens.
+  """
+  seq_spec = tf.TensorSpec([None, None], tf.int32)
+
+  @tf.function(input_signature=[seq_spec, seq_spec, seq_spec])
+  def encode(input_ids, input_mask, segment_ids):
+    outputs = model({"input_ids": input_ids, "input_mask": input_mask,
+                     "segment_ids": segment_ids}, training=False)
+    layers = outputs["encoder_outputs"]
+    return tf.stack([layers[i] for i in layer_indexes])  # [L, B, S, H]
+
+  for start in range(0, len(features), batch_size):
+    batch = features[start:start + batch_size]
+    stacked = encode(
+        *[np.array([getattr(f, name) for f in batch], np.int32)
+          for name in ("input_ids", "input_mask", "segment_ids")]).numpy()
+    for i, feature in enumerate(batch):
+      yield stacked[:, i, :len(feature.tokens), :]
+
+
+def to_json_line(unique_id, tokens, layer_values, layer_indexes):
+  """Formats one example's output as the original's JSON line.
+
+  Args:
+    unique_id: the example's line index.
+    tokens: list of tokens (with [CLS]/[SEP]).
+    layer_values: float array [len(layer_indexes), len(tokens), hidden].
+    layer_indexes: the layer indexes, as given in `--layers`.
+
+  Returns:
+    A JSON string ending in a newline.
+  """
+  output = collections.OrderedDict()
+  output["linex_index"] = unique_id
+  all_features = []
+  for position, token in enumerate(tokens):
+    all_layers = []
+    for j, layer_index in enumerate(layer_indexes):
+      layer = collections.OrderedDict()
+      layer["index"] = layer_index
+      layer["values"] = [round(float(x), 6)
+                         for x in layer_values[j, position]]
+      all_layers.append(layer)
+    feature = collections.OrderedDict()
+    feature["token"] = token
+    feature["layers"] = all_layers
+    all_features.append(feature)
+  output["features"] = all_features
+  return json.dumps(output) + "\n"
+
+
+def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
+        layers="-1,-2,-3,-4", max_seq_length=128, batch_size=32,
+        use_one_hot_embeddings=False):
+  """Extracts features of every line of `input_file` into `output_file`.
+
+  The output is written under a temporary name and renamed when complete.
+
+  Args:
+    input_file: text file, one example a line.
+    output_file: JSON-lines output path.
+    bert_config: `BertConfig`.
+    init_checkpoint: checkpoint prefix or directory.
+    tokenizer: `tokenization.FullTokenizer`.
+    layers: the `--layers` flag value.
+    max_seq_length: padded length of every example.
+    batch_size: examples per forward pass.
+    use_one_hot_embeddings: see `BertModel`.
+
+  Returns:
+    The number of examples written.
+
+  Raises:
+    ValueError: on invalid flags, files or checkpoints.
+  """
+  if max_seq_length < 3:
+    raise ValueError("--max_seq_length must be at least 3, found %d" %
+                     max_seq_length)
+  if (bert_config.position_embedding_type == "learned" and
+      max_seq_length > bert_config.max_position_embeddings):
+    raise ValueError(
+        "Cannot use sequence length %d because the BERT model was only "
+        "trained up to sequence length %d (--max_seq_length > "
+        "max_position_embeddings)" % (max_seq_length,
+                                      bert_config.max_position_embeddings))
+  layer_indexes = parse_layer_indexes(layers, bert_config.num_hidden_layers)
+  examples = read_examples(input_file)
+  features = convert_examples_to_features(examples, max_seq_length, tokenizer)
+
+  model = BertModel(bert_config, use_one_hot_embeddings=use_one_hot_embeddings)
+  report = checkpoints.load_checkpoint(model, init_checkpoint)
+  logging.info("%s", report.summary())
+
+  temp_file = "%s.tmp" % output_file
+  try:
+    with tf.io.gfile.GFile(temp_file, "w") as writer:
+      results = extract(model, features, layer_indexes, batch_size)
+      for example, feature, values in zip(examples, features, results):
+        writer.write(to_json_line(example.unique_id, feature.tokens, values,
+                                  layer_indexes))
+    tf.io.gfile.rename(temp_file, output_file, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(temp_file):
+      tf.io.gfile.remove(temp_file)
+  return len(examples)

@@ -1,0 +1,80 @@
+"""Extract pre-computed feature vectors from BERT (the original script's flags)."""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from bert_tf import feature_extraction
+from bert_tf import tokenization
+from bert_tf.modeling import BertConfig
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("input_file", None,
+                    "Text file, one example a line: `text_a` or "
+                    "`text_a ||| text_b`.")
+flags.DEFINE_string("output_file", None, "JSON-lines output file.")
+flags.DEFINE_string("layers", "-1,-2,-3,-4",
+                    "Comma-separated indexes of the encoder layers to output.")
+flags.DEFINE_string(
+    "bert_config_file", None,
+    "The config json file corresponding to the pre-trained BERT model. "
+    "This specifies the model architecture.")
+flags.DEFINE_integer(
+    "max_seq_length", 128,
+    "The maximum total input sequence length after WordPiece tokenization. "
+    "Sequences longer than this will be truncated, and sequences shorter "
+    "than this will be padded.")
+flags.DEFINE_string(
+    "init_checkpoint", None,
+    "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_string("vocab_file", None,
+                    "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool(
+    "do_lower_case", True,
+    "Whether to lower case the input text. Should be True for uncased "
+    "models and False for cased models.")
+flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+flags.DEFINE_string("master", None,
+                    "If using a TPU, the address of the master.")
+flags.DEFINE_integer(
+    "num_tpu_cores", 8,
+    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+flags.DEFINE_bool(
+    "use_one_hot_embeddings", False,
+    "If True, tf.one_hot will be used for embedding lookups, otherwise "
+    "a gather. On TPUs, this should be True since it is much faster.")
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  if FLAGS.use_tpu:
+    raise app.UsageError(
+        "--use_tpu: extract_features.py runs on CPU/GPU in this version; "
+        "drop the flag (the outputs are the same).")
+  count = feature_extraction.run(
+      input_file=FLAGS.input_file,
+      output_file=FLAGS.output_file,
+      bert_config=BertConfig.from_json_file(FLAGS.bert_config_file),
+      init_checkpoint=FLAGS.init_checkpoint,
+      tokenizer=tokenization.FullTokenizer(FLAGS.vocab_file,
+                                           FLAGS.do_lower_case),
+      layers=FLAGS.layers,
+      max_seq_length=FLAGS.max_seq_length,
+      batch_size=FLAGS.batch_size,
+      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings)
+  logging.info("Wrote features of %d examples to %s", count,
+               FLAGS.output_file)
+
+
+def run_main():
+  """Console-script entry point."""
+  for name in ("input_file", "vocab_file", "bert_config_file",
+               "init_checkpoint", "output_file"):
+    flags.mark_flag_as_required(name)
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run_main()
