@@ -15,6 +15,10 @@ FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
             "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
+def _pretrained_prefix(small):
+  return small[3]
+
+
 @pytest.fixture(scope="module")
 def small(fixtures_dir):
   """The original_bert_small fixture: config, loaded pretrainer, io.npz."""
@@ -23,11 +27,11 @@ def small(fixtures_dir):
   model = BertPretrainer(config)
   checkpoints.load_checkpoint(model, str(root / "bert_model.ckpt"))
   io = np.load(root / "io.npz")
-  return config, model, io
+  return config, model, io, str(root / "bert_model.ckpt")
 
 
 def test_every_output_matches_the_original(small):
-  _, model, io = small
+  _, model, io, _ = small
   out = model({k: io[k] for k in FEATURES}, training=True)
   for key in ("embedding_output", "sequence_output", "pooled_output",
               "mlm_log_probs", "nsp_log_probs", "mlm_loss", "nsp_loss",
@@ -39,7 +43,7 @@ def test_every_output_matches_the_original(small):
 
 
 def test_outputs_match_inside_tf_function_with_dynamic_shapes(small):
-  _, model, io = small
+  _, model, io, _ = small
   spec = tf.TensorSpec([None, None], tf.int32)
 
   @tf.function(input_signature=[spec, spec, spec])
@@ -54,7 +58,7 @@ def test_outputs_match_inside_tf_function_with_dynamic_shapes(small):
 
 
 def test_variable_paths_are_the_original_checkpoint_names(small, fixtures_dir):
-  _, model, _ = small
+  _, model, _, _ = small
   ckpt = str(fixtures_dir / "original_bert_small" / "bert_model.ckpt")
   original = {name: shape for name, shape in tf.train.list_variables(ckpt)}
   ours = {v.path: list(v.shape) for v in model.weights}
@@ -63,7 +67,7 @@ def test_variable_paths_are_the_original_checkpoint_names(small, fixtures_dir):
 
 
 def test_default_mask_and_segments_are_ones_and_zeros(small):
-  _, model, io = small
+  _, model, io, _ = small
   ids = io["input_ids"][:1]
   explicit = model.bert({"input_ids": ids, "input_mask": np.ones_like(ids),
                          "segment_ids": np.zeros_like(ids)})
@@ -73,7 +77,7 @@ def test_default_mask_and_segments_are_ones_and_zeros(small):
 
 
 def test_one_hot_embeddings_give_the_same_numbers(small):
-  config, model, io = small
+  config, model, io, _ = small
   one_hot = BertModel(config, use_one_hot_embeddings=True)
   for target, source in zip(one_hot.weights, model.bert.weights):
     target.assign(source)
@@ -83,7 +87,7 @@ def test_one_hot_embeddings_give_the_same_numbers(small):
 
 
 def test_sequence_longer_than_positions_is_a_clear_error(small):
-  config, model, _ = small
+  config, model, _, _ = small
   too_long = np.ones([1, config.max_position_embeddings + 1], np.int32)
   with pytest.raises(ValueError, match=r"Sequence length 41 is longer than "
                      r"max_position_embeddings \(40\)"):
@@ -99,7 +103,7 @@ def test_sequence_longer_than_positions_is_a_clear_error(small):
 
 
 def test_dropout_only_while_training(small):
-  config, _, io = small
+  config, _, io, _ = small
   with_dropout = BertConfig.from_dict(
       dict(config.to_dict(), hidden_dropout_prob=0.1,
            attention_probs_dropout_prob=0.1))
@@ -133,7 +137,7 @@ def test_sinusoidal_table_values():
 
 
 def test_position_types_change_the_variables_and_the_numbers(small):
-  config, model, io = small
+  config, model, io, _ = small
   for kind, has_table in (("sinusoidal", False), ("none", False),
                           ("learned", True)):
     other = BertModel(BertConfig.from_dict(
@@ -199,3 +203,52 @@ def test_config_error_messages_name_the_file(tmp_path):
   with pytest.raises(ValueError, match=r"missing.json: missing required field "
                      r"'vocab_size'"):
     BertConfig.from_json_file(str(missing))
+
+
+# --- fine-tuning heads -------------------------------------------------------
+
+
+def test_classifier_head_names_and_numbers(small):
+  config, _, io, _ = small
+  from bert_tf.modeling import BertClassifier
+  model = BertClassifier(config, num_labels=3)
+  names = sorted(v.path for v in model.weights if not v.path.startswith("bert/"))
+  assert names == ["output_bias", "output_weights"]
+  assert tuple(model.head.output_weights.shape) == (3, 48)
+  checkpoints.load_checkpoint(model, _pretrained_prefix(small))
+  weights = np.random.RandomState(0).normal(0, 0.02, (3, 48)).astype("f")
+  model.head.output_weights.assign(weights)
+  model.head.output_bias.assign([0.1, -0.2, 0.3])
+  labels = np.array([2, 0, 1])
+  out = model({"input_ids": io["input_ids"], "input_mask": io["input_mask"],
+               "segment_ids": io["segment_ids"], "label_ids": labels})
+  logits = io["pooled_output"] @ weights.T + [0.1, -0.2, 0.3]
+  np.testing.assert_allclose(out["logits"], logits, atol=1e-5)
+  log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  np.testing.assert_allclose(out["loss"], -log_probs[[0, 1, 2], labels].mean(),
+                             atol=1e-5)
+
+
+def test_squad_head_names_and_numbers(small):
+  config, _, io, _ = small
+  from bert_tf.modeling import BertSquad
+  model = BertSquad(config)
+  names = sorted(v.path for v in model.weights if not v.path.startswith("bert/"))
+  assert names == ["cls/squad/output_bias", "cls/squad/output_weights"]
+  checkpoints.load_checkpoint(model, _pretrained_prefix(small))
+  weights = np.random.RandomState(1).normal(0, 0.02, (2, 48)).astype("f")
+  model.head.squad.output_weights.assign(weights)
+  starts, ends = np.array([3, 0, 5]), np.array([4, 0, 9])
+  out = model({"input_ids": io["input_ids"], "input_mask": io["input_mask"],
+               "segment_ids": io["segment_ids"], "start_positions": starts,
+               "end_positions": ends})
+  logits = io["sequence_output"] @ weights.T  # [B, S, 2]
+  np.testing.assert_allclose(out["start_logits"], logits[..., 0], atol=1e-5)
+  np.testing.assert_allclose(out["end_logits"], logits[..., 1], atol=1e-5)
+
+  def nll(l, positions):
+    log_probs = l - np.log(np.exp(l).sum(-1, keepdims=True))
+    return -log_probs[np.arange(3), positions].mean()
+  np.testing.assert_allclose(
+      out["loss"], (nll(logits[..., 0], starts) + nll(logits[..., 1], ends)) / 2,
+      atol=1e-5)

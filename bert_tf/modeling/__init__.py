@@ -6,4 +6,6 @@ from bert_tf.modeling.heads import masked_lm_loss
 from bert_tf.modeling.heads import next_sentence_loss
 from bert_tf.modeling.layers import gelu
 from bert_tf.modeling.layers import get_activation
-from bert_tf.modeling.pretrainer import BertPretrainer
+from bert_tf.modeling.models import BertClassifier
+from bert_tf.modeling.models import BertPretrainer
+from bert_tf.modeling.models import BertSquad

@@ -169,3 +169,114 @@ def next_sentence_loss(log_probs, labels):
   one_hot = tf.one_hot(labels, depth=2, dtype=tf.float32)
   per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
   return tf.reduce_mean(per_example_loss), per_example_loss
+
+
+def _top_level_variable(name, shape, initializer):
+  """A trainable variable named `name` at the root of the checkpoint.
+
+  The original fine-tuning heads create `output_weights` / `output_bias` outside
+  any variable scope. A `keras.Variable` made outside a layer's build has the
+  bare name as its path; the layer that owns it tracks it.
+  """
+  return keras.Variable(initializer, shape=shape, name=name)
+
+
+class ClassifierHead(keras.layers.Layer):
+  """run_classifier's head: top-level `output_weights` [num_labels, hidden], `output_bias`.
+
+  Dropout 0.1 on the pooled output while training, then a linear layer.
+  Must be constructed outside any other layer's build/call so that its
+  variables keep their top-level names.
+  """
+
+  def __init__(self, num_labels, hidden_size, dropout_rate=0.1,
+               name="classifier_head", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.num_labels = num_labels
+    self.dropout_rate = dropout_rate
+    # The original uses stddev 0.02 here whatever the config's initializer_range.
+    self.output_weights = _top_level_variable(
+        "output_weights", (num_labels, hidden_size),
+        keras.initializers.TruncatedNormal(stddev=0.02))
+    self.output_bias = _top_level_variable(
+        "output_bias", (num_labels,), keras.initializers.Zeros())
+
+  def call(self, pooled_output, training=None):
+    """pooled_output [batch, hidden] -> float32 logits [batch, num_labels]."""
+    x = layers.dropout(pooled_output, self.dropout_rate, training)
+    logits = tf.matmul(x, tf.cast(self.output_weights, x.dtype),
+                       transpose_b=True)
+    return tf.cast(logits, tf.float32) + self.output_bias
+
+
+class SpanHead(keras.layers.Layer):
+  """run_squad's head (scope `cls/squad`): start and end logits of every token.
+
+  Variables `cls/squad/output_weights` [2, hidden] and `cls/squad/output_bias`
+  [2]; no dropout, as the original.
+  """
+
+  def __init__(self, hidden_size, name="squad", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.hidden_size = hidden_size
+
+  def build(self, input_shape=None):
+    self.output_weights = self.add_weight(
+        name="output_weights", shape=(2, self.hidden_size),
+        initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+    self.output_bias = self.add_weight(name="output_bias", shape=(2,),
+                                       initializer="zeros")
+
+  def call(self, sequence_output):
+    """sequence_output [batch, seq, hidden] -> (start, end) float32 [batch, seq]."""
+    logits = tf.einsum("bsh,kh->bsk", sequence_output,
+                       tf.cast(self.output_weights, sequence_output.dtype))
+    logits = tf.cast(logits, tf.float32) + self.output_bias  # [B, S, 2]
+    return logits[:, :, 0], logits[:, :, 1]
+
+
+class SquadScope(keras.layers.Layer):
+  """The `cls` scope of run_squad, holding the `squad` head."""
+
+  def __init__(self, hidden_size, name="cls", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.squad = SpanHead(hidden_size)
+
+  def build(self, input_shape=None):
+    self.squad.build()
+
+  def call(self, sequence_output):
+    return self.squad(sequence_output)
+
+
+def classification_loss(logits, labels):
+  """run_classifier's loss: mean cross-entropy of integer labels.
+
+  Args:
+    logits: float Tensor [batch, num_labels].
+    labels: int Tensor [batch].
+
+  Returns:
+    A tuple (loss scalar, per_example_loss [batch]).
+  """
+  log_probs = tf.nn.log_softmax(logits, axis=-1)
+  one_hot = tf.one_hot(tf.reshape(labels, [-1]), depth=tf.shape(logits)[-1],
+                       dtype=tf.float32)
+  per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+  return tf.reduce_mean(per_example_loss), per_example_loss
+
+
+def span_loss(logits, positions):
+  """run_squad's loss for one end: mean cross-entropy over sequence positions.
+
+  Args:
+    logits: float Tensor [batch, seq] (start or end logits).
+    positions: int Tensor [batch], the gold positions (0 = [CLS] for no answer).
+
+  Returns:
+    The scalar loss.
+  """
+  log_probs = tf.nn.log_softmax(logits, axis=-1)
+  one_hot = tf.one_hot(tf.reshape(positions, [-1]), depth=tf.shape(logits)[-1],
+                       dtype=tf.float32)
+  return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))

@@ -1,0 +1,151 @@
+"""Task models: `BertModel` plus the heads of the original scripts.
+
+- `BertPretrainer`: masked LM + next sentence (run_pretraining.py), `bert/*`
+  and `cls/*`.
+- `BertClassifier`: sentence (pair) classification (run_classifier.py),
+  `bert/*` and the top-level `output_weights` / `output_bias`.
+- `BertSquad`: span prediction (run_squad.py), `bert/*` and `cls/squad/*`.
+
+Each builds the encoder and its head at construction, so the variable paths
+are the original checkpoint names.
+"""
+
+import keras
+import tensorflow as tf
+
+from bert_tf.modeling import heads
+from bert_tf.modeling.encoder import BertModel
+
+
+class BertPretrainer(keras.Model):
+  """The model of the original run_pretraining.py: encoder + masked LM + NSP."""
+
+  def __init__(self, config, use_one_hot_embeddings=False,
+               name="bert_pretrainer", **kwargs):
+    """Creates the encoder (scope `bert`) and the heads (scope `cls`).
+
+    Args:
+      config: `BertConfig`.
+      use_one_hot_embeddings: see `BertModel`.
+      name: Keras name of this wrapper (not part of any variable name).
+      **kwargs: passed to `keras.Model`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.bert = BertModel(config, use_one_hot_embeddings)
+    self.heads = heads.PretrainingHeads(config, self.bert.get_embedding_table())
+    self.heads.build()
+
+  def call(self, features, training=None):
+    """Runs the encoder and the heads; adds the losses when labels are given.
+
+    Args:
+      features: dict with `input_ids`, `input_mask`, `segment_ids`,
+        `masked_lm_positions` [batch, P], and optionally the labels
+        `masked_lm_ids` [batch, P], `masked_lm_weights` [batch, P],
+        `next_sentence_labels` [batch] or [batch, 1].
+      training: whether dropout is active.
+
+    Returns:
+      A dict with the `BertModel` outputs plus `mlm_log_probs` [batch*P, vocab]
+      and `nsp_log_probs` [batch, 2]; with labels also `mlm_loss`,
+      `mlm_per_example_loss`, `nsp_loss`, `nsp_per_example_loss` and
+      `total_loss` = mlm_loss + nsp_loss.
+    """
+    outputs = dict(self.bert(features, training=training))
+    mlm_log_probs, nsp_log_probs = self.heads(
+        outputs["sequence_output"], outputs["pooled_output"],
+        features["masked_lm_positions"])
+    outputs["mlm_log_probs"] = mlm_log_probs
+    outputs["nsp_log_probs"] = nsp_log_probs
+    if "masked_lm_ids" in features:
+      outputs["mlm_loss"], outputs["mlm_per_example_loss"] = (
+          heads.masked_lm_loss(mlm_log_probs, features["masked_lm_ids"],
+                               features["masked_lm_weights"]))
+      outputs["nsp_loss"], outputs["nsp_per_example_loss"] = (
+          heads.next_sentence_loss(nsp_log_probs,
+                                   features["next_sentence_labels"]))
+      outputs["total_loss"] = outputs["mlm_loss"] + outputs["nsp_loss"]
+    return outputs
+
+
+class BertClassifier(keras.Model):
+  """The model of the original run_classifier.py: pooled output -> labels."""
+
+  def __init__(self, config, num_labels, use_one_hot_embeddings=False,
+               name="bert_classifier", **kwargs):
+    """Creates the encoder and the top-level `output_weights`/`output_bias`.
+
+    Args:
+      config: `BertConfig`.
+      num_labels: number of classes.
+      use_one_hot_embeddings: see `BertModel`.
+      name: Keras name of this wrapper (not part of any variable name).
+      **kwargs: passed to `keras.Model`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.num_labels = num_labels
+    self.bert = BertModel(config, use_one_hot_embeddings)
+    self.head = heads.ClassifierHead(num_labels, config.hidden_size)
+
+  def call(self, features, training=None):
+    """Classifies a batch.
+
+    Args:
+      features: dict with `input_ids`, `input_mask`, `segment_ids`, and
+        optionally `label_ids` [batch].
+      training: whether dropout is active.
+
+    Returns:
+      A dict with `logits` [batch, num_labels], `probabilities`, and with
+      labels `loss` and `per_example_loss` [batch].
+    """
+    pooled = self.bert(features, training=training)["pooled_output"]
+    logits = self.head(pooled, training=training)
+    outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+    if "label_ids" in features:
+      outputs["loss"], outputs["per_example_loss"] = heads.classification_loss(
+          logits, features["label_ids"])
+    return outputs
+
+
+class BertSquad(keras.Model):
+  """The model of the original run_squad.py: start and end logits per token."""
+
+  def __init__(self, config, use_one_hot_embeddings=False, name="bert_squad",
+               **kwargs):
+    """Creates the encoder (scope `bert`) and the head (scope `cls/squad`).
+
+    Args:
+      config: `BertConfig`.
+      use_one_hot_embeddings: see `BertModel`.
+      name: Keras name of this wrapper (not part of any variable name).
+      **kwargs: passed to `keras.Model`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.bert = BertModel(config, use_one_hot_embeddings)
+    self.head = heads.SquadScope(config.hidden_size)
+    self.head.build()
+
+  def call(self, features, training=None):
+    """Scores every token as the start and the end of the answer.
+
+    Args:
+      features: dict with `input_ids`, `input_mask`, `segment_ids`, and
+        optionally `start_positions`, `end_positions` [batch].
+      training: whether dropout is active.
+
+    Returns:
+      A dict with `start_logits`, `end_logits` [batch, seq], and with
+      positions the `loss` = (start loss + end loss) / 2.
+    """
+    sequence = self.bert(features, training=training)["sequence_output"]
+    start_logits, end_logits = self.head(sequence)
+    outputs = {"start_logits": start_logits, "end_logits": end_logits}
+    if "start_positions" in features:
+      outputs["loss"] = (
+          heads.span_loss(start_logits, features["start_positions"]) +
+          heads.span_loss(end_logits, features["end_positions"])) / 2.0
+    return outputs
