@@ -1,0 +1,258 @@
+"""Per-code-point tables that make in-graph text processing equal to Python's.
+
+`bert_tf.tokenization.BasicTokenizer` decides everything with Python's
+`unicodedata` and `str.lower()`. TensorFlow's string ops (RE2 classes, ICU
+normalization and case mapping) use other Unicode tables and other case rules,
+so the in-graph tokenizer instead looks every code point up in tables built
+here, once per process, by asking Python itself.
+
+Table index space. Only code points below U+30000 and the block U+E0000-U+E0FFF
+(tags, variation selectors) behave differently from "an ordinary letter that
+maps to itself"; `domain_index` folds them into `DOMAIN_SIZE` rows and sends
+every other code point to the last row, `IDENTITY_ROW`. `UnicodeTables` checks
+that claim against `unicodedata` and fails if a newer Python breaks it.
+
+`basic_code` packs the whole basic step of one code point into an int32 (see
+`UnicodeTables`). A mapping table (`MappingTable`) is a ragged table stored as `values` and `splits` (int32):
+row r holds `values[splits[r]:splits[r + 1]]`, the code points that replace a
+code point of index r. The value `SAME` stands for the input code point
+itself, so identity rows need no per-code-point storage of their own.
+"""
+
+import functools
+import unicodedata
+
+import numpy as np
+
+from bert_tf import tokenization
+
+# The original keeps its character classes private; they are the reference.
+# pylint: disable=protected-access
+
+# Code points [0, PLANE_LIMIT) and [TAGS_START, TAGS_END) have own rows.
+PLANE_LIMIT = 0x30000
+TAGS_START = 0xE0000
+TAGS_END = 0xE1000
+IDENTITY_ROW = PLANE_LIMIT + (TAGS_END - TAGS_START)
+DOMAIN_SIZE = IDENTITY_ROW + 1
+MAX_CODE_POINT = 0x10FFFF
+
+# A value in a mapping table that stands for the input code point.
+SAME = -1
+
+SPACE = 0x20
+CAPITAL_SIGMA = 0x3A3
+FINAL_SIGMA = 0x3C2
+
+# Kinds of `basic_code` entries: entry = delta * KIND_RADIX + kind.
+KIND_RADIX = 8
+KIND_NORMAL = 0
+KIND_DROP = 1
+KIND_SPACE = 2
+KIND_ISOLATED = 3
+KIND_COMPLEX = 4
+
+# Classes of `sigma_class` for Python's Final_Sigma rule of `str.lower()`.
+SIGMA_OTHER = 0
+SIGMA_CASE_IGNORABLE = 1
+SIGMA_CASED = 2
+
+# Bit of `combining_class` marking a character that has a nonzero canonical
+# combining class but is not a nonspacing mark (category Mn): only those can
+# change order under NFD and survive accent stripping.
+REORDERS = 256
+
+
+def domain_index(code_point):
+  """Returns the table row of `code_point` (an int), as the graph does."""
+  if code_point < PLANE_LIMIT:
+    return code_point
+  if TAGS_START <= code_point < TAGS_END:
+    return code_point - TAGS_START + PLANE_LIMIT
+  return IDENTITY_ROW
+
+
+def _domain_code_points():
+  """Yields (row, code point) for every row but `IDENTITY_ROW`."""
+  for code_point in range(PLANE_LIMIT):
+    yield code_point, code_point
+  for code_point in range(TAGS_START, TAGS_END):
+    yield domain_index(code_point), code_point
+
+
+class MappingTable(object):
+  """A ragged code point -> code points table (see the module docstring).
+
+  Attributes:
+    values: int32 array, the concatenated rows.
+    splits: int32 array [DOMAIN_SIZE + 1]: row r is
+      values[splits[r]:splits[r + 1]].
+  """
+
+  def __init__(self, rows):
+    """Builds the table from `rows`, a list of DOMAIN_SIZE lists of ints."""
+    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    self.splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    self.values = np.array([v for row in rows for v in row], dtype=np.int32)
+
+
+def _row(code_point, output):
+  """Returns the table row for `code_point` -> `output` (code point list)."""
+  return [SAME] if output == [code_point] else output
+
+
+def _clean_output(code_point):
+  """What `_clean_text` and `_tokenize_chinese_chars` make of one code point.
+
+  Zl and Zp are not whitespace to `_clean_text`, but `str.split()` splits on
+  them, so they act as a space.
+  """
+  char = chr(code_point)
+  if (code_point == 0 or code_point == 0xFFFD or
+      tokenization._is_control(char)):
+    return []
+  if tokenization._is_whitespace(char) or char.isspace():
+    return [SPACE]
+  if tokenization.is_cjk_code_point(code_point):
+    return [SPACE, code_point, SPACE]
+  return [code_point]
+
+
+def _lower_output(code_point):
+  """`str.lower()` then NFD of one code point (Final_Sigma aside)."""
+  return [ord(c) for c in unicodedata.normalize("NFD", chr(code_point).lower())]
+
+
+def _split_output(code_point, do_lower_case):
+  """Accent stripping (lower casing only) and punctuation split of a char."""
+  char = chr(code_point)
+  if do_lower_case and unicodedata.category(char) == "Mn":
+    return []
+  if tokenization._is_punctuation(char):
+    return [SPACE, code_point, SPACE]
+  return [code_point]
+
+
+def _sigma_class(char):
+  """Classifies `char` for Python's Final_Sigma rule by probing `str.lower()`.
+
+  "A\u03a3X" lowers the sigma to the non-final form iff X is cased and not case
+  ignorable; "AX\u03a3" gives the final form iff X is skipped (case ignorable)
+  or cased.
+  """
+  if ("A\u03a3" + char).lower()[1] == "\u03c3":
+    return SIGMA_CASED
+  if ("A" + char + "\u03a3").lower()[-1] == "\u03c2":
+    return SIGMA_CASE_IGNORABLE
+  return SIGMA_OTHER
+
+
+def _check_identity_outside_domain(do_lower_case):
+  """Raises if a code point outside the domain is not a plain identity."""
+  for code_point in range(PLANE_LIMIT, MAX_CODE_POINT + 1):
+    if TAGS_START <= code_point < TAGS_END:
+      continue
+    char = chr(code_point)
+    category = unicodedata.category(char)
+    if category in ("Cn", "Co"):
+      continue
+    plain = (category == "Lo" and _clean_output(code_point) == [code_point] and
+             _split_output(code_point, do_lower_case) == [code_point])
+    if do_lower_case:
+      plain = (plain and _lower_output(code_point) == [code_point] and
+               _sigma_class(char) == SIGMA_OTHER and
+               unicodedata.combining(char) == 0)
+    if not plain:
+      raise AssertionError(
+          "U+%04X (category %s) needs its own table row: this Python's "
+          "unicodedata %s is newer than bert_tf.text.unicode_tables expects." %
+          (code_point, category, unicodedata.unidata_version))
+
+
+def _code(code_point, output, needs_context):
+  """Packs a code point's basic-step `output` into a `basic_code` entry."""
+  if needs_context:
+    return KIND_COMPLEX
+  if not output:
+    return KIND_DROP
+  if output == [SPACE]:
+    return KIND_SPACE
+  if len(output) == 1:
+    return (output[0] - code_point) * KIND_RADIX + KIND_NORMAL
+  if len(output) == 3 and output[0] == output[2] == SPACE != output[1]:
+    return (output[1] - code_point) * KIND_RADIX + KIND_ISOLATED
+  return KIND_COMPLEX
+
+
+class UnicodeTables(object):
+  """The tables of one casing mode, as numpy arrays indexed by `domain_index`.
+
+  Attributes:
+    basic_code: int32 array, the whole basic step of one code point as
+      `delta * KIND_RADIX + kind`: KIND_NORMAL / KIND_ISOLATED (a word of its
+      own) code points become `code point + delta`, KIND_DROP ones vanish,
+      KIND_SPACE ones separate words, and KIND_COMPLEX ones (several output
+      characters, or context: capital sigma, NFD reordering) need the
+      step-by-step tables below.
+    clean: MappingTable or None, text cleaning and spaces around CJK
+      ideographs (lower casing only, like the rest).
+    lower: MappingTable or None, `str.lower()` + NFD.
+    split: MappingTable or None, per code point of the lower-cased text: Mn
+      dropped, spaces around punctuation.
+    sigma_class: int8 array or None, SIGMA_* class of each code point.
+    combining_class: int16 array or None, canonical combining class, plus
+      REORDERS for the characters that can be reordered visibly.
+  """
+
+  def __init__(self, do_lower_case):
+    """Builds the tables from Python's `unicodedata` and `str.lower()`.
+
+    Args:
+      do_lower_case: whether the tables are for a lower-casing tokenizer.
+    """
+    _check_identity_outside_domain(do_lower_case)
+    basic_code = np.zeros([DOMAIN_SIZE], dtype=np.int32)
+    clean_rows = [[SAME]] * DOMAIN_SIZE
+    lower_rows = [[SAME]] * DOMAIN_SIZE
+    split_rows = [[SAME]] * DOMAIN_SIZE
+    sigma_class = np.zeros([DOMAIN_SIZE], dtype=np.int8)
+    combining_class = np.zeros([DOMAIN_SIZE], dtype=np.int16)
+    for row, code_point in _domain_code_points():
+      if 0xD800 <= code_point <= 0xDFFF:
+        continue  # Surrogates never come out of UTF-8 decoding.
+      cleaned = _clean_output(code_point)
+      if not do_lower_case:
+        output = [c for l in cleaned for c in _split_output(l, False)]
+        basic_code[row] = _code(code_point, output, False)
+        continue
+      lowered = [l for c in cleaned for l in _lower_output(c)]
+      output = [c for l in lowered for c in _split_output(l, True)]
+      needs_context = code_point == CAPITAL_SIGMA or any(
+          unicodedata.combining(chr(c)) and unicodedata.category(chr(c)) != "Mn"
+          for c in lowered)
+      basic_code[row] = _code(code_point, output, needs_context)
+      clean_rows[row] = _row(code_point, cleaned)
+      lower_rows[row] = _row(code_point, _lower_output(code_point))
+      split_rows[row] = _row(code_point, _split_output(code_point, True))
+      char = chr(code_point)
+      sigma_class[row] = _sigma_class(char)
+      ccc = unicodedata.combining(char)
+      combining_class[row] = ccc
+      if ccc and unicodedata.category(char) != "Mn":
+        combining_class[row] += REORDERS
+    self.basic_code = basic_code
+    if do_lower_case:
+      self.clean = MappingTable(clean_rows)
+      self.lower = MappingTable(lower_rows)
+      self.split = MappingTable(split_rows)
+      self.sigma_class = sigma_class
+      self.combining_class = combining_class
+    else:
+      self.clean = self.lower = self.split = None
+      self.sigma_class = self.combining_class = None
+
+
+@functools.lru_cache(maxsize=2)
+def get_tables(do_lower_case):
+  """Returns the (cached) `UnicodeTables` of one casing mode."""
+  return UnicodeTables(bool(do_lower_case))

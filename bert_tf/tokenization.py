@@ -1,0 +1,416 @@
+# coding=utf-8
+"""Tokenization classes of the original BERT: the same API, the same tokens.
+
+This module keeps the public API and the exact behaviour of the original
+(google-research/bert) `tokenization.py`: `FullTokenizer` runs
+`BasicTokenizer` (text cleaning, spaces around CJK ideographs, optional lower
+casing with accent stripping, punctuation splitting) and then
+`WordpieceTokenizer` (greedy longest-match-first WordPiece with the "##"
+continuation prefix). Character classes come from Python's
+`unicodedata`, as in the original.
+
+For an in-graph tokenizer producing the same ids see `bert_tf.text`.
+"""
+
+import collections
+import re
+import unicodedata
+
+import tensorflow as tf
+
+# The released checkpoints whose casing is known, by directory name.
+_LOWER_CASED_MODELS = (
+    "uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12",
+    "multilingual_L-12_H-768_A-12", "chinese_L-12_H-768_A-12")
+_CASED_MODELS = (
+    "cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16",
+    "multi_cased_L-12_H-768_A-12")
+
+
+def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
+  """Checks whether the casing flag is consistent with the checkpoint's name.
+
+  The casing is not stored in `bert_config.json`, so it is guessed from the
+  directory name of a released checkpoint (e.g. `uncased_L-12_H-768_A-12`).
+  Unknown names pass.
+
+  Args:
+    do_lower_case: bool, the value of `--do_lower_case`.
+    init_checkpoint: str or None, the value of `--init_checkpoint`.
+
+  Raises:
+    ValueError: if the checkpoint is a known cased model and `do_lower_case`
+      is True, or a known lower-cased model and it is False.
+  """
+  if not init_checkpoint:
+    return
+
+  m = re.match("^.*?([A-Za-z0-9_-]+)/bert_model.ckpt", init_checkpoint)
+  if m is None:
+    return
+
+  model_name = m.group(1)
+  if model_name in _LOWER_CASED_MODELS and not do_lower_case:
+    actual_flag, case_name, opposite_flag = "False", "lowercased", "True"
+  elif model_name in _CASED_MODELS and do_lower_case:
+    actual_flag, case_name, opposite_flag = "True", "cased", "False"
+  else:
+    return
+
+  raise ValueError(
+      "You passed in `--do_lower_case=%s` with `--init_checkpoint=%s`. "
+      "However, `%s` seems to be a %s model, so you "
+      "should pass in `--do_lower_case=%s` so that the fine-tuning matches "
+      "how the model was pre-training. If this error is wrong, please "
+      "just comment out this check." % (actual_flag, init_checkpoint,
+                                        model_name, case_name, opposite_flag))
+
+
+def convert_to_unicode(text):
+  """Converts `text` to `str`, decoding bytes as UTF-8 (invalid bytes dropped).
+
+  Args:
+    text: str or bytes.
+
+  Returns:
+    The text as a `str`.
+
+  Raises:
+    ValueError: if `text` is neither str nor bytes.
+  """
+  if isinstance(text, str):
+    return text
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  raise ValueError("Unsupported string type: %s" % (type(text)))
+
+
+def printable_text(text):
+  """Returns `text` as a `str` suitable for `print` or logging.
+
+  Args:
+    text: str or bytes (decoded as UTF-8, invalid bytes dropped).
+
+  Returns:
+    The text as a `str`.
+
+  Raises:
+    ValueError: if `text` is neither str nor bytes.
+  """
+  return convert_to_unicode(text)
+
+
+def load_vocab(vocab_file):
+  """Loads a vocabulary file (one token a line) into an ordered dictionary.
+
+  As in the original, every line is stripped of surrounding whitespace and the
+  line number is its id; when two lines strip to the same token, the token keeps
+  its first position in the dictionary but takes the id of its last line.
+
+  Args:
+    vocab_file: path of the vocabulary file (any path `tf.io.gfile` reads).
+
+  Returns:
+    A `collections.OrderedDict` from token (str) to id (int).
+
+  Raises:
+    ValueError: if the file does not exist or holds no line.
+  """
+  if not tf.io.gfile.exists(vocab_file):
+    raise ValueError("Vocabulary file %r does not exist." % (vocab_file,))
+  vocab = collections.OrderedDict()
+  index = 0
+  with tf.io.gfile.GFile(vocab_file, "r") as reader:
+    while True:
+      token = convert_to_unicode(reader.readline())
+      if not token:
+        break
+      token = token.strip()
+      vocab[token] = index
+      index += 1
+  if not vocab:
+    raise ValueError("Vocabulary file %r is empty: expected one WordPiece "
+                     "token per line." % (vocab_file,))
+  return vocab
+
+
+def convert_by_vocab(vocab, items):
+  """Converts a sequence of tokens or ids through `vocab`, as the original.
+
+  Args:
+    vocab: dict from item to item (token -> id or id -> token).
+    items: iterable of keys of `vocab`.
+
+  Returns:
+    A list of `vocab[item]`.
+
+  Raises:
+    KeyError: for an item that is not a key of `vocab` (the original's
+      behaviour; `FullTokenizer.tokenize` only produces vocabulary tokens).
+  """
+  return [vocab[item] for item in items]
+
+
+def convert_tokens_to_ids(vocab, tokens):
+  """Converts tokens to ids with a token -> id `vocab` (`convert_by_vocab`)."""
+  return convert_by_vocab(vocab, tokens)
+
+
+def convert_ids_to_tokens(inv_vocab, ids):
+  """Converts ids to tokens with an id -> token `inv_vocab`."""
+  return convert_by_vocab(inv_vocab, ids)
+
+
+def whitespace_tokenize(text):
+  """Strips `text` and splits it on whitespace (Python's `str.split()`).
+
+  Args:
+    text: str.
+
+  Returns:
+    A list of the non-empty whitespace-separated pieces.
+  """
+  text = text.strip()
+  if not text:
+    return []
+  return text.split()
+
+
+class FullTokenizer(object):
+  """Runs end-to-end tokenization: BasicTokenizer, then WordpieceTokenizer."""
+
+  def __init__(self, vocab_file, do_lower_case=True):
+    """Constructs a FullTokenizer.
+
+    Args:
+      vocab_file: path of the WordPiece vocabulary (one token a line).
+      do_lower_case: whether to lower case the input and strip accents.
+    """
+    self.vocab = load_vocab(vocab_file)
+    self.inv_vocab = {v: k for k, v in self.vocab.items()}
+    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+    self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+
+  def tokenize(self, text):
+    """Tokenizes `text` (str, or UTF-8 bytes) into a list of WordPiece tokens.
+
+    Args:
+      text: str, or UTF-8 bytes (invalid bytes dropped).
+
+    Returns:
+      A list of str tokens of the vocabulary.
+    """
+    split_tokens = []
+    for token in self.basic_tokenizer.tokenize(text):
+      for sub_token in self.wordpiece_tokenizer.tokenize(token):
+        split_tokens.append(sub_token)
+    return split_tokens
+
+  def convert_tokens_to_ids(self, tokens):
+    """Maps tokens to ids (unknown tokens to the id of "[UNK]")."""
+    return convert_by_vocab(self.vocab, tokens)
+
+  def convert_ids_to_tokens(self, ids):
+    """Maps ids to tokens (unknown ids to "[UNK]"'s entry)."""
+    return convert_by_vocab(self.inv_vocab, ids)
+
+
+class BasicTokenizer(object):
+  """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
+
+  def __init__(self, do_lower_case=True):
+    """Constructs a BasicTokenizer.
+
+    Args:
+      do_lower_case: Whether to lower case the input (and strip accents).
+    """
+    self.do_lower_case = do_lower_case
+
+  def tokenize(self, text):
+    """Tokenizes a piece of text into words and punctuation marks.
+
+    Args:
+      text: str, or UTF-8 bytes (invalid bytes dropped).
+
+    Returns:
+      A list of str tokens.
+    """
+    text = convert_to_unicode(text)
+    text = self._clean_text(text)
+    # Spaces around CJK ideographs (applied to every model since November
+    # 2018; it does not matter for English text).
+    text = self._tokenize_chinese_chars(text)
+
+    orig_tokens = whitespace_tokenize(text)
+    split_tokens = []
+    for token in orig_tokens:
+      if self.do_lower_case:
+        token = token.lower()
+        token = self._run_strip_accents(token)
+      split_tokens.extend(self._run_split_on_punc(token))
+
+    return whitespace_tokenize(" ".join(split_tokens))
+
+  def _run_strip_accents(self, text):
+    """Strips accents: NFD, then drops the nonspacing marks (category Mn)."""
+    text = unicodedata.normalize("NFD", text)
+    output = []
+    for char in text:
+      if unicodedata.category(char) == "Mn":
+        continue
+      output.append(char)
+    return "".join(output)
+
+  def _run_split_on_punc(self, text):
+    """Splits `text` so that every punctuation character is its own piece."""
+    output = []
+    start_new_word = True
+    for char in text:
+      if _is_punctuation(char):
+        output.append([char])
+        start_new_word = True
+      else:
+        if start_new_word:
+          output.append([])
+        start_new_word = False
+        output[-1].append(char)
+    return ["".join(x) for x in output]
+
+  def _tokenize_chinese_chars(self, text):
+    """Adds whitespace around any CJK character."""
+    output = []
+    for char in text:
+      if self._is_chinese_char(ord(char)):
+        output.append(" ")
+        output.append(char)
+        output.append(" ")
+      else:
+        output.append(char)
+    return "".join(output)
+
+  def _is_chinese_char(self, cp):
+    """Checks whether code point `cp` is in a CJK Unified Ideographs block.
+
+    Hangul, Hiragana and Katakana are other blocks: those scripts separate
+    words with spaces and are handled like all other languages.
+    """
+    return is_cjk_code_point(cp)
+
+  def _clean_text(self, text):
+    """Drops NUL, U+FFFD and control characters; maps whitespace to " "."""
+    output = []
+    for char in text:
+      cp = ord(char)
+      if cp == 0 or cp == 0xfffd or _is_control(char):
+        continue
+      if _is_whitespace(char):
+        output.append(" ")
+      else:
+        output.append(char)
+    return "".join(output)
+
+
+class WordpieceTokenizer(object):
+  """Runs WordPiece tokenization."""
+
+  def __init__(self, vocab, unk_token="[UNK]", max_input_chars_per_word=200):
+    """Constructs a WordpieceTokenizer.
+
+    Args:
+      vocab: dict (or set) of the vocabulary's tokens.
+      unk_token: the token emitted for a word that cannot be split.
+      max_input_chars_per_word: words with more characters become `unk_token`.
+    """
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+
+  def tokenize(self, text):
+    """Tokenizes a piece of text into its word pieces.
+
+    This uses a greedy longest-match-first algorithm: for example "unaffable"
+    becomes ["un", "##aff", "##able"]. A word of which any part has no match,
+    or longer than `max_input_chars_per_word`, becomes one `unk_token`.
+
+    Args:
+      text: a single token or whitespace separated tokens, already passed
+        through `BasicTokenizer`.
+
+    Returns:
+      A list of wordpiece tokens.
+    """
+    text = convert_to_unicode(text)
+
+    output_tokens = []
+    for token in whitespace_tokenize(text):
+      chars = list(token)
+      if len(chars) > self.max_input_chars_per_word:
+        output_tokens.append(self.unk_token)
+        continue
+
+      is_bad = False
+      start = 0
+      sub_tokens = []
+      while start < len(chars):
+        end = len(chars)
+        cur_substr = None
+        while start < end:
+          substr = "".join(chars[start:end])
+          if start > 0:
+            substr = "##" + substr
+          if substr in self.vocab:
+            cur_substr = substr
+            break
+          end -= 1
+        if cur_substr is None:
+          is_bad = True
+          break
+        sub_tokens.append(cur_substr)
+        start = end
+
+      if is_bad:
+        output_tokens.append(self.unk_token)
+      else:
+        output_tokens.extend(sub_tokens)
+    return output_tokens
+
+
+def is_cjk_code_point(cp):
+  """Returns whether code point `cp` is in a CJK Unified Ideographs block
+  (or a CJK compatibility ideographs block), which the original surrounds with
+  spaces."""
+  return ((cp >= 0x4E00 and cp <= 0x9FFF) or
+          (cp >= 0x3400 and cp <= 0x4DBF) or
+          (cp >= 0x20000 and cp <= 0x2A6DF) or
+          (cp >= 0x2A700 and cp <= 0x2B73F) or
+          (cp >= 0x2B740 and cp <= 0x2B81F) or
+          (cp >= 0x2B820 and cp <= 0x2CEAF) or
+          (cp >= 0xF900 and cp <= 0xFAFF) or
+          (cp >= 0x2F800 and cp <= 0x2FA1F))
+
+
+def _is_whitespace(char):
+  """Checks whether `char` is whitespace: " ", \\t, \\n, \\r or category Zs."""
+  if char == " " or char == "\t" or char == "\n" or char == "\r":
+    return True
+  return unicodedata.category(char) == "Zs"
+
+
+def _is_control(char):
+  """Checks whether `char` is a control character (Cc or Cf but \\t \\n \\r)."""
+  if char == "\t" or char == "\n" or char == "\r":
+    return False
+  return unicodedata.category(char) in ("Cc", "Cf")
+
+
+def _is_punctuation(char):
+  """Checks whether `char` is punctuation: non-alphanumeric ASCII, or P*.
+
+  "^", "$", "`" and the like are not in the Unicode P* categories but are
+  punctuation here, for consistency.
+  """
+  cp = ord(char)
+  if ((cp >= 33 and cp <= 47) or (cp >= 58 and cp <= 64) or
+      (cp >= 91 and cp <= 96) or (cp >= 123 and cp <= 126)):
+    return True
+  return unicodedata.category(char).startswith("P")
