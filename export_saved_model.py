@@ -1,0 +1,52 @@
+"""Exports a BERT checkpoint as a SavedModel serving ids, tf.Examples and raw text."""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from bert_tf import serving
+from bert_tf.modeling import BertConfig
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("bert_config_file", None,
+                    "The config json file of the BERT model.")
+flags.DEFINE_string("init_checkpoint", None,
+                    "Checkpoint prefix or directory holding the weights (a "
+                    "legacy TF1 checkpoint or one of this project's).")
+flags.DEFINE_string("vocab_file", None,
+                    "The vocabulary file; it travels with the export as an "
+                    "asset for the raw-text signature.")
+flags.DEFINE_bool("do_lower_case", True,
+                  "Whether the model is uncased (lower-case the input text).")
+flags.DEFINE_integer("max_seq_length", 128,
+                     "Padded length of the raw-text and tf.Example inputs.")
+flags.DEFINE_enum("model_type", "encoder", list(serving.MODEL_TYPES),
+                  "Which outputs to serve.")
+flags.DEFINE_integer("num_labels", 2, "Number of classes (classifier).")
+flags.DEFINE_integer("max_predictions_per_seq", 20,
+                     "Masked positions per tf.Example (pretraining).")
+flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel.")
+flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  path = serving.export(
+      config=BertConfig.from_json_file(FLAGS.bert_config_file),
+      init_checkpoint=FLAGS.init_checkpoint,
+      vocab_file=FLAGS.vocab_file,
+      do_lower_case=FLAGS.do_lower_case,
+      max_seq_length=FLAGS.max_seq_length,
+      model_type=FLAGS.model_type,
+      export_dir=FLAGS.export_dir,
+      num_labels=FLAGS.num_labels,
+      overwrite=FLAGS.overwrite,
+      max_predictions_per_seq=FLAGS.max_predictions_per_seq)
+  logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["bert_config_file", "init_checkpoint",
+                                "vocab_file", "export_dir"])
+  app.run(main)

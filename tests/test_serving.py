@@ -1,0 +1,200 @@
+"""SavedModel export: ids, tf.Example and raw-text signatures, loaded in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf import checkpoints
+from bert_tf import serving
+from bert_tf import tokenization
+from bert_tf.data import sentence_pairs
+from bert_tf.modeling import BertConfig
+
+SEQ = 24
+TEXT_A = ["The rain had only ceased", "", "Hypatia's chunk, red supply!",
+          "with the gray streaks of morning " * 6]
+TEXT_B = ["with the gray streaks of morning", "red", "", "the settlement " * 9]
+
+
+def _original_loop(len_a, len_b, budget):
+  a, b = list(range(len_a)), list(range(len_b))
+  sentence_pairs.truncate_seq_pair(a, b, budget)
+  return len(a), len(b)
+
+
+def test_truncation_lengths_equal_the_original_loop():
+  cases = [(a, b, m) for a in range(13) for b in range(13) for m in range(16)]
+  kept_a, kept_b = serving.truncated_pair_lengths(
+      tf.constant([c[0] for c in cases]), tf.constant([c[1] for c in cases]),
+      tf.constant([c[2] for c in cases]))
+  expected = [_original_loop(*c) for c in cases]
+  assert list(zip(kept_a.numpy(), kept_b.numpy())) == expected
+
+
+@pytest.fixture(scope="module")
+def small(fixtures_dir):
+  root = fixtures_dir / "original_bert_small"
+  return (BertConfig.from_json_file(str(root / "bert_config.json")),
+          str(root / "bert_model.ckpt"), str(root / "vocab.txt"))
+
+
+def _packed(vocab_file):
+  """The training-time packing of TEXT_A/TEXT_B with FullTokenizer."""
+  tokenizer = tokenization.FullTokenizer(vocab_file, True)
+  packed = [sentence_pairs.pack_tokens(
+      tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, SEQ,
+      tokenizer.convert_tokens_to_ids) for a, b in zip(TEXT_A, TEXT_B)]
+  return {name: np.array([getattr(p, name) for p in packed], np.int32)
+          for name in ("input_ids", "input_mask", "segment_ids")}
+
+
+def test_in_graph_packing_equals_training_packing(small):
+  _, _, vocab_file = small
+  from bert_tf.text import FastBertTokenizer
+  tokenizer = FastBertTokenizer(vocab_file, True)
+  got = serving.pack_ids(tokenizer.tokenize(tf.constant(TEXT_A)),
+                         tokenizer.tokenize(tf.constant(TEXT_B)), SEQ,
+                         tokenizer.cls_id, tokenizer.sep_id)
+  for name, expected in _packed(vocab_file).items():
+    np.testing.assert_array_equal(got[name], expected, err_msg=name)
+
+
+_FRESH_PROCESS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # registers the tokenizer ops
+    export_dir, inputs_file, out_file = sys.argv[1:]
+    loaded = tf.saved_model.load(export_dir)
+    inputs = np.load(inputs_file, allow_pickle=True)
+    results = {}
+    default = loaded.signatures["serving_default"]
+    names = [k for k in default.structured_input_signature[1]]
+    for key, value in default(**{n: tf.constant(inputs[n]) for n in names}).items():
+      results["ids/" + key] = value.numpy()
+    extra = {n: tf.constant(inputs[n]) for n in names
+             if n == "masked_lm_positions"}
+    text = loaded.signatures["serve_text"](
+        text_a=tf.constant(json.loads(str(inputs["text_a"]))),
+        text_b=tf.constant(json.loads(str(inputs["text_b"]))), **extra)
+    for key, value in text.items():
+      results["text/" + key] = value.numpy()
+    examples = loaded.signatures["serve_examples"](
+        examples=tf.constant(list(inputs["examples"])))
+    for key, value in examples.items():
+      results["examples/" + key] = value.numpy()
+    results["bert_tf_imported"] = np.array(
+        any(m.startswith("bert_tf") for m in sys.modules))
+    np.savez(out_file, **results)
+""")
+
+
+def _examples(features):
+  """Serializes the packed features as fine-tuning tf.Examples."""
+  out = []
+  for i in range(len(features["input_ids"])):
+    feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(
+        value=features[name][i])) for name in features}
+    out.append(tf.train.Example(features=tf.train.Features(
+        feature=feature)).SerializeToString())
+  return out
+
+
+@pytest.mark.parametrize("model_type", [
+    "classifier", pytest.param("pretraining", marks=pytest.mark.slow)])
+def test_export_serves_ids_examples_and_text_in_a_fresh_process(
+    small, tmp_path, model_type):
+  config, ckpt, vocab_file = small
+  model = serving.build_model(config, model_type, num_labels=3)
+  checkpoints.load_checkpoint(model, ckpt)
+  if model_type == "classifier":
+    model.head.output_weights.assign(
+        np.random.RandomState(0).normal(0, 0.5, (3, 48)).astype("f"))
+  export_dir = str(tmp_path / "export")
+  serving.export(config, None, vocab_file, True, SEQ, model_type, export_dir,
+                 num_labels=3, max_predictions_per_seq=3, model=model)
+  assert sorted(os.listdir(tmp_path)) == ["export"]
+  assert os.listdir(os.path.join(export_dir, "assets")) == ["vocab.txt"]
+
+  features = _packed(vocab_file)
+  extra = {}
+  if model_type == "pretraining":
+    extra["masked_lm_positions"] = np.tile([[1, 2, 3]], [4, 1]).astype(np.int32)
+  inputs = dict(features, text_a=json.dumps(TEXT_A), text_b=json.dumps(TEXT_B),
+                examples=np.array(_examples(dict(features, **extra)),
+                                  dtype=object), **extra)
+  np.savez(tmp_path / "inputs.npz", **inputs)
+  script = tmp_path / "serve.py"
+  script.write_text(_FRESH_PROCESS)
+  result = subprocess.run(
+      [sys.executable, str(script), export_dir, str(tmp_path / "inputs.npz"),
+       str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300,
+      cwd=tmp_path, env=dict(os.environ, PYTHONPATH=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = np.load(tmp_path / "out.npz", allow_pickle=True)
+  assert not served["bert_tf_imported"]
+
+  expected = model(dict(features, **extra), training=False)
+  for name in serving.OUTPUTS[model_type]:
+    want = np.asarray(expected[name])
+    if name == "mlm_log_probs":
+      want = want.reshape([4, 3, -1])
+    for kind in ("ids", "text", "examples"):
+      np.testing.assert_allclose(served["%s/%s" % (kind, name)], want,
+                                 atol=1e-5, err_msg="%s/%s" % (kind, name))
+
+  shown = subprocess.run(
+      [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show",
+       "--all", "--dir", export_dir], capture_output=True, text=True,
+      timeout=300).stdout
+  for signature in ("serving_default", "serve_text", "serve_examples"):
+    assert "signature_def['%s']" % signature in shown
+  for name in ("input_ids", "text_a", "text_b", "examples") + tuple(
+      serving.OUTPUTS[model_type]):
+    assert "['%s']" % name in shown
+
+
+def test_signature_rejects_wrong_dtype_and_rank(small, tmp_path):
+  config, ckpt, vocab_file = small
+  export_dir = str(tmp_path / "export")
+  serving.export(config, ckpt, vocab_file, True, SEQ, "encoder", export_dir)
+  loaded = tf.saved_model.load(export_dir)
+  default = loaded.signatures["serving_default"]
+  ids = tf.constant([[2, 5, 3]], tf.int32)
+  out = default(input_ids=ids, input_mask=tf.ones_like(ids),
+                segment_ids=tf.zeros_like(ids))
+  assert out["sequence_output"].shape == (1, 3, 48)
+  # The signature wrapper refuses the input before any op of the model runs.
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="expected to be a int32 tensor but is a float"):
+    default(input_ids=tf.cast(ids, tf.float32), input_mask=tf.ones_like(ids),
+            segment_ids=tf.zeros_like(ids))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"Shape of tensor input_ids \[3\] is not "
+                     r"compatible with expected shape \[\?,\?\]"):
+    default(input_ids=ids[0], input_mask=tf.ones_like(ids),
+            segment_ids=tf.zeros_like(ids))
+  empty = loaded.signatures["serve_text"](text_a=tf.constant([""]),
+                                          text_b=tf.constant([""]))
+  assert empty["sequence_output"].shape == (1, SEQ, 48)
+
+
+def test_export_refuses_a_non_empty_directory(small, tmp_path):
+  config, ckpt, vocab_file = small
+  (tmp_path / "export").mkdir()
+  (tmp_path / "export" / "keep.txt").write_text("x")
+  with pytest.raises(ValueError, match=r"--export_dir .*export is not empty; "
+                     r"pass --overwrite"):
+    serving.export(config, ckpt, vocab_file, True, SEQ, "encoder",
+                   str(tmp_path / "export"))
+  assert (tmp_path / "export" / "keep.txt").read_text() == "x"
+  with pytest.raises(ValueError, match=r"--max_seq_length=41 is longer than "
+                     r"max_position_embeddings \(40\)"):
+    serving.export(config, ckpt, vocab_file, True, 41, "encoder",
+                   str(tmp_path / "other"))
