@@ -17,3 +17,4 @@ def fixtures_dir():
   if not FIXTURES.is_dir():
     pytest.skip("../shared/fixtures is not beside the checkout")
   return FIXTURES
+

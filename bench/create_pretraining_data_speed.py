@@ -1,0 +1,156 @@
+"""Speed and memory of create_pretraining_data: original stream vs fast modes.
+
+Runs `create_pretraining_data.py` as a fresh process per run (as from a shell)
+on a real corpus with a real vocabulary, each side `--repeats` times in turn,
+and reports medians:
+
+  original      --num_workers=1 --tokenizer_cache_size=0: the original
+                program's work (line-by-line FullTokenizer, one process)
+  faithful      --num_workers=1: the same records, each distinct word
+                tokenized once
+  fast_parallel --fast_tokenizer --num_workers=N: in-graph tokenizer, N
+                streaming processes (a different, reproducible stream)
+  parallel      --num_workers=N: FullTokenizer with the word cache, N processes
+
+For each side: instances, work seconds (the script's own summary: from flag
+checks to the last file renamed, without Python and TensorFlow start-up),
+instances per work second, end-to-end wall seconds of the process, CPU
+seconds (user + system, workers included) and the peak resident memory of its
+largest process (`os.wait4` rusage, which covers the process and the workers
+it waited for). Ratios are against `original`. The machine's other load
+moves wall and work seconds; CPU seconds move less.
+
+Usage:
+  PYTHONPATH=. python bench/create_pretraining_data_speed.py \
+      [--dupe_factor=1] [--repeats=3] [--num_workers=2] [--corpus_copies=1]
+"""
+
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("corpus", os.path.join(FIXTURES, "corpora",
+                                           "wikitext2_valid.tokens"),
+                    "Input text.")
+flags.DEFINE_string("vocab_file", os.path.join(FIXTURES, "vocab",
+                                               "uncased_vocab.txt"),
+                    "WordPiece vocabulary (uncased).")
+flags.DEFINE_integer("max_seq_length", 128, "--max_seq_length of the runs.")
+flags.DEFINE_integer("dupe_factor", 1, "--dupe_factor of the runs.")
+flags.DEFINE_integer("num_workers", 2, "--num_workers of the parallel sides.")
+flags.DEFINE_integer("repeats", 3, "Runs per side (medians are reported).")
+flags.DEFINE_integer("corpus_copies", 1,
+                     "Concatenate the corpus this many times (a larger "
+                     "input with the same words).")
+flags.DEFINE_string("sides", "original,faithful,fast_parallel,parallel",
+                    "Comma list of sides to run, in this order each repeat.")
+flags.DEFINE_string("output_json", None, "Also write the results here.")
+
+_SUMMARY = re.compile(r"Summary: (\d+) documents, (\d+) instances, (\d+) "
+                      r"masked tokens in ([\d.]+) s")
+
+
+def side_flags(side, num_workers):
+  """Returns the extra flags of one side."""
+  return {
+      "original": ["--num_workers=1", "--tokenizer_cache_size=0"],
+      "faithful": ["--num_workers=1"],
+      "fast_parallel": ["--fast_tokenizer", "--num_workers=%d" % num_workers],
+      "parallel": ["--num_workers=%d" % num_workers],
+  }[side]
+
+
+def run_once(side, corpus, out_dir):
+  """Runs the script once; returns a dict of its measurements."""
+  if os.path.isdir(out_dir):
+    shutil.rmtree(out_dir)
+  os.makedirs(out_dir)
+  command = [
+      sys.executable, os.path.join(ROOT, "create_pretraining_data.py"),
+      "--input_file=" + corpus,
+      "--output_file=" + os.path.join(out_dir, "out.tfrecord"),
+      "--vocab_file=" + FLAGS.vocab_file, "--do_lower_case=True",
+      "--max_seq_length=%d" % FLAGS.max_seq_length,
+      "--dupe_factor=%d" % FLAGS.dupe_factor,
+  ] + side_flags(side, FLAGS.num_workers)
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+  start = time.time()
+  process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  output = process.stdout.read()
+  _, status, usage = os.wait4(process.pid, 0)
+  wall = time.time() - start
+  process.returncode = os.waitstatus_to_exitcode(status)
+  match = _SUMMARY.search(output)
+  if process.returncode or not match:
+    raise RuntimeError("%s failed (exit %d):\n%s" % (
+        " ".join(command), process.returncode, output[-3000:]))
+  documents, instances, masked, seconds = match.groups()
+  return {"documents": int(documents), "instances": int(instances),
+          "masked_tokens": int(masked), "work_seconds": float(seconds),
+          "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+          "peak_rss_mb": usage.ru_maxrss / 1024.0}
+
+
+def main(_):
+  sides = FLAGS.sides.split(",")
+  with tempfile.TemporaryDirectory() as tmp:
+    corpus = FLAGS.corpus
+    if FLAGS.corpus_copies > 1:
+      corpus = os.path.join(tmp, "corpus.txt")
+      with open(FLAGS.corpus, encoding="utf-8") as f:
+        text = f.read()
+      with open(corpus, "w", encoding="utf-8") as f:
+        for _ in range(FLAGS.corpus_copies):
+          f.write(text + "\n\n")
+    runs = {side: [] for side in sides}
+    for _ in range(FLAGS.repeats):
+      for side in sides:
+        runs[side].append(run_once(side, corpus, os.path.join(tmp, side)))
+
+  results = {}
+  for side in sides:
+    median = {key: statistics.median(run[key] for run in runs[side])
+              for key in runs[side][0]}
+    median["instances_per_work_second"] = (
+        median["instances"] / median["work_seconds"])
+    results[side] = median
+  base = results.get("original")
+  print("corpus %s x%d, max_seq_length %d, dupe_factor %d, %d repeats "
+        "(medians)" % (os.path.basename(FLAGS.corpus), FLAGS.corpus_copies,
+                       FLAGS.max_seq_length, FLAGS.dupe_factor,
+                       FLAGS.repeats))
+  print("%-14s %9s %8s %10s %8s %8s %8s %9s %9s" % (
+      "side", "instances", "work s", "inst/s", "wall s", "cpu s", "peak MB",
+      "x work", "x wall"))
+  for side, r in results.items():
+    work_ratio = base["work_seconds"] / r["work_seconds"] if base else 0.0
+    wall_ratio = base["wall_seconds"] / r["wall_seconds"] if base else 0.0
+    r["speedup_work"], r["speedup_wall"] = work_ratio, wall_ratio
+    print("%-14s %9d %8.2f %10.1f %8.2f %8.2f %8.1f %8.2fx %8.2fx" % (
+        side, r["instances"], r["work_seconds"],
+        r["instances_per_work_second"], r["wall_seconds"], r["cpu_seconds"],
+        r["peak_rss_mb"], work_ratio, wall_ratio))
+  if FLAGS.output_json:
+    with open(FLAGS.output_json, "w") as f:
+      json.dump({"flags": {k: FLAGS[k].value for k in (
+          "corpus", "vocab_file", "max_seq_length", "dupe_factor",
+          "num_workers", "repeats", "corpus_copies")},
+                 "runs": runs, "medians": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+  app.run(main)

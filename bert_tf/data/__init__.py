@@ -1,0 +1,1 @@
+"""Data: pretraining instances and masking schemes, TFRecord formats, inputs."""

@@ -1,0 +1,990 @@
+"""Pretraining instances: documents -> sentence pairs -> masked LM predictions.
+
+The faithful path reproduces the original `create_pretraining_data.py` call
+for call on one `random.Random(random_seed)`: the shuffle of the documents, the
+dupe loop, `target_seq_length`, the split point, the random-next decision and
+the random document, the front/back truncation, the shuffle of the masking
+candidates and the 80/10/10 replacement.
+
+Two interfaces let other schemes plug in without copying that loop:
+
+* `MaskingStrategy` chooses WHICH positions to mask. `select_groups` yields
+  groups of positions (one position for `token`, one word for `whole_word`; a
+  span or an n-gram for later schemes). `create_masked_lm_predictions` then
+  decides WHAT replaces them: 80% `[MASK]`, 10% the original token, 10% a random
+  vocabulary word, drawn per token (as the original, also for whole-word
+  masking) or once per group when the strategy sets `decide_per_group`
+  (SpanBERT). A random replacement draws its word per token either way.
+* `SentenceTask` turns a chunk of consecutive sentences of a document into the
+  segments of one instance and its label. `nsp` is the original next sentence
+  prediction; a task with `num_segments = 1` (e.g. a later `none`) returns no
+  `tokens_b` and the instance becomes `[CLS] A [SEP]`.
+
+Registries `MASKING_STRATEGIES` and `SENTENCE_TASKS` map flag values to them.
+
+`create_pretraining_data(RunOptions)` runs the whole program: flag checks,
+vocabulary checks, reading (`read_documents`, with `PieceCachingTokenizer`
+tokenizing each distinct word once, same tokens), instances, and the records
+(`bert_tf.data.tfrecords`). `num_workers = 1` is the original stream, record
+for record, with the whole corpus in memory as the original; `num_workers > 1`
+streams (file, part) units through worker processes with their own seeds: a
+different, reproducible stream whose memory holds one unit at a time.
+"""
+
+import collections
+from concurrent import futures
+import dataclasses
+import multiprocessing
+import os
+import random
+import time
+
+from absl import logging
+import tensorflow as tf
+
+from bert_tf import tokenization
+from bert_tf.data import tfrecords
+
+CLS, SEP, MASK, UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
+
+
+class TrainingInstance(object):
+  """A single training instance (a sentence pair, or one segment)."""
+
+  def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels,
+               is_random_next):
+    """Holds one instance.
+
+    Args:
+      tokens: list of token strings, with `[CLS]`/`[SEP]` and masks applied.
+      segment_ids: list of ints (0 for A, 1 for B), same length as `tokens`.
+      masked_lm_positions: sorted list of masked positions.
+      masked_lm_labels: the original tokens at those positions.
+      is_random_next: the sentence task's label (True = 1).
+    """
+    self.tokens = tokens
+    self.segment_ids = segment_ids
+    self.masked_lm_positions = masked_lm_positions
+    self.masked_lm_labels = masked_lm_labels
+    self.is_random_next = is_random_next
+
+  def __str__(self):
+    return ("tokens: %s\nsegment_ids: %s\nis_random_next: %s\n"
+            "masked_lm_positions: %s\nmasked_lm_labels: %s\n\n" % (
+                " ".join(self.tokens), " ".join(map(str, self.segment_ids)),
+                self.is_random_next,
+                " ".join(map(str, self.masked_lm_positions)),
+                " ".join(self.masked_lm_labels)))
+
+  __repr__ = __str__
+
+
+MaskedLmInstance = collections.namedtuple("MaskedLmInstance",
+                                          ["index", "label"])
+
+
+# ------------------------------------------------------------------ masking --
+
+
+class MaskingStrategy(object):
+  """Chooses the groups of positions that the masked LM predicts.
+
+  Subclasses define `candidate_groups`; the default `select_groups` shuffles
+  the candidates with `rng` and takes them in order while they fit, as the
+  original does. A strategy with its own selection (n-grams, spans) overrides
+  `select_groups`; it may draw from `rng` between groups, since the caller
+  applies each group's replacement as soon as the group is yielded.
+  """
+
+  name = None
+  # True: one 80/10/10 decision per group (SpanBERT); False: one per token.
+  decide_per_group = False
+
+  def candidate_groups(self, tokens):
+    """Returns the candidate groups of positions.
+
+    Args:
+      tokens: list of token strings, `[CLS]` and `[SEP]` included.
+
+    Returns:
+      A list of lists of positions; `[CLS]` and `[SEP]` are never candidates.
+    """
+    raise NotImplementedError
+
+  def select_groups(self, tokens, num_to_predict, rng):
+    """Yields the groups of positions to mask, in the order they are chosen.
+
+    Args:
+      tokens: list of token strings.
+      num_to_predict: the number of positions to mask at most.
+      rng: a `random.Random`.
+
+    Yields:
+      Lists of positions, disjoint, at most `num_to_predict` in total.
+    """
+    groups = self.candidate_groups(tokens)
+    rng.shuffle(groups)
+    covered = set()
+    for group in groups:
+      if len(covered) >= num_to_predict:
+        break
+      # A group that would exceed the budget is skipped, not cut.
+      if len(covered) + len(group) > num_to_predict:
+        continue
+      if not covered.isdisjoint(group):
+        continue
+      covered.update(group)
+      yield group
+
+
+class TokenMasking(MaskingStrategy):
+  """The original per-WordPiece masking: every token is its own group."""
+
+  name = "token"
+
+  def candidate_groups(self, tokens):
+    return [[i] for i, token in enumerate(tokens) if token not in (CLS, SEP)]
+
+
+class WholeWordMasking(MaskingStrategy):
+  """The original `do_whole_word_mask`: a word and its `##` pieces together.
+
+  As in the original, a `##` piece right after `[SEP]` joins the last word of
+  segment A (the special token is skipped, not a word boundary), and one right
+  after `[CLS]` starts a group of its own.
+  """
+
+  name = "whole_word"
+
+  def candidate_groups(self, tokens):
+    groups = []
+    for i, token in enumerate(tokens):
+      if token in (CLS, SEP):
+        continue
+      if groups and token.startswith("##"):
+        groups[-1].append(i)
+      else:
+        groups.append([i])
+    return groups
+
+
+MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking)}
+
+# The three replacements of a masked position.
+_REPLACE_MASK, _REPLACE_KEEP, _REPLACE_RANDOM = "mask", "keep", "random"
+
+
+def _draw_replacement(rng):
+  """Draws the original 80% [MASK] / 10% keep / 10% random word decision."""
+  if rng.random() < 0.8:
+    return _REPLACE_MASK
+  if rng.random() < 0.5:
+    return _REPLACE_KEEP
+  return _REPLACE_RANDOM
+
+
+def num_predictions(num_tokens, masked_lm_prob, max_predictions_per_seq):
+  """Returns how many positions the original masks in `num_tokens` tokens."""
+  return min(max_predictions_per_seq,
+             max(1, int(round(num_tokens * masked_lm_prob))))
+
+
+def create_masked_lm_predictions(tokens, masked_lm_prob,
+                                 max_predictions_per_seq, vocab_words, rng,
+                                 masking=None):
+  """Creates the predictions for the masked LM objective.
+
+  Args:
+    tokens: list of token strings of one instance.
+    masked_lm_prob: fraction of the tokens to mask.
+    max_predictions_per_seq: cap on the number of masked positions.
+    vocab_words: list of vocabulary tokens, for random replacements.
+    rng: a `random.Random`.
+    masking: a `MaskingStrategy`; default `TokenMasking()`.
+
+  Returns:
+    (output_tokens, masked_lm_positions, masked_lm_labels): the tokens with
+    the replacements applied, the sorted masked positions and their original
+    tokens.
+  """
+  masking = masking or TokenMasking()
+  num_to_predict = num_predictions(len(tokens), masked_lm_prob,
+                                   max_predictions_per_seq)
+  output_tokens = list(tokens)
+  masked_lms = []
+  for group in masking.select_groups(tokens, num_to_predict, rng):
+    group_decision = (_draw_replacement(rng) if masking.decide_per_group
+                      else None)
+    for index in group:
+      decision = group_decision or _draw_replacement(rng)
+      if decision == _REPLACE_MASK:
+        output_tokens[index] = MASK
+      elif decision == _REPLACE_RANDOM:
+        output_tokens[index] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
+      masked_lms.append(MaskedLmInstance(index=index, label=tokens[index]))
+  masked_lms.sort(key=lambda x: x.index)
+  return (output_tokens, [m.index for m in masked_lms],
+          [m.label for m in masked_lms])
+
+
+# ----------------------------------------------------------- sentence tasks --
+
+
+class SentenceTask(object):
+  """Makes the segments of one instance from a chunk of sentences.
+
+  `create_instances_from_document` gathers consecutive sentences of a
+  document into a chunk of about `target_seq_length` tokens and asks the task
+  for the segments and the label.
+  """
+
+  name = None
+  num_segments = 2
+
+  def num_special_tokens(self):
+    """Returns the number of `[CLS]`/`[SEP]` tokens an instance holds."""
+    return 1 + self.num_segments
+
+  def make_segments(self, chunk, all_documents, document_index,
+                    target_seq_length, rng):
+    """Splits a chunk into the instance's segments.
+
+    Args:
+      chunk: list of sentences (lists of tokens), consecutive in the document.
+      all_documents: list of documents (lists of sentences), for tasks that
+        draw from another document.
+      document_index: index of the chunk's document in `all_documents`.
+      target_seq_length: the token budget of the instance.
+      rng: a `random.Random`.
+
+    Returns:
+      (tokens_a, tokens_b, label, num_unused): new token lists (`tokens_b` is
+      None for one-segment tasks), the bool label, and how many sentences at
+      the end of the chunk were not used (they start the next chunk).
+    """
+    raise NotImplementedError
+
+
+def _split_point(chunk, rng):
+  """Returns how many sentences of `chunk` go into segment A (original)."""
+  if len(chunk) >= 2:
+    return rng.randint(1, len(chunk) - 1)
+  return 1
+
+
+def _concat(sentences):
+  return [token for sentence in sentences for token in sentence]
+
+
+class NextSentencePrediction(SentenceTask):
+  """The original NSP: B follows A (label 0) or comes from another document."""
+
+  name = "nsp"
+
+  def make_segments(self, chunk, all_documents, document_index,
+                    target_seq_length, rng):
+    a_end = _split_point(chunk, rng)
+    tokens_a = _concat(chunk[:a_end])
+    if len(chunk) == 1 or rng.random() < 0.5:
+      target_b_length = target_seq_length - len(tokens_a)
+      # Try (10 times) to draw a document other than this one.
+      for _ in range(10):
+        random_document_index = rng.randint(0, len(all_documents) - 1)
+        if random_document_index != document_index:
+          break
+      random_document = all_documents[random_document_index]
+      random_start = rng.randint(0, len(random_document) - 1)
+      tokens_b = []
+      for sentence in random_document[random_start:]:
+        tokens_b.extend(sentence)
+        if len(tokens_b) >= target_b_length:
+          break
+      # The sentences after A were not used: they start the next chunk.
+      return tokens_a, tokens_b, True, len(chunk) - a_end
+    return tokens_a, _concat(chunk[a_end:]), False, 0
+
+
+SENTENCE_TASKS = {cls.name: cls for cls in (NextSentencePrediction,)}
+
+
+@dataclasses.dataclass
+class InstanceOptions:
+  """How instances are made from documents (the original flags and schemes).
+
+  Attributes:
+    max_seq_length: tokens per instance, special tokens included.
+    max_predictions_per_seq: cap on masked positions per instance.
+    masked_lm_prob: fraction of tokens to mask.
+    short_seq_prob: probability of a shorter random target length.
+    masking: a `MaskingStrategy`.
+    sentence_task: a `SentenceTask`.
+  """
+  max_seq_length: int = 128
+  max_predictions_per_seq: int = 20
+  masked_lm_prob: float = 0.15
+  short_seq_prob: float = 0.1
+  masking: MaskingStrategy = dataclasses.field(default_factory=TokenMasking)
+  sentence_task: SentenceTask = dataclasses.field(
+      default_factory=NextSentencePrediction)
+
+
+def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
+  """Truncates the longer segment, at a random end, until both fit (in place).
+
+  Each step removes one token of the longer segment (B on a tie), from the
+  front or the back with one `rng.random()` each, as the original; the steps
+  are counted first and the lists cut once.
+
+  Args:
+    tokens_a: list of tokens, shortened in place.
+    tokens_b: list of tokens (may be empty), shortened in place.
+    max_num_tokens: the budget for both together.
+    rng: a `random.Random`.
+  """
+  # cuts[k] = [from the front, from the back] of segment k (0 = A, 1 = B).
+  cuts = [[0, 0], [0, 0]]
+  lengths = [len(tokens_a), len(tokens_b)]
+  while lengths[0] + lengths[1] > max_num_tokens:
+    k = 0 if lengths[0] > lengths[1] else 1
+    lengths[k] -= 1
+    cuts[k][0 if rng.random() < 0.5 else 1] += 1
+  for tokens, (front, back) in zip((tokens_a, tokens_b), cuts):
+    del tokens[len(tokens) - back:]
+    del tokens[:front]
+
+
+def create_instances_from_document(all_documents, document_index, options,
+                                   vocab_words, rng):
+  """Creates the `TrainingInstance`s of one document.
+
+  Args:
+    all_documents: list of documents (lists of sentences, lists of tokens).
+    document_index: the document to make instances from.
+    options: `InstanceOptions`.
+    vocab_words: list of vocabulary tokens (random replacements).
+    rng: a `random.Random`.
+
+  Returns:
+    A list of `TrainingInstance`s, in document order.
+  """
+  document = all_documents[document_index]
+  task = options.sentence_task
+  max_num_tokens = options.max_seq_length - task.num_special_tokens()
+  # Mostly fill the sequence; sometimes (short_seq_prob) aim shorter, to
+  # resemble fine-tuning inputs. A target, not a hard limit.
+  target_seq_length = max_num_tokens
+  if rng.random() < options.short_seq_prob:
+    target_seq_length = rng.randint(2, max_num_tokens)
+
+  instances = []
+  current_chunk = []
+  current_length = 0
+  i = 0
+  while i < len(document):
+    current_chunk.append(document[i])
+    current_length += len(document[i])
+    if i == len(document) - 1 or current_length >= target_seq_length:
+      tokens_a, tokens_b, label, num_unused = task.make_segments(
+          current_chunk, all_documents, document_index, target_seq_length, rng)
+      i -= num_unused
+      truncate_seq_pair(tokens_a, tokens_b if tokens_b is not None else [],
+                        max_num_tokens, rng)
+      tokens = [CLS] + tokens_a + [SEP]
+      segment_ids = [0] * len(tokens)
+      if tokens_b is not None:
+        tokens += tokens_b + [SEP]
+        segment_ids += [1] * (len(tokens_b) + 1)
+      tokens, positions, labels = create_masked_lm_predictions(
+          tokens, options.masked_lm_prob, options.max_predictions_per_seq,
+          vocab_words, rng, options.masking)
+      instances.append(TrainingInstance(tokens, segment_ids, positions, labels,
+                                        label))
+      current_chunk = []
+      current_length = 0
+    i += 1
+  return instances
+
+
+def create_training_instances(all_documents, options, dupe_factor,
+                              vocab_words, rng, progress=None):
+  """Creates the instances of a corpus as the original does.
+
+  Shuffles the documents, makes `dupe_factor` passes over them (each with
+  new random choices) and shuffles all the instances together.
+
+  Args:
+    all_documents: list of non-empty documents; shuffled in place.
+    options: `InstanceOptions`.
+    dupe_factor: number of passes.
+    vocab_words: list of vocabulary tokens.
+    rng: a `random.Random`.
+    progress: optional `Progress`, told of the instances of each document.
+
+  Returns:
+    The list of `TrainingInstance`s, shuffled.
+  """
+  rng.shuffle(all_documents)
+  instances = []
+  for _ in range(dupe_factor):
+    for document_index in range(len(all_documents)):
+      made = create_instances_from_document(all_documents, document_index,
+                                            options, vocab_words, rng)
+      instances.extend(made)
+      if progress:
+        progress.add(instances=len(made))
+  rng.shuffle(instances)
+  return instances
+
+
+# ----------------------------------------------------------- reading text --
+
+
+def _document_lines(input_files, part, num_parts):
+  """Yields the stripped lines of each document of `part` (see below)."""
+  document_number = 0
+  lines = []
+  for input_file in input_files:
+    try:
+      with tf.io.gfile.GFile(input_file, "r") as reader:
+        for line in reader:
+          line = line.strip()
+          if line:
+            lines.append(line)
+          elif lines:
+            if document_number % num_parts == part:
+              yield lines
+            document_number += 1
+            lines = []
+    except UnicodeDecodeError as e:
+      raise ValueError("input file %s is not UTF-8 text: %s" %
+                       (input_file, e)) from e
+  if lines and document_number % num_parts == part:
+    yield lines
+
+
+def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
+                   progress=None, batch_lines=1024):
+  """Reads documents (one sentence a line, blank lines between documents).
+
+  As in the original, a document that is not closed by a blank line goes on
+  in the next file, every non-blank (stripped) line is tokenized, lines with
+  no token are dropped and so are documents with no sentence.
+
+  Args:
+    input_files: list of text files (UTF-8; any path `tf.io.gfile` reads).
+    tokenize_lines: function from a list of str to a list of token lists.
+    part: keep the documents whose number (in reading order, counting those
+      with a non-blank line) % `num_parts` is `part`; the others are skipped
+      without tokenization.
+    num_parts: number of parts the documents are dealt into.
+    progress: optional `Progress`, told of every batch of documents read.
+    batch_lines: lines handed to `tokenize_lines` at once (at least; whole
+      documents are kept together).
+
+  Returns:
+    A list of documents, each a list of sentences (lists of token strings).
+
+  Raises:
+    ValueError: if a file is not UTF-8.
+  """
+  documents = []
+  batch = []  # Lines of whole documents, not tokenized yet.
+
+  def tokenize_batch():
+    batch_tokens = iter(tokenize_lines([line for lines in batch
+                                        for line in lines]))
+    for lines in batch:
+      document = [tokens for tokens in (next(batch_tokens) for _ in lines)
+                  if tokens]
+      if document:
+        documents.append(document)
+    if progress:
+      progress.add(documents=len(batch))
+    batch.clear()
+
+  num_lines = 0
+  for lines in _document_lines(input_files, part, num_parts):
+    batch.append(lines)
+    num_lines += len(lines)
+    if num_lines >= batch_lines:
+      tokenize_batch()
+      num_lines = 0
+  if batch:
+    tokenize_batch()
+  return documents
+
+
+# ------------------------------------------------------------------ running --
+
+
+@dataclasses.dataclass
+class RunOptions:
+  """Everything `create_pretraining_data` needs (the script's flags).
+
+  Attributes:
+    input_file: comma-separated list of input files or glob patterns.
+    output_file: comma-separated list of output files.
+    vocab_file: the WordPiece vocabulary.
+    do_lower_case: lower case the input text.
+    instance: `InstanceOptions`.
+    random_seed: seed of `random.Random`.
+    dupe_factor: passes over the documents, each with other random choices.
+    num_workers: 1 = the original single stream; N > 1 = N processes, see
+      `create_pretraining_data`.
+    fast_tokenizer: tokenize with the in-graph `FastBertTokenizer` (same ids).
+    tokenizer_cache_size: distinct space-separated pieces whose tokens are
+      remembered; 0 tokenizes line by line as the original (same tokens).
+    num_logged_examples: how many first instances to log in full.
+    progress_interval_secs: seconds between progress lines.
+  """
+  input_file: str
+  output_file: str
+  vocab_file: str
+  do_lower_case: bool = True
+  instance: InstanceOptions = dataclasses.field(default_factory=InstanceOptions)
+  random_seed: int = 12345
+  dupe_factor: int = 10
+  num_workers: int = 1
+  fast_tokenizer: bool = False
+  tokenizer_cache_size: int = 500000
+  num_logged_examples: int = 20
+  progress_interval_secs: float = 10.0
+
+
+@dataclasses.dataclass
+class RunSummary:
+  """What a run made.
+
+  Attributes:
+    num_documents: documents read (non-empty).
+    num_instances: instances written.
+    num_masked_tokens: masked positions over all instances.
+    seconds: wall time of the run.
+    output_files: the files written, final names.
+  """
+  num_documents: int = 0
+  num_instances: int = 0
+  num_masked_tokens: int = 0
+  seconds: float = 0.0
+  output_files: list = dataclasses.field(default_factory=list)
+
+
+class Progress(object):
+  """Counts documents and instances and logs a rate line now and then."""
+
+  def __init__(self, interval_secs, prefix=""):
+    """Starts the clock.
+
+    Args:
+      interval_secs: seconds between two progress lines.
+      prefix: text put before each line (e.g. the worker).
+    """
+    self.interval_secs = interval_secs
+    self.prefix = prefix
+    self.documents = 0
+    self.instances = 0
+    self.start = time.time()
+    self._last_log = self.start
+
+  def add(self, documents=0, instances=0):
+    """Counts `documents` and `instances` more; logs if the interval passed."""
+    self.documents += documents
+    self.instances += instances
+    now = time.time()
+    if now - self._last_log >= self.interval_secs:
+      self._last_log = now
+      elapsed = max(now - self.start, 1e-9)
+      logging.info("%s%d documents (%.1f/s), %d instances (%.1f/s)",
+                   self.prefix, self.documents, self.documents / elapsed,
+                   self.instances, self.instances / elapsed)
+
+
+def resolve_input_files(input_file):
+  """Expands the `--input_file` comma list of files and glob patterns.
+
+  Args:
+    input_file: comma-separated paths or glob patterns.
+
+  Returns:
+    The list of files, pattern by pattern in `tf.io.gfile.glob` order.
+
+  Raises:
+    ValueError: if a pattern matches nothing or a file is empty.
+  """
+  input_files = []
+  for pattern in (input_file or "").split(","):
+    matches = tf.io.gfile.glob(pattern) if pattern else []
+    if not matches:
+      raise ValueError("--input_file pattern %r matches no file" % pattern)
+    input_files.extend(matches)
+  for path in input_files:
+    if tf.io.gfile.stat(path).length == 0:
+      raise ValueError("input file %s is empty: expected text, one sentence "
+                       "a line, blank lines between documents" % path)
+  return input_files
+
+
+def load_tokenizer(vocab_file, do_lower_case):
+  """Returns a `FullTokenizer`, checking the special tokens instances use.
+
+  Args:
+    vocab_file: the WordPiece vocabulary.
+    do_lower_case: whether the tokenizer lower cases.
+
+  Returns:
+    A `tokenization.FullTokenizer`.
+
+  Raises:
+    ValueError: if the vocabulary is missing, empty, or lacks one of
+      `[CLS]`, `[SEP]`, `[MASK]`, `[UNK]`.
+  """
+  tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file,
+                                         do_lower_case=do_lower_case)
+  missing = [t for t in (CLS, SEP, MASK, UNK) if t not in tokenizer.vocab]
+  if missing:
+    raise ValueError("vocab file %s lacks %s: pretraining instances need "
+                     "[CLS], [SEP], [MASK] and [UNK]" %
+                     (vocab_file, ", ".join(missing)))
+  return tokenizer
+
+
+class PieceCachingTokenizer(object):
+  """Tokenizes lines, each distinct space-separated piece only once.
+
+  `FullTokenizer.tokenize(line)` is the concatenation of `tokenize(piece)`
+  over `line.split(" ")`: an ASCII space always separates words and every step
+  of the original tokenizer works on single characters or on whitespace-
+  separated words. So the pieces' tokens are cached and reused, with
+  identical output. The cache is emptied when it would exceed `cache_size`.
+  """
+
+  def __init__(self, tokenize_pieces, cache_size):
+    """Wraps a tokenizer of pieces.
+
+    Args:
+      tokenize_pieces: function from a list of str to a list of token lists.
+      cache_size: the most pieces remembered (at least 1).
+    """
+    self._tokenize_pieces = tokenize_pieces
+    self.cache_size = cache_size
+    self._cache = {}
+
+  def __call__(self, lines):
+    """Returns the list of token lists of `lines` (a list of str)."""
+    cache = self._cache
+    pieces_per_line = [line.split(" ") for line in lines]
+    new = {p for pieces in pieces_per_line for p in pieces if p not in cache}
+    if len(cache) + len(new) > self.cache_size:
+      cache.clear()
+      new = {p for pieces in pieces_per_line for p in pieces}
+    new = list(new)
+    cache.update(zip(new, self._tokenize_pieces(new)))
+    return [[token for piece in pieces for token in cache[piece]]
+            for pieces in pieces_per_line]
+
+
+def make_line_tokenizer(tokenizer, options):
+  """Returns a function from a list of lines to a list of token lists.
+
+  Args:
+    tokenizer: the `FullTokenizer` of `options.vocab_file`.
+    options: `RunOptions`. With `fast_tokenizer` the text goes through the
+      in-graph `FastBertTokenizer` in batches, whose ids are mapped back to
+      tokens. With `tokenizer_cache_size > 0` each distinct space-separated
+      piece is tokenized once (`PieceCachingTokenizer`); 0 tokenizes line by
+      line as the original. The tokens are the same in every case.
+
+  Returns:
+    The function.
+  """
+  if options.fast_tokenizer:
+    # Imported when asked for: loading tensorflow_text's ops takes time.
+    from bert_tf import text  # pylint: disable=g-import-not-at-top
+    fast = text.FastBertTokenizer(options.vocab_file, options.do_lower_case)
+    inv_vocab = tokenizer.inv_vocab
+
+    def tokenize_texts(texts):
+      if not texts:
+        return []
+      ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
+      return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
+  else:
+
+    def tokenize_texts(texts):
+      return [tokenizer.tokenize(t) for t in texts]
+
+  if options.tokenizer_cache_size > 0:
+    return PieceCachingTokenizer(tokenize_texts, options.tokenizer_cache_size)
+  return tokenize_texts
+
+
+def check_options(options):
+  """Checks the flags before any work; warns about a too small prediction cap.
+
+  Raises:
+    ValueError: naming the flag and the expected range.
+  """
+  inst = options.instance
+  min_length = inst.sentence_task.num_special_tokens() + 2
+  if inst.max_seq_length < min_length:
+    raise ValueError("--max_seq_length=%d is too small: %s instances need at "
+                     "least %d" % (inst.max_seq_length, inst.sentence_task.name,
+                                   min_length))
+  if inst.max_predictions_per_seq < 1:
+    raise ValueError("--max_predictions_per_seq=%d: expected at least 1" %
+                     inst.max_predictions_per_seq)
+  if not 0.0 < inst.masked_lm_prob <= 1.0:
+    raise ValueError("--masked_lm_prob=%g: expected a value in (0, 1]" %
+                     inst.masked_lm_prob)
+  if not 0.0 <= inst.short_seq_prob <= 1.0:
+    raise ValueError("--short_seq_prob=%g: expected a value in [0, 1]" %
+                     inst.short_seq_prob)
+  if options.dupe_factor < 1:
+    raise ValueError("--dupe_factor=%d: expected at least 1" %
+                     options.dupe_factor)
+  if options.tokenizer_cache_size < 0:
+    raise ValueError("--tokenizer_cache_size=%d: expected 0 (no cache) or "
+                     "more" % options.tokenizer_cache_size)
+  if options.num_workers < 1:
+    raise ValueError("--num_workers=%d: expected at least 1" %
+                     options.num_workers)
+  if not options.output_file or not all(options.output_file.split(",")):
+    raise ValueError("--output_file=%r: expected a comma-separated list of "
+                     "files" % options.output_file)
+  full = int(round(inst.max_seq_length * inst.masked_lm_prob))
+  if inst.max_predictions_per_seq < full:
+    logging.warning(
+        "--max_predictions_per_seq=%d is smaller than --masked_lm_prob * "
+        "--max_seq_length = %d: full-length instances get only %d masked "
+        "positions", inst.max_predictions_per_seq, full,
+        inst.max_predictions_per_seq)
+
+
+def _log_example(instance, features):
+  """Logs one instance as the original does: tokens, then every feature."""
+  logging.info("*** Example ***")
+  logging.info("tokens: %s", " ".join(
+      tokenization.printable_text(x) for x in instance.tokens))
+  for name, feature in features.items():
+    logging.info("%s: %s", name, " ".join(
+        str(x) for x in tfrecords.feature_values(feature)))
+
+
+def _write_instances(instances, writer, vocab, options, summary,
+                     log_examples):
+  """Writes instances, counting them into `summary`.
+
+  Args:
+    instances: list of `TrainingInstance`s.
+    writer: a `tfrecords.RoundRobinRecordWriter`.
+    vocab: token -> id dict.
+    options: `RunOptions`.
+    summary: `RunSummary` to count into.
+    log_examples: whether this stream logs its first instances.
+  """
+  inst = options.instance
+  for instance in instances:
+    features = tfrecords.instance_to_features(
+        instance, vocab, inst.max_seq_length, inst.max_predictions_per_seq)
+    writer.write(tfrecords.features_to_example(features))
+    if log_examples and summary.num_instances < options.num_logged_examples:
+      _log_example(instance, features)
+    summary.num_instances += 1
+    summary.num_masked_tokens += len(instance.masked_lm_positions)
+
+
+def _no_instance_error(input_files):
+  return ValueError(
+      "no document long enough to make an instance in %s: every line is "
+      "blank or has no token" % ", ".join(input_files))
+
+
+def _run_faithful(options, input_files, tokenizer):
+  """The original single stream: all documents in memory, one rng."""
+  summary = RunSummary()
+  progress = Progress(options.progress_interval_secs)
+  documents = read_documents(input_files,
+                             make_line_tokenizer(tokenizer, options),
+                             progress=progress)
+  summary.num_documents = len(documents)
+  if not documents:
+    raise _no_instance_error(input_files)
+  rng = random.Random(options.random_seed)
+  instances = create_training_instances(documents, options.instance,
+                                        options.dupe_factor,
+                                        list(tokenizer.vocab.keys()), rng,
+                                        progress)
+  output_files = options.output_file.split(",")
+  logging.info("*** Writing to output files ***")
+  for output_file in output_files:
+    logging.info("  %s", output_file)
+  with tfrecords.RoundRobinRecordWriter(output_files) as writer:
+    _write_instances(instances, writer, tokenizer.vocab, options, summary,
+                     log_examples=True)
+  summary.output_files = output_files
+  return summary
+
+
+def worker_output_files(output_file, worker_index, num_workers):
+  """Returns the shards one worker writes: `<name>-<i>-of-<n>` per output."""
+  return ["%s-%05d-of-%05d" % (name, worker_index, num_workers)
+          for name in output_file.split(",")]
+
+
+def plan_worker_units(input_files, num_workers):
+  """Deals the input among workers as (file, part, num_parts) units.
+
+  With at least as many files as workers, each file is one unit; otherwise
+  each file is cut into `ceil(num_workers / num_files)` parts of documents.
+  Units go round-robin to the workers.
+
+  Returns:
+    A list, per worker, of lists of (file, part, num_parts).
+  """
+  num_parts = -(-num_workers // len(input_files))
+  units = [(path, part, num_parts) for path in input_files
+           for part in range(num_parts)]
+  return [units[w::num_workers] for w in range(num_workers)]
+
+
+def _run_worker(options, tokenizer, worker_index, units, tmp_token):
+  """One process of the parallel mode; returns its `RunSummary`.
+
+  Its shards stay under their temporary names: the parent renames them when
+  every worker succeeded.
+  """
+  logging.set_verbosity(logging.INFO)
+  if options.fast_tokenizer:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+  tokenize_lines = make_line_tokenizer(tokenizer, options)
+  vocab_words = list(tokenizer.vocab.keys())
+  rng = random.Random("%d:%d" % (options.random_seed, worker_index))
+  summary = RunSummary()
+  progress = Progress(options.progress_interval_secs, "worker %d/%d: " %
+                      (worker_index, options.num_workers))
+  output_files = worker_output_files(options.output_file, worker_index,
+                                     options.num_workers)
+  writer = tfrecords.RoundRobinRecordWriter(output_files, tmp_token)
+  try:
+    for path, part, num_parts in units:
+      documents = read_documents([path], tokenize_lines, part, num_parts,
+                                 progress)
+      summary.num_documents += len(documents)
+      rng.shuffle(documents)
+      for _ in range(options.dupe_factor):
+        instances = []
+        for document_index in range(len(documents)):
+          made = create_instances_from_document(
+              documents, document_index, options.instance, vocab_words, rng)
+          instances.extend(made)
+          progress.add(instances=len(made))
+        rng.shuffle(instances)
+        _write_instances(instances, writer, tokenizer.vocab, options, summary,
+                         log_examples=worker_index == 0)
+    writer.close(rename=False)
+  except BaseException:
+    writer.abort()
+    raise
+  summary.output_files = output_files
+  return summary
+
+
+def _start_method():
+  """Returns "fork" when it is safe, else "spawn".
+
+  Forked workers start at once with TensorFlow already imported, but forking
+  a process whose TensorFlow runtime is running (its thread pools exist) can
+  hang the children; the script's parent process never runs a TF op before
+  the workers start, a library caller may have. Spawned workers start clean
+  and import TensorFlow themselves (seconds each).
+  """
+  if "fork" not in multiprocessing.get_all_start_methods():
+    return "spawn"
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  ctx = context.context_safe()
+  # The context object may exist (absl's app.run makes one) uninitialized.
+  return "fork" if ctx is None or not getattr(ctx, "_initialized", True) else (
+      "spawn")
+
+
+def _run_parallel(options, input_files, tokenizer):
+  """N processes over (file, part) units, each with its own seeded rng."""
+  tmp_token = os.getpid()
+  plan = plan_worker_units(input_files, options.num_workers)
+  all_outputs = [f for w in range(options.num_workers)
+                 for f in worker_output_files(options.output_file, w,
+                                              options.num_workers)]
+  logging.info("*** Writing to output files ***")
+  for output_file in all_outputs:
+    logging.info("  %s", output_file)
+  context = multiprocessing.get_context(_start_method())
+  try:
+    with futures.ProcessPoolExecutor(options.num_workers,
+                                     mp_context=context) as pool:
+      results = list(pool.map(
+          _run_worker, [options] * options.num_workers,
+          [tokenizer] * options.num_workers, range(options.num_workers), plan,
+          [tmp_token] * options.num_workers))
+  except BaseException:
+    tfrecords.remove_temporary_files(all_outputs, tmp_token)
+    raise
+  summary = RunSummary(output_files=all_outputs)
+  for result in results:
+    summary.num_documents += result.num_documents
+    summary.num_instances += result.num_instances
+    summary.num_masked_tokens += result.num_masked_tokens
+  if not summary.num_instances:
+    tfrecords.remove_temporary_files(all_outputs, tmp_token)
+    raise _no_instance_error(input_files)
+  tfrecords.commit_temporary_files(all_outputs, tmp_token)
+  return summary
+
+
+def create_pretraining_data(options):
+  """Reads text, makes instances and writes the pretraining TFRecords.
+
+  With `num_workers == 1` this is the original program, record for record:
+  every document is held in memory, one `random.Random(random_seed)` drives
+  all choices, all instances of all passes are shuffled together and written
+  round-robin to the output files.
+
+  With `num_workers = N > 1` it streams: N processes share the input as
+  (file, part) units (`plan_worker_units`), worker i seeds its own
+  `random.Random("<random_seed>:<i>")` and writes `<output>-<i>-of-<N>` for
+  each output file. Each unit is read, shuffled and made into instances one
+  pass at a time, so memory holds one unit's documents and one pass of its
+  instances, not the corpus times `dupe_factor`. Random next sentences come
+  from the same unit, documents do not run across files, instances are
+  shuffled within a pass of a unit. The stream is reproducible for a given
+  seed and N but differs from the original's.
+
+  Args:
+    options: `RunOptions`.
+
+  Returns:
+    A `RunSummary`.
+
+  Raises:
+    ValueError: bad flags, inputs or vocabulary (the message names them).
+  """
+  start = time.time()
+  check_options(options)
+  tokenizer = load_tokenizer(options.vocab_file, options.do_lower_case)
+  input_files = resolve_input_files(options.input_file)
+  logging.info("*** Reading from input files ***")
+  for input_file in input_files:
+    logging.info("  %s", input_file)
+  if options.num_workers == 1:
+    summary = _run_faithful(options, input_files, tokenizer)
+  else:
+    summary = _run_parallel(options, input_files, tokenizer)
+  summary.seconds = time.time() - start
+  logging.info("Wrote %d total instances", summary.num_instances)
+  logging.info(
+      "Summary: %d documents, %d instances, %d masked tokens in %.1f s "
+      "(%.1f instances/s); output files: %s", summary.num_documents,
+      summary.num_instances, summary.num_masked_tokens, summary.seconds,
+      summary.num_instances / max(summary.seconds, 1e-9),
+      ", ".join(summary.output_files))
+  return summary

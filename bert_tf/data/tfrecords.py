@@ -1,0 +1,259 @@
+"""The pretraining TFRecord format of the original BERT, written and read.
+
+Each record is a `tf.train.Example` with the seven features that the original
+`create_pretraining_data.py` writes and `run_pretraining.py` reads:
+
+  input_ids             int64 [max_seq_length]           zero padded
+  input_mask            int64 [max_seq_length]           1 for real tokens
+  segment_ids           int64 [max_seq_length]           0 = A, 1 = B
+  masked_lm_positions   int64 [max_predictions_per_seq]  zero padded
+  masked_lm_ids         int64 [max_predictions_per_seq]  zero padded
+  masked_lm_weights     float [max_predictions_per_seq]  1.0 real, 0.0 padding
+  next_sentence_labels  int64 [1]                        1 = random next
+
+Files are written under a temporary name (`<name>.tmp-<pid>`) and renamed to
+their final name only when every record is in, so a failed run never leaves a
+truncated file that looks complete.
+"""
+
+import collections
+import os
+
+import tensorflow as tf
+
+PRETRAINING_FEATURE_NAMES = (
+    "input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+    "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+
+
+def pretraining_feature_spec(max_seq_length, max_predictions_per_seq):
+  """Returns the `tf.io.parse_single_example` spec of a pretraining record.
+
+  Args:
+    max_seq_length: length of `input_ids`, `input_mask` and `segment_ids`.
+    max_predictions_per_seq: length of the three `masked_lm_*` features.
+
+  Returns:
+    A dict from feature name to `tf.io.FixedLenFeature`, as in the original
+    `run_pretraining.input_fn_builder`.
+  """
+  seq = [max_seq_length]
+  preds = [max_predictions_per_seq]
+  return {
+      "input_ids": tf.io.FixedLenFeature(seq, tf.int64),
+      "input_mask": tf.io.FixedLenFeature(seq, tf.int64),
+      "segment_ids": tf.io.FixedLenFeature(seq, tf.int64),
+      "masked_lm_positions": tf.io.FixedLenFeature(preds, tf.int64),
+      "masked_lm_ids": tf.io.FixedLenFeature(preds, tf.int64),
+      "masked_lm_weights": tf.io.FixedLenFeature(preds, tf.float32),
+      "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+  }
+
+
+def decode_record(record, name_to_features):
+  """Parses one serialized record and casts int64 features to int32.
+
+  Args:
+    record: scalar string tensor, a serialized `tf.train.Example`.
+    name_to_features: a spec such as `pretraining_feature_spec(...)`.
+
+  Returns:
+    A dict from feature name to tensor; int64 features become int32 (as the
+    original does, since TPUs only support int32), floats stay float32.
+  """
+  example = tf.io.parse_single_example(record, name_to_features)
+  return {name: (tf.cast(t, tf.int32) if t.dtype == tf.int64 else t)
+          for name, t in example.items()}
+
+
+def create_int_feature(values):
+  """Returns an int64 `tf.train.Feature` holding `values` (ints)."""
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def create_float_feature(values):
+  """Returns a float `tf.train.Feature` holding `values` (floats)."""
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def instance_to_features(instance, vocab, max_seq_length,
+                         max_predictions_per_seq):
+  """Converts a training instance to the padded pretraining features.
+
+  Args:
+    instance: a `TrainingInstance` (tokens, segment_ids, masked_lm_positions,
+      masked_lm_labels, is_random_next).
+    vocab: dict from token to id (`FullTokenizer.vocab`).
+    max_seq_length: pad `input_ids`, `input_mask`, `segment_ids` to this.
+    max_predictions_per_seq: pad the `masked_lm_*` features to this.
+
+  Returns:
+    An `OrderedDict` from feature name (in the original order) to
+    `tf.train.Feature`.
+
+  Raises:
+    ValueError: if the instance is longer than the padded lengths.
+  """
+  num_tokens = len(instance.tokens)
+  num_predictions = len(instance.masked_lm_positions)
+  if num_tokens > max_seq_length:
+    raise ValueError("instance has %d tokens, more than max_seq_length=%d" %
+                     (num_tokens, max_seq_length))
+  if num_predictions > max_predictions_per_seq:
+    raise ValueError(
+        "instance has %d masked positions, more than "
+        "max_predictions_per_seq=%d" % (num_predictions,
+                                        max_predictions_per_seq))
+  seq_pad = [0] * (max_seq_length - num_tokens)
+  pred_pad = [0] * (max_predictions_per_seq - num_predictions)
+  features = collections.OrderedDict()
+  features["input_ids"] = create_int_feature(
+      [vocab[token] for token in instance.tokens] + seq_pad)
+  features["input_mask"] = create_int_feature([1] * num_tokens + seq_pad)
+  features["segment_ids"] = create_int_feature(
+      list(instance.segment_ids) + seq_pad)
+  features["masked_lm_positions"] = create_int_feature(
+      list(instance.masked_lm_positions) + pred_pad)
+  features["masked_lm_ids"] = create_int_feature(
+      [vocab[token] for token in instance.masked_lm_labels] + pred_pad)
+  features["masked_lm_weights"] = create_float_feature(
+      [1.0] * num_predictions + [0.0] * len(pred_pad))
+  features["next_sentence_labels"] = create_int_feature(
+      [1 if instance.is_random_next else 0])
+  return features
+
+
+def features_to_example(features):
+  """Returns the serialized `tf.train.Example` of a feature dict."""
+  return tf.train.Example(
+      features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def feature_values(feature):
+  """Returns the values of a `tf.train.Feature` as a Python list."""
+  kind = feature.WhichOneof("kind")
+  return list(getattr(feature, kind).value) if kind else []
+
+
+def temporary_path(path, token=None):
+  """Returns the name under which `path` is written until it is complete.
+
+  Args:
+    path: the final path.
+    token: what tells this run's temporary files apart; default the pid.
+  """
+  return "%s.tmp-%s" % (path, os.getpid() if token is None else token)
+
+
+def commit_temporary_files(paths, token=None):
+  """Renames the temporary files of `paths` to their final names."""
+  for path in paths:
+    tf.io.gfile.rename(temporary_path(path, token), path, overwrite=True)
+
+
+def remove_temporary_files(paths, token=None):
+  """Deletes whatever temporary files of `paths` exist."""
+  for path in paths:
+    tmp = temporary_path(path, token)
+    if tf.io.gfile.exists(tmp):
+      tf.io.gfile.remove(tmp)
+
+
+class RoundRobinRecordWriter(object):
+  """Writes serialized records round-robin over files, renamed when complete.
+
+  Record i goes to file i % len(output_files), as in the original. Until
+  `close()` the files exist only under `temporary_path(name, token)`;
+  `close()` renames them to their final names, `abort()` deletes them. Used as
+  a context manager, an exception aborts.
+  """
+
+  def __init__(self, output_files, token=None):
+    """Opens the temporary files.
+
+    Args:
+      output_files: list of final output paths (at least one).
+      token: the temporary names' token (see `temporary_path`).
+
+    Raises:
+      ValueError: if `output_files` is empty or names a file twice.
+    """
+    if not output_files:
+      raise ValueError("no output file given")
+    if len(set(output_files)) != len(output_files):
+      raise ValueError("an output file is named twice in %s" %
+                       ",".join(output_files))
+    self.output_files = list(output_files)
+    self._token = token
+    self._writers = []
+    try:
+      for path in self.output_files:
+        self._writers.append(
+            tf.io.TFRecordWriter(temporary_path(path, token)))
+    except Exception:
+      self.abort()
+      raise
+    self._next = 0
+    self.num_written = 0
+
+  def write(self, serialized):
+    """Writes one serialized record to the next file in turn."""
+    self._writers[self._next].write(serialized)
+    self._next = (self._next + 1) % len(self._writers)
+    self.num_written += 1
+
+  def _close_writers(self):
+    for writer in self._writers:
+      writer.close()
+    self._writers = []
+
+  def close(self, rename=True):
+    """Closes the files and, by default, renames them to their final names.
+
+    Args:
+      rename: False leaves them under their temporary names, for a caller
+        that commits several writers' files together
+        (`commit_temporary_files`).
+
+    Returns:
+      The list of final output paths.
+    """
+    self._close_writers()
+    if rename:
+      commit_temporary_files(self.output_files, self._token)
+    return self.output_files
+
+  def abort(self):
+    """Closes and deletes the temporary files; final names are not touched."""
+    self._close_writers()
+    remove_temporary_files(self.output_files, self._token)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, exc_value, traceback):
+    if exc_type is None:
+      self.close()
+    else:
+      self.abort()
+    return False
+
+
+def read_examples(path):
+  """Reads a TFRecord file of `tf.train.Example`s.
+
+  Args:
+    path: a TFRecord file (not compressed).
+
+  Returns:
+    A list, in file order, of `OrderedDict`s from feature name (sorted) to the
+    list of its values.
+  """
+  records = []
+  for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
+    example = tf.train.Example.FromString(serialized)
+    feature_map = example.features.feature
+    records.append(collections.OrderedDict(
+        (name, feature_values(feature_map[name]))
+        for name in sorted(feature_map)))
+  return records

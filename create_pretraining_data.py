@@ -1,0 +1,139 @@
+# coding=utf-8
+"""Create masked LM / next sentence prediction TF examples for BERT.
+
+The flags and, by default, the output of google-research/bert's
+`create_pretraining_data.py`: the same records in the same order for the same
+flags. New flags are additive:
+
+  --masking         token (default) | whole_word (= --do_whole_word_mask)
+  --sentence_task   nsp (default)
+  --num_workers     N > 1 streams the input through N processes: a different
+                    (but reproducible for a given seed and N) stream than the
+                    original, whose memory does not grow with the corpus times
+                    --dupe_factor; worker i writes `<output>-<i>-of-<N>`.
+  --fast_tokenizer  tokenize with the in-graph FastBertTokenizer (same ids,
+                    same records).
+  --tokenizer_cache_size  tokenize each distinct word once (same records);
+                    0 = line by line as the original.
+
+The work is done by `bert_tf.data.pretraining_instances`.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from bert_tf.data import pretraining_instances as pi
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("input_file", None,
+                    "Input raw text file (or comma-separated list of files; "
+                    "each item may be a glob pattern).")
+flags.DEFINE_string(
+    "output_file", None,
+    "Output TF example file (or comma-separated list of files).")
+flags.DEFINE_string("vocab_file", None,
+                    "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_bool(
+    "do_lower_case", True,
+    "Whether to lower case the input text. Should be True for uncased "
+    "models and False for cased models.")
+flags.DEFINE_bool(
+    "do_whole_word_mask", False,
+    "Whether to use whole word masking rather than per-WordPiece masking "
+    "(the same as --masking=whole_word).")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
+flags.DEFINE_integer("max_predictions_per_seq", 20,
+                     "Maximum number of masked LM predictions per sequence.")
+flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
+flags.DEFINE_integer(
+    "dupe_factor", 10,
+    "Number of times to duplicate the input data (with different masks).")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
+flags.DEFINE_float(
+    "short_seq_prob", 0.1,
+    "Probability of creating sequences which are shorter than the "
+    "maximum length.")
+flags.DEFINE_enum(
+    "masking", None, sorted(pi.MASKING_STRATEGIES),
+    "Which positions the masked LM predicts: `token` (each WordPiece on its "
+    "own, the original default) or `whole_word` (all pieces of a word "
+    "together). Default: `whole_word` if --do_whole_word_mask else `token`.")
+flags.DEFINE_enum(
+    "sentence_task", "nsp", sorted(pi.SENTENCE_TASKS),
+    "How the two segments and the label are made: `nsp` (next sentence "
+    "prediction, the original).")
+flags.DEFINE_integer(
+    "num_workers", 1,
+    "1: the original single-process stream, record for record. N > 1: N "
+    "processes each with its own seed derived from --random_seed and the "
+    "worker index, streaming the input per file; a different stream than the "
+    "original, reproducible for the same seed and N. Worker i writes "
+    "`<output_file>-<i>-of-<N>` for each output file.")
+flags.DEFINE_bool(
+    "fast_tokenizer", False,
+    "Tokenize with the in-graph FastBertTokenizer (tensorflow-text) in "
+    "batches of lines; the ids, so the records, are the same. It costs a few "
+    "seconds to build per process, so it pays on large corpora.")
+flags.DEFINE_integer(
+    "tokenizer_cache_size", 500000,
+    "Tokenize each distinct space-separated piece of text once and remember "
+    "up to this many (the tokens are the same as line by line); 0 tokenizes "
+    "line by line as the original.")
+
+
+def masking_name(masking, do_whole_word_mask):
+  """Resolves --masking against the original --do_whole_word_mask.
+
+  Args:
+    masking: the --masking value, or None when not given.
+    do_whole_word_mask: the --do_whole_word_mask value.
+
+  Returns:
+    A key of `MASKING_STRATEGIES`.
+
+  Raises:
+    ValueError: if the two flags disagree.
+  """
+  if masking is None:
+    return "whole_word" if do_whole_word_mask else "token"
+  if do_whole_word_mask and masking != "whole_word":
+    raise ValueError("--do_whole_word_mask=True contradicts --masking=%s" %
+                     masking)
+  return masking
+
+
+def options_from_flags(flag_values):
+  """Returns the `RunOptions` of parsed flags."""
+  instance = pi.InstanceOptions(
+      max_seq_length=flag_values.max_seq_length,
+      max_predictions_per_seq=flag_values.max_predictions_per_seq,
+      masked_lm_prob=flag_values.masked_lm_prob,
+      short_seq_prob=flag_values.short_seq_prob,
+      masking=pi.MASKING_STRATEGIES[masking_name(
+          flag_values.masking, flag_values.do_whole_word_mask)](),
+      sentence_task=pi.SENTENCE_TASKS[flag_values.sentence_task]())
+  return pi.RunOptions(
+      input_file=flag_values.input_file,
+      output_file=flag_values.output_file,
+      vocab_file=flag_values.vocab_file,
+      do_lower_case=flag_values.do_lower_case,
+      instance=instance,
+      random_seed=flag_values.random_seed,
+      dupe_factor=flag_values.dupe_factor,
+      num_workers=flag_values.num_workers,
+      fast_tokenizer=flag_values.fast_tokenizer,
+      tokenizer_cache_size=flag_values.tokenizer_cache_size)
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  pi.create_pretraining_data(options_from_flags(FLAGS))
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("input_file")
+  flags.mark_flag_as_required("output_file")
+  flags.mark_flag_as_required("vocab_file")
+  app.run(main)

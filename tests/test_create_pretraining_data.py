@@ -1,0 +1,488 @@
+"""Tests of create_pretraining_data: records of the original, schemes, modes.
+
+The reference is `pretraining_data/expected.tfrecord`, written by the original
+google-research/bert script with the flags of `FLAGS.txt` on `sample_text.txt`
+(67 records). The script runs in-process through its absl `main`.
+"""
+
+import logging as std_logging
+import os
+import random
+import subprocess
+import sys
+
+from absl import logging
+import pytest
+
+from bert_tf import tokenization
+from bert_tf.data import pretraining_instances as pi
+from bert_tf.data import tfrecords
+import script_runner
+
+NUM_EXPECTED = 67
+
+
+@pytest.fixture(scope="module")
+def data(fixtures_dir):
+  return fixtures_dir / "pretraining_data"
+
+
+@pytest.fixture(scope="module")
+def expected(data):
+  return tfrecords.read_examples(str(data / "expected.tfrecord"))
+
+
+def fixture_flags(data):
+  """Parses FLAGS.txt into a dict, with the fixture files' real paths."""
+  flags = dict(item[2:].split("=", 1)
+               for item in (data / "FLAGS.txt").read_text().split())
+  flags["input_file"] = str(data / flags["input_file"])
+  flags["vocab_file"] = str(data / flags["vocab_file"])
+  return flags
+
+
+def run_script(**flags):
+  """Runs the script's `main` with `flags` (name -> value), as from a shell."""
+  script_runner.run_main("create_pretraining_data",
+                         *["--%s=%s" % item for item in flags.items()])
+
+
+def assert_records_equal(actual, expected):
+  """Compares every feature of every record, in order."""
+  assert len(actual) == len(expected)
+  for index, (got, want) in enumerate(zip(actual, expected)):
+    assert sorted(got) == sorted(want), index
+    for name in want:
+      assert got[name] == want[name], "record %d, feature %s" % (index, name)
+
+
+# --------------------------------------------------------- faithful records --
+
+
+def test_feature_names_and_lengths(expected):
+  assert len(expected) == NUM_EXPECTED
+  for record in expected:
+    assert sorted(record) == sorted(tfrecords.PRETRAINING_FEATURE_NAMES)
+    assert len(record["input_ids"]) == 128
+    assert len(record["masked_lm_weights"]) == 20
+
+
+def test_records_equal_the_original(data, expected, tmp_path, caplog):
+  flags = fixture_flags(data)
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  with caplog.at_level(std_logging.INFO):
+    run_script(**flags)
+  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+  assert os.listdir(tmp_path) == ["out.tfrecord"]  # No temporary file left.
+
+  # The original logs the first 20 instances: tokens, then every feature.
+  messages = [r.getMessage() for r in caplog.records]
+  assert messages.count("*** Example ***") == 20
+  first = messages.index("*** Example ***")
+  vocab = tokenization.load_vocab(flags["vocab_file"])
+  inv_vocab = {i: t for t, i in vocab.items()}
+  num_tokens = sum(expected[0]["input_mask"])
+  assert messages[first + 1] == "tokens: " + " ".join(
+      inv_vocab[i] for i in expected[0]["input_ids"][:num_tokens])
+  assert messages[first + 2] == "input_ids: " + " ".join(
+      str(i) for i in expected[0]["input_ids"])
+  assert messages[first + 7] == "masked_lm_weights: " + " ".join(
+      str(w) for w in expected[0]["masked_lm_weights"])
+  num_masked = int(sum(sum(r["masked_lm_weights"]) for r in expected))
+  assert num_masked == 1139
+  assert "Wrote 67 total instances" in messages
+  summary = [m for m in messages if m.startswith("Summary: ")]
+  assert len(summary) == 1
+  assert summary[0].startswith(
+      "Summary: 3 documents, 67 instances, 1139 masked tokens in ")
+  assert summary[0].endswith("output files: " + flags["output_file"])
+
+
+def test_line_by_line_tokenization_gives_the_same_records(data, expected,
+                                                          tmp_path):
+  flags = fixture_flags(data)
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  flags["tokenizer_cache_size"] = 0
+  run_script(**flags)
+  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+
+
+def test_fast_tokenizer_gives_the_same_records(data, expected, tmp_path):
+  flags = fixture_flags(data)
+  for cache_size in (0, 500000):
+    flags["output_file"] = str(tmp_path / ("out%d.tfrecord" % cache_size))
+    flags["fast_tokenizer"] = True
+    flags["tokenizer_cache_size"] = cache_size
+    run_script(**flags)
+    assert_records_equal(tfrecords.read_examples(flags["output_file"]),
+                         expected)
+
+
+def test_round_robin_over_output_files(data, expected, tmp_path):
+  flags = fixture_flags(data)
+  outputs = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")]
+  flags["output_file"] = ",".join(outputs)
+  run_script(**flags)
+  assert_records_equal(tfrecords.read_examples(outputs[0]), expected[0::2])
+  assert_records_equal(tfrecords.read_examples(outputs[1]), expected[1::2])
+
+
+def test_documents_run_across_files_and_globs(data, expected, tmp_path):
+  # Split sample_text.txt into three files, once inside a document (no blank
+  # line at the cut: the document goes on in the next file, as in the
+  # original) and once at a blank line; a glob and a comma list find them.
+  lines = (data / "sample_text.txt").read_text(encoding="utf-8").split("\n")
+  inside = 5
+  assert lines[inside - 1] and lines[inside]
+  blank = lines.index("", inside + 1)
+  parts = ["\n".join(lines[:inside]) + "\n",
+           "\n".join(lines[inside:blank + 1]) + "\n",
+           "\n".join(lines[blank + 1:])]
+  os.makedirs(tmp_path / "in")
+  for i, part in enumerate(parts):
+    (tmp_path / "in" / ("part%d.txt" % i)).write_text(part, encoding="utf-8")
+  flags = fixture_flags(data)
+  flags["input_file"] = "%s,%s" % (tmp_path / "in" / "part0.txt",
+                                   tmp_path / "in" / "part[12].txt")
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  run_script(**flags)
+  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+
+
+# ------------------------------------------------------- whole word masking --
+
+
+def test_whole_word_masking_hand_checked():
+  # Words: "the" [1], "un ##aff ##able" [2, 3, 4], "dog ##s" [5, 6]; 40% of 8
+  # tokens rounds to 3 predictions. random.Random(5) shuffles the groups to
+  # [1], [2, 3, 4], [5, 6] and then draws 0.742, 0.795, 0.942, 0.740, ...:
+  # [1] -> 0.742 < 0.8: [MASK]; [2, 3, 4] would make 4 > 3: skipped whole;
+  # 5 -> 0.795: [MASK]; 6 -> 0.942 then 0.740 >= 0.5: a random vocab word.
+  rng = random.Random(5)
+  groups = [[1], [2, 3, 4], [5, 6]]
+  random.Random(5).shuffle(groups)
+  assert groups == [[1], [2, 3, 4], [5, 6]]
+  tokens = ["[CLS]", "the", "un", "##aff", "##able", "dog", "##s", "[SEP]"]
+  output, positions, labels = pi.create_masked_lm_predictions(
+      tokens, 0.4, 20, ["a", "b", "c", "d"], rng, pi.WholeWordMasking())
+  assert output == ["[CLS]", "[MASK]", "un", "##aff", "##able", "[MASK]", "a",
+                    "[SEP]"]
+  assert positions == [1, 5, 6]
+  assert labels == ["the", "dog", "##s"]
+
+
+def original_tokens(record):
+  """The unmasked input ids of a record: masked positions get their labels."""
+  ids = list(record["input_ids"])
+  for position, label, weight in zip(record["masked_lm_positions"],
+                                     record["masked_lm_ids"],
+                                     record["masked_lm_weights"]):
+    if weight:
+      ids[position] = label
+  return ids
+
+
+def test_whole_word_masking_masks_whole_words(data, tmp_path):
+  vocab = tokenization.load_vocab(str(data / "vocab.txt"))
+  inv_vocab = {i: t for t, i in vocab.items()}
+  flags = fixture_flags(data)
+  flags["masking"] = "whole_word"
+  flags["output_file"] = str(tmp_path / "wwm.tfrecord")
+  run_script(**flags)
+  records = tfrecords.read_examples(flags["output_file"])
+  del flags["masking"]
+  flags["do_whole_word_mask"] = True
+  flags["output_file"] = str(tmp_path / "dwwm.tfrecord")
+  run_script(**flags)
+  assert_records_equal(tfrecords.read_examples(flags["output_file"]), records)
+
+  num_continued_words = 0
+  for record in records:
+    tokens = [inv_vocab[i] for i in original_tokens(record)]
+    masked = {p for p, w in zip(record["masked_lm_positions"],
+                                record["masked_lm_weights"]) if w}
+    for p in range(1, len(tokens)):
+      # A truncated segment may start with a "##" piece: after [CLS] it starts
+      # a word of its own, after [SEP] it joins A's last word (original).
+      if tokens[p].startswith("##") and tokens[p - 1] not in ("[CLS]",
+                                                              "[SEP]"):
+        # A piece and the piece before it (same word) are masked together.
+        assert (p in masked) == (p - 1 in masked), (tokens, p)
+        num_continued_words += p in masked
+  assert num_continued_words > 10
+
+
+def test_masking_flags_that_disagree_fail(data, tmp_path):
+  flags = fixture_flags(data)
+  flags.update(output_file=str(tmp_path / "o"), do_whole_word_mask=True,
+               masking="token")
+  with pytest.raises(ValueError, match="--do_whole_word_mask=True contradicts "
+                     "--masking=token"):
+    run_script(**flags)
+
+
+# ------------------------------------------------------------ parts, units --
+
+
+def test_piece_cache_matches_line_by_line(data):
+  tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
+  lines = ["Héllo,  wörld\tagain\u00a0and  again",
+           "力加勝北区 text\x00with\u200bcontrols \u3000 wide",
+           "", "  spaced   out  ", "UNaffable unaffable!"]
+  plain = [tokenizer.tokenize(line) for line in lines]
+  for cache_size in (1, 3, 1000):
+    cached = pi.PieceCachingTokenizer(
+        lambda texts: [tokenizer.tokenize(t) for t in texts], cache_size)
+    assert cached(lines) == plain
+    assert cached(lines[::-1]) == plain[::-1]
+
+
+def test_truncate_seq_pair_cuts_the_longer_at_random_ends():
+  # random.Random(1) draws 0.134, 0.847, 0.764, 0.255: A (the longer, 8 vs
+  # 3) loses its front, back, back, front until 4 + 3 = 7 tokens remain.
+  tokens_a, tokens_b = list("abcdefgh"), list("xyz")
+  pi.truncate_seq_pair(tokens_a, tokens_b, 7, random.Random(1))
+  assert tokens_a == list("cdef")
+  assert tokens_b == list("xyz")
+  # On a tie B is cut (0.134 < 0.5: its front).
+  tokens_a, tokens_b = list("ab"), list("xy")
+  pi.truncate_seq_pair(tokens_a, tokens_b, 3, random.Random(1))
+  assert (tokens_a, tokens_b) == (list("ab"), list("y"))
+
+
+def test_plan_worker_units():
+  assert pi.plan_worker_units(["f"], 2) == [[("f", 0, 2)], [("f", 1, 2)]]
+  assert pi.plan_worker_units(["f", "g", "h"], 2) == [
+      [("f", 0, 1), ("h", 0, 1)], [("g", 0, 1)]]
+  assert pi.plan_worker_units(["f", "g"], 3) == [
+      [("f", 0, 2), ("g", 1, 2)], [("f", 1, 2)], [("g", 0, 2)]]
+
+
+# ------------------------------------------------------------ parallel mode --
+
+
+def run_script_process(**flags):
+  """Runs the script in a fresh process (as from a shell); returns its log."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+  process = subprocess.run(
+      [sys.executable, os.path.join(root, "create_pretraining_data.py")] +
+      ["--%s=%s" % item for item in flags.items()],
+      env=env, capture_output=True, text=True, check=False)
+  assert process.returncode == 0, process.stderr[-3000:]
+  return process.stderr
+
+
+def test_parallel_mode_is_reproducible_and_well_formed(data, tmp_path):
+  # A fresh process, as from a shell: the workers are forked.
+  flags = fixture_flags(data)
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  flags["num_workers"] = 2
+  log = run_script_process(**flags)
+  shards = ["out.tfrecord-00000-of-00002", "out.tfrecord-00001-of-00002"]
+  assert sorted(os.listdir(tmp_path)) == shards
+  assert "Summary: 3 documents, 70 instances, 1169 masked tokens in " in log
+  records = [tfrecords.read_examples(str(tmp_path / shard))
+             for shard in shards]
+  # The stream of seed 12345 with 2 workers, the same on every run: worker 0
+  # has documents 0 and 2 of sample_text.txt, worker 1 document 1.
+  assert [len(r) for r in records] == [47, 23]
+  assert [sum(sum(x["input_ids"]) for x in r) for r in records] == [
+      503064, 363288]
+  assert [sum(sum(x["masked_lm_ids"]) for x in r) for r in records] == [
+      85293, 58616]
+  assert [sum(x["next_sentence_labels"][0] for x in r) for r in records] == [
+      27, 17]
+  for record in records[0] + records[1]:
+    n = sum(record["input_mask"])
+    assert record["input_mask"] == [1] * n + [0] * (128 - n)
+    assert record["input_ids"][0] == 2 and record["input_ids"][n - 1] == 3
+    num_masked = int(sum(record["masked_lm_weights"]))
+    assert num_masked == min(20, max(1, int(round(n * 0.15))))
+    positions = record["masked_lm_positions"][:num_masked]
+    assert positions == sorted(positions) and max(positions) < n
+
+
+# --------------------------------------------------------------- bad input --
+
+
+def bad_run(data, tmp_path, **overrides):
+  """Runs with the fixture flags and `overrides`; returns the ValueError."""
+  flags = fixture_flags(data)
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  flags.update(overrides)
+  with pytest.raises(ValueError) as error:
+    run_script(**flags)
+  assert not os.path.exists(flags["output_file"])
+  assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]
+  return str(error.value)
+
+
+def test_missing_and_empty_vocab(data, tmp_path):
+  missing = str(tmp_path / "nope.txt")
+  assert "nope.txt" in bad_run(data, tmp_path, vocab_file=missing)
+  assert "does not exist" in bad_run(data, tmp_path, vocab_file=missing)
+  empty = tmp_path / "empty_vocab.txt"
+  empty.write_text("")
+  message = bad_run(data, tmp_path, vocab_file=str(empty))
+  assert "empty_vocab.txt" in message and "empty" in message
+
+
+@pytest.mark.parametrize("special", ["[CLS]", "[SEP]", "[MASK]", "[UNK]"])
+def test_vocab_without_a_special_token(data, tmp_path, special):
+  vocab = (data / "vocab.txt").read_text(encoding="utf-8").split("\n")
+  assert special in vocab
+  path = tmp_path / "vocab.txt"
+  path.write_text("\n".join(t for t in vocab if t != special),
+                  encoding="utf-8")
+  message = bad_run(data, tmp_path, vocab_file=str(path))
+  assert str(path) in message and special in message
+
+
+def test_input_pattern_matching_nothing(data, tmp_path):
+  pattern = str(tmp_path / "no_such_*.txt")
+  message = bad_run(data, tmp_path, input_file="%s,%s" % (
+      data / "sample_text.txt", pattern))
+  assert message == "--input_file pattern %r matches no file" % pattern
+
+
+def test_empty_input_file(data, tmp_path):
+  path = tmp_path / "empty.txt"
+  path.write_text("")
+  message = bad_run(data, tmp_path, input_file=str(path))
+  assert message.startswith("input file %s is empty" % path)
+
+
+def test_no_document_makes_an_instance(data, tmp_path):
+  path = tmp_path / "blank.txt"
+  path.write_text("\n   \n\t\n\x00\x01\n\n")
+  message = bad_run(data, tmp_path, input_file=str(path))
+  assert message.startswith("no document long enough to make an instance "
+                            "in %s" % path)
+
+
+@pytest.mark.slow
+def test_no_document_makes_an_instance_in_parallel(data, tmp_path):
+  # Spawned workers here (this process runs TF ops): tens of seconds.
+  path = tmp_path / "blank.txt"
+  path.write_text("\n   \n\t\n\x00\x01\n\n")
+  message = bad_run(data, tmp_path, input_file=str(path), num_workers=2)
+  assert message.startswith("no document long enough to make an instance "
+                            "in %s" % path)
+
+
+def test_too_short_max_seq_length(data, tmp_path):
+  message = bad_run(data, tmp_path, max_seq_length=4)
+  assert message == ("--max_seq_length=4 is too small: nsp instances need at "
+                     "least 5")
+
+
+def test_small_max_predictions_per_seq_warns_once(data, tmp_path, caplog):
+  flags = fixture_flags(data)
+  flags["output_file"] = str(tmp_path / "out.tfrecord")
+  flags["max_predictions_per_seq"] = 5
+  with caplog.at_level(std_logging.WARNING):
+    run_script(**flags)
+  warnings = [r.getMessage() for r in caplog.records
+              if r.levelno == std_logging.WARNING]
+  # round(128 * 0.15) = 19 predictions wanted for a full-length instance.
+  assert warnings == [
+      "--max_predictions_per_seq=5 is smaller than --masked_lm_prob * "
+      "--max_seq_length = 19: full-length instances get only 5 masked "
+      "positions"]
+  records = tfrecords.read_examples(flags["output_file"])
+  assert max(sum(r["masked_lm_weights"]) for r in records) == 5
+
+
+def test_writer_failure_leaves_nothing_under_the_final_name(tmp_path):
+  final = str(tmp_path / "out.tfrecord")
+  with pytest.raises(RuntimeError):
+    with tfrecords.RoundRobinRecordWriter([final]) as writer:
+      writer.write(b"record")
+      assert os.listdir(tmp_path) == ["out.tfrecord.tmp-%d" % os.getpid()]
+      raise RuntimeError("stop")
+  assert os.listdir(tmp_path) == []
+
+
+def test_progress_lines(data, tmp_path, caplog):
+  options = pi.RunOptions(
+      input_file=str(data / "sample_text.txt"),
+      output_file=str(tmp_path / "out.tfrecord"),
+      vocab_file=str(data / "vocab.txt"), dupe_factor=5,
+      num_logged_examples=0, progress_interval_secs=0.0)
+  logging.set_verbosity(logging.INFO)
+  with caplog.at_level(std_logging.INFO):
+    summary = pi.create_pretraining_data(options)
+  assert (summary.num_documents, summary.num_instances,
+          summary.num_masked_tokens) == (3, 67, 1139)
+  assert summary.output_files == [options.output_file]
+  progress = [r.getMessage() for r in caplog.records
+              if " documents (" in r.getMessage()]
+  # One line after reading (3 documents), one per document of each pass.
+  assert len(progress) == 1 + 3 * 5
+  assert progress[0].startswith("3 documents (")
+  assert progress[0].endswith(", 0 instances (0.0/s)")
+  assert progress[-1].startswith("3 documents (")
+  assert ", 67 instances (" in progress[-1]
+
+
+# ------------------------------------------------- the pluggable interfaces --
+
+
+class _PerWordDecision(pi.WholeWordMasking):
+  """Whole words with one 80/10/10 decision per word (as SpanBERT's spans)."""
+
+  name = "test_per_word"
+  decide_per_group = True
+
+
+def test_a_strategy_can_decide_once_per_group():
+  tokens = ["[CLS]"] + ["w%d" % i if i % 3 else "##p%d" % i
+                        for i in range(1, 40)] + ["[SEP]"]
+  strategy = _PerWordDecision()
+  groups = strategy.candidate_groups(tokens)
+  kinds_seen = set()
+  for seed in range(40):
+    output, positions, labels = pi.create_masked_lm_predictions(
+        tokens, 0.3, 20, ["x", "y"], random.Random(seed), strategy)
+    assert [tokens[p] for p in positions] == labels
+    for group in groups:
+      if group[0] not in positions:
+        assert all(p not in positions for p in group)
+        continue
+      kinds = {"mask" if output[p] == "[MASK]" else
+               "keep" if output[p] == tokens[p] else "random" for p in group}
+      assert len(kinds) == 1, (seed, group, [output[p] for p in group])
+      kinds_seen |= kinds
+  assert kinds_seen == {"mask", "keep", "random"}
+
+
+class _SingleSegment(pi.SentenceTask):
+  """One segment, no label: the shape of a later `none` task."""
+
+  name = "test_single"
+  num_segments = 1
+
+  def make_segments(self, chunk, all_documents, document_index,
+                    target_seq_length, rng):
+    return [t for sentence in chunk for t in sentence], None, False, 0
+
+
+def test_a_single_segment_task_makes_cls_a_sep():
+  document = [["a%d" % i for i in range(6)], ["b%d" % i for i in range(5)],
+              ["c%d" % i for i in range(4)]]
+  options = pi.InstanceOptions(max_seq_length=12, short_seq_prob=0.0,
+                               masked_lm_prob=0.1,
+                               sentence_task=_SingleSegment())
+  instances = pi.create_instances_from_document(
+      [document], 0, options, ["z"], random.Random(3))
+  # Budget 12 - 2 = 10: chunk [a, b] (11 tokens, reaches the target; cut to
+  # 10) then [c] (the last sentence, 4 tokens).
+  assert len(instances) == 2
+  for instance in instances:
+    assert instance.tokens[0] == "[CLS]" and instance.tokens[-1] == "[SEP]"
+    assert "[SEP]" not in instance.tokens[1:-1]
+    assert instance.segment_ids == [0] * len(instance.tokens)
+    assert len(instance.masked_lm_positions) == 1
+  assert len(instances[0].tokens) == 12 and len(instances[1].tokens) == 6
+  assert instances[1].masked_lm_labels[0] in ("c0", "c1", "c2", "c3")
