@@ -1,0 +1,1 @@
+"""Training: the original optimizers, distribution strategies, the loop, metrics."""

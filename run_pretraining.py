@@ -1,0 +1,203 @@
+"""Run masked LM / next sentence pretraining for BERT (the original's flags).
+
+Trains `BertPretrainer` on TFRecords of create_pretraining_data.py with the
+original optimizer, writes `output_dir/model.ckpt-<step>` checkpoints under the
+original variable names (resuming from the latest one), and evaluates into
+`output_dir/eval_results.txt`. New flags choose the distribution strategy, the
+compute dtype, XLA, LAMB and dynamic masking.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+import keras
+import tensorflow as tf
+
+from bert_tf.data import pretraining_dataset
+from bert_tf.modeling import BertConfig
+from bert_tf.modeling import BertPretrainer
+from bert_tf.training import distribution
+from bert_tf.training import metrics
+from bert_tf.training import optimization
+from bert_tf.training import trainer as trainer_lib
+
+FLAGS = flags.FLAGS
+
+# The original flags, with their defaults.
+flags.DEFINE_string(
+    "bert_config_file", None,
+    "The config json file corresponding to the pre-trained BERT model.")
+flags.DEFINE_string(
+    "input_file", None,
+    "Input TF example files (can be a glob or comma separated).")
+flags.DEFINE_string(
+    "output_dir", None,
+    "The output directory where the model checkpoints will be written.")
+flags.DEFINE_string(
+    "init_checkpoint", None,
+    "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_integer(
+    "max_seq_length", 128,
+    "The maximum total input sequence length after WordPiece tokenization; "
+    "must match the data.")
+flags.DEFINE_integer(
+    "max_predictions_per_seq", 20,
+    "Maximum number of masked LM predictions per sequence; must match the "
+    "data.")
+flags.DEFINE_bool("do_train", False, "Whether to run training.")
+flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
+flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
+flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                     "How often to save the model checkpoint.")
+flags.DEFINE_integer("iterations_per_loop", 1000,
+                     "How many steps to make in each estimator call.")
+flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+flags.DEFINE_string(
+    "tpu_name", None,
+    "The Cloud TPU to use for training: a name or a grpc://ip.address.")
+flags.DEFINE_string(
+    "tpu_zone", None,
+    "[Optional] GCE zone where the Cloud TPU is located in.")
+flags.DEFINE_string(
+    "gcp_project", None,
+    "[Optional] Project name for the Cloud TPU-enabled project.")
+flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+flags.DEFINE_integer(
+    "num_tpu_cores", 8,
+    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+
+# New flags.
+flags.DEFINE_enum(
+    "distribution_strategy", None, list(distribution.STRATEGIES),
+    "tf.distribute strategy; default: tpu with --use_tpu, mirrored with more "
+    "than one GPU, else one_device. mirrored without GPUs uses every logical "
+    "CPU device.")
+flags.DEFINE_integer("num_gpus", None,
+                     "GPUs to use (default: all visible ones).")
+flags.DEFINE_enum(
+    "dtype", "float32", list(trainer_lib.DTYPES),
+    "Compute dtype: float32, bfloat16 (mixed, float32 variables) or float16 "
+    "(mixed, with dynamic loss scaling).")
+flags.DEFINE_bool("enable_xla", False,
+                  "Compile the forward and backward pass with XLA.")
+flags.DEFINE_enum("optimizer", "adamw", list(optimization.OPTIMIZERS),
+                  "adamw (original BERT) or lamb (as ALBERT).")
+flags.DEFINE_bool(
+    "dynamic_masking", False,
+    "Draw new masked positions every time a record is read (RoBERTa-style); "
+    "stored masks are undone first, so any pretraining record works, also "
+    "ones written with all masked_lm_weights 0. Needs --vocab_file. Eval "
+    "masks are drawn from --seed (0 if unset), the same on every run.")
+flags.DEFINE_string("vocab_file", None,
+                    "Vocabulary ([MASK], [CLS], [SEP] ids) for "
+                    "--dynamic_masking.")
+flags.DEFINE_float("masked_lm_prob", 0.15,
+                   "Fraction of the tokens --dynamic_masking masks.")
+flags.DEFINE_integer("keep_checkpoint_max", 5,
+                     "Checkpoints to keep in output_dir (0: all).")
+flags.DEFINE_integer(
+    "log_steps", 100,
+    "Log a line and summaries every this many steps (loops end there too).")
+flags.DEFINE_integer(
+    "seed", None,
+    "Seed of the data order, dynamic masks, initialization and dropout.")
+flags.DEFINE_bool(
+    "deterministic", False,
+    "Enable TensorFlow op determinism (with --seed: bitwise repeatable runs, "
+    "also across an interruption and resume).")
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  if not FLAGS.do_train and not FLAGS.do_eval:
+    raise ValueError("At least one of `do_train` or `do_eval` must be True.")
+  for flag in ("bert_config_file", "input_file", "output_dir"):
+    if not getattr(FLAGS, flag):
+      raise ValueError("--%s is required" % flag)
+  if FLAGS.dynamic_masking and not FLAGS.vocab_file:
+    raise ValueError("--dynamic_masking needs --vocab_file")
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  if FLAGS.max_seq_length > config.max_position_embeddings:
+    raise ValueError(
+        "Cannot use sequence length %d because the BERT model was only "
+        "trained up to sequence length %d" %
+        (FLAGS.max_seq_length, config.max_position_embeddings))
+  # Before any TensorFlow op runs (multi_worker_mirrored requires it).
+  strategy = distribution.get_strategy(
+      FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,
+      FLAGS.tpu_name, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.master)
+  logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
+               strategy.num_replicas_in_sync)
+  trainer_lib.set_dtype_policy(FLAGS.dtype)
+  if FLAGS.seed is not None:
+    keras.utils.set_random_seed(FLAGS.seed)
+  if FLAGS.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+  input_files = pretraining_dataset.expand_input_patterns(FLAGS.input_file)
+  logging.info("*** Input Files ***")
+  for input_file in input_files:
+    logging.info("  %s", input_file)
+  pretraining_dataset.check_record_lengths(
+      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+  masking = (pretraining_dataset.DynamicMasking.from_vocab_file(
+      FLAGS.vocab_file, FLAGS.masked_lm_prob)
+             if FLAGS.dynamic_masking else None)
+
+
+  def optimizer_fn():
+    return optimization.create_optimizer(
+        FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
+        FLAGS.optimizer)
+
+  trainer = trainer_lib.Trainer(
+      strategy, lambda: BertPretrainer(config), metrics.pretraining_loss,
+      FLAGS.output_dir,
+      optimizer_fn=optimizer_fn if FLAGS.do_train else None,
+      global_batch_size=FLAGS.train_batch_size,
+      iterations_per_loop=FLAGS.iterations_per_loop,
+      save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+      keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+      log_steps=FLAGS.log_steps, dtype=FLAGS.dtype,
+      enable_xla=FLAGS.enable_xla)
+  trainer.initialize(FLAGS.init_checkpoint)
+
+  if FLAGS.do_train:
+    logging.info("***** Running training *****")
+    logging.info("  Batch size = %d", FLAGS.train_batch_size)
+    trainer.train(
+        lambda context, start_step: pretraining_dataset.pretraining_dataset(
+            input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+            FLAGS.train_batch_size, is_training=True, input_context=context,
+            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking),
+        FLAGS.num_train_steps)
+
+  if FLAGS.do_eval:
+    logging.info("***** Running evaluation *****")
+    logging.info("  Batch size = %d", FLAGS.eval_batch_size)
+    result = trainer.evaluate(
+        lambda context: pretraining_dataset.pretraining_dataset(
+            input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+            FLAGS.eval_batch_size, is_training=False, input_context=context,
+            seed=0 if FLAGS.seed is None else FLAGS.seed,
+            dynamic_masking=masking),
+        metrics.pretraining_eval_sums, FLAGS.max_eval_steps)
+    if trainer.is_chief:
+      output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir
+      metrics.write_eval_results(output_eval_file, result)
+    logging.info("***** Eval results *****")
+    for key in sorted(result):
+      logging.info("  %s = %s", key, str(result[key]))
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("bert_config_file")
+  flags.mark_flag_as_required("input_file")
+  flags.mark_flag_as_required("output_dir")
+  app.run(main)
