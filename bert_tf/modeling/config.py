@@ -43,10 +43,12 @@ EXTENSION_DEFAULTS = {
     "clamp_len": -1,
     "same_length": False,
     "untie_r": False,
+    "attention_chunk_size": None,
 }
 
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal", "none")
+TUPE_TYPES = (None, "absolute", "relative")
 
 _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers",
                   "num_attention_heads", "intermediate_size",
@@ -216,11 +218,77 @@ class BertConfig(object):
     if self.embedding_size not in (None, self.hidden_size):
       fail("embedding_size", "null or hidden_size in this version of bert_tf "
            "(the ALBERT projection is not implemented yet)")
+    self._validate_positions(fail, is_int, is_number)
+    if self.attention_chunk_size is not None and (
+        not is_int(self.attention_chunk_size) or
+        self.attention_chunk_size <= 0):
+      fail("attention_chunk_size", "null (full attention) or an int > 0")
     # Extensions that later versions implement: refuse rather than ignore them.
-    for field, default in (("hierarchical_position_alpha", None),
-                           ("tupe", None), ("num_hidden_groups", 1),
+    for field, default in (("num_hidden_groups", 1),
                            ("inner_group_num", 1),
                            ("attention_type", "absolute")):
       if getattr(self, field) != default:
         fail(field, "%r in this version of bert_tf (not implemented yet)" %
              (default,))
+
+  def _validate_positions(self, fail, is_int, is_number):
+    """Checks `hierarchical_position_alpha` and the `tupe*` keys."""
+    alpha = self.hierarchical_position_alpha
+    if alpha is not None:
+      if not is_number(alpha) or not 0.0 < alpha < 1.0 or alpha == 0.5:
+        fail("hierarchical_position_alpha",
+             "null or a number in (0, 1) other than 0.5 (e.g. 0.4)")
+      if self.position_embedding_type != "learned":
+        fail("hierarchical_position_alpha", "null when position_embedding_type "
+             "is %r (it decomposes the learned table)" %
+             self.position_embedding_type)
+    if self.tupe not in TUPE_TYPES:
+      fail("tupe", "null, \"absolute\" or \"relative\"")
+    for field in ("tupe_num_buckets", "tupe_max_distance"):
+      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+        fail(field, "an int > 0")
+    if self.tupe_num_buckets < 4 or self.tupe_num_buckets % 2 != 0:
+      fail("tupe_num_buckets", "an even int >= 4 (half the buckets for each "
+           "direction, half of those exact)")
+    if self.tupe_max_distance <= self.tupe_num_buckets // 4:
+      fail("tupe_max_distance", "larger than tupe_num_buckets / 4 (%d), the "
+           "last exact distance" % (self.tupe_num_buckets // 4))
+    if self.tupe is not None:
+      if self.position_embedding_type != "learned":
+        fail("position_embedding_type", "\"learned\" (the default) with tupe: "
+             "TUPE replaces the input position embeddings by its own table")
+      if alpha is not None:
+        fail("hierarchical_position_alpha", "null with tupe (TUPE has its own "
+             "position table)")
+
+  def check_max_seq_length(self, max_seq_length):
+    """The original check of `--max_seq_length` against the model's positions.
+
+    Args:
+      max_seq_length: the flag's value.
+
+    Raises:
+      ValueError: if the model cannot encode sequences that long (the
+        original's message, with the limit of `max_seq_length_limit`).
+    """
+    limit = self.max_seq_length_limit
+    if limit is not None and max_seq_length > limit:
+      raise ValueError(
+          "Cannot use sequence length %d because the BERT model "
+          "was only trained up to sequence length %d" % (max_seq_length, limit))
+
+  @property
+  def max_seq_length_limit(self):
+    """The longest sequence the model can encode.
+
+    `max_position_embeddings` for learned positions and TUPE, its square with
+    `hierarchical_position_alpha`, and None (no limit) for "sinusoidal" and
+    "none". Scripts check their `max_seq_length` flag against it.
+    """
+    if self.tupe is not None:
+      return self.max_position_embeddings
+    if self.position_embedding_type != "learned":
+      return None
+    if self.hierarchical_position_alpha is not None:
+      return self.max_position_embeddings ** 2
+    return self.max_position_embeddings

@@ -5,6 +5,15 @@ As the original `embedding_lookup` + `embedding_postprocessor`: the word vectors
 token-type vectors, plus the learned `position_embeddings` table cut to the
 sequence length with `tf.slice` and broadcast as [1, seq_length, width]; then
 LayerNorm and dropout.
+
+Position options (config keys, absent = the original):
+- `position_embedding_type`: "learned" (the original table), "sinusoidal" (the
+  Transformer's fixed sin/cos table, no variable) or "none".
+- `hierarchical_position_alpha` (e.g. 0.4): the learned table of n rows also
+  serves positions n .. n*n - 1 through the hierarchical decomposition (see
+  `hierarchical_position_table`); positions below n are the table's rows.
+- `tupe`: no position vector is added here; TUPE's own table lives under
+  `bert/encoder/tupe` and enters every layer's attention (see `tupe.py`).
 """
 
 import numpy as np
@@ -33,12 +42,60 @@ def sinusoidal_position_table(seq_length, width):
   return tf.reshape(table, [seq_length, -1])[:, :width]
 
 
+def check_seq_length(seq_length, limit, message):
+  """Fails clearly when a sequence is longer than `limit`.
+
+  Args:
+    seq_length: int or scalar int Tensor.
+    limit: int, the longest length allowed.
+    message: format string with a `%s` for the length and a `%d` for `limit`.
+
+  Returns:
+    A list of assertion ops to run first (empty for a Python int).
+
+  Raises:
+    ValueError: right away, for a Python int beyond `limit`.
+  """
+  if isinstance(seq_length, int):
+    if seq_length > limit:
+      raise ValueError(message % (seq_length, limit))
+    return []
+  return [tf.debugging.assert_less_equal(
+      seq_length, limit, message=message % ("", limit))]
+
+
+def hierarchical_position_table(table, seq_length, alpha):
+  """Extends a learned position table of n rows to up to n*n positions.
+
+  Position k = i*n + j (0 <= i, j < n) gets alpha*u[i] + (1-alpha)*u[j] with
+  u = (table - alpha*table[0]) / (1 - alpha). For k < n (i = 0) the formula
+  gives table[k] algebraically; those rows are taken from the table itself, so
+  they equal it exactly. Gradients reach `table` through both branches.
+
+  Args:
+    table: float Tensor [n, width], the learned `position_embeddings`.
+    seq_length: int or scalar int Tensor, at most n*n (not checked here).
+    alpha: float in (0, 1), not 0.5 (0.4 by convention).
+
+  Returns:
+    float Tensor [seq_length, width].
+  """
+  n = tf.shape(table)[0]
+  k = tf.range(seq_length)  # [S]
+  i, j = k // n, k % n  # [S], [S]
+  u = (table - alpha * table[:1]) / (1.0 - alpha)  # [n, W]
+  decomposed = alpha * tf.gather(u, i) + (1.0 - alpha) * tf.gather(u, j)
+  exact = tf.gather(table, j)  # [S, W]; row k itself where k < n
+  return tf.where((k < n)[:, None], exact, decomposed)
+
+
 class BertEmbeddings(keras.layers.Layer):
   """Embeddings of the original model (variable scope `bert/embeddings`).
 
   Variables: `word_embeddings` [vocab_size, width], `token_type_embeddings`
   [type_vocab_size, width], `position_embeddings` [max_position_embeddings,
-  width] (only for `position_embedding_type == "learned"`), `LayerNorm/*`.
+  width] (only for `position_embedding_type == "learned"` without `tupe`),
+  `LayerNorm/*`.
   """
 
   def __init__(self, config, use_one_hot_embeddings=False,
@@ -66,12 +123,17 @@ class BertEmbeddings(keras.layers.Layer):
     self.token_type_embeddings = self.add_weight(
         name="token_type_embeddings",
         shape=(self.config.type_vocab_size, self.width), initializer=init)
-    if self.config.position_embedding_type == "learned":
+    if self._adds_learned_positions():
       self.position_embeddings = self.add_weight(
           name="position_embeddings",
           shape=(self.config.max_position_embeddings, self.width),
           initializer=init)
     self.layer_norm.build((None, None, self.width))
+
+  def _adds_learned_positions(self):
+    """Whether this layer owns and adds the learned `position_embeddings`."""
+    return (self.config.position_embedding_type == "learned" and
+            self.config.tupe is None)
 
   def _lookup(self, table, ids, depth):
     """Looks `ids` [B, S] up in `table` [depth, W]: gather or one-hot matmul."""
@@ -81,16 +143,17 @@ class BertEmbeddings(keras.layers.Layer):
     return tf.gather(table, ids)
 
   def _check_seq_length(self, seq_length):
-    """Fails clearly when the sequence is longer than the position table."""
-    limit = self.config.max_position_embeddings
-    message = ("Sequence length %s is longer than max_position_embeddings "
-               "(%d) of the BERT config")
-    if isinstance(seq_length, int):
-      if seq_length > limit:
-        raise ValueError(message % (seq_length, limit))
-      return []
-    return [tf.debugging.assert_less_equal(
-        seq_length, limit, message=message % ("", limit))]
+    """Fails clearly when the sequence is longer than the positions reach."""
+    if self.config.hierarchical_position_alpha is None:
+      message = ("Sequence length %s is longer than max_position_embeddings "
+                 "(%d) of the BERT config")
+    else:
+      message = ("Sequence length %%s is longer than %%d, the square of "
+                 "max_position_embeddings (%d) that "
+                 "hierarchical_position_alpha reaches, in the BERT config" %
+                 self.config.max_position_embeddings)
+    return check_seq_length(seq_length, self.config.max_seq_length_limit,
+                            message)
 
   def position_table(self, seq_length):
     """The [seq_length, width] position vectors added to every sequence.
@@ -99,13 +162,21 @@ class BertEmbeddings(keras.layers.Layer):
       seq_length: int or scalar int Tensor.
 
     Returns:
-      float Tensor [seq_length, width], or None for "none".
+      float Tensor [seq_length, width], or None for "none" and TUPE.
+
+    Raises:
+      ValueError: (InvalidArgumentError in a graph) when `seq_length` is
+        beyond the learned table (or its square with hierarchical positions).
     """
     kind = self.config.position_embedding_type
-    if kind == "learned":
+    if self._adds_learned_positions():
+      alpha = self.config.hierarchical_position_alpha
       checks = self._check_seq_length(seq_length)
       with tf.control_dependencies(checks):
-        return tf.slice(self.position_embeddings, [0, 0], [seq_length, -1])
+        if alpha is None:
+          return tf.slice(self.position_embeddings, [0, 0], [seq_length, -1])
+        return hierarchical_position_table(self.position_embeddings,
+                                           seq_length, alpha)
     if kind == "sinusoidal":
       return sinusoidal_position_table(seq_length, self.width)
     return None

@@ -4,6 +4,10 @@
 original names (`bert/embeddings/...`, `bert/encoder/layer_<i>/...`,
 `bert/pooler/dense/...`), and is called on a dict of `input_ids`, `input_mask`
 and `segment_ids`.
+
+With `tupe` in the config, the encoder also holds the `tupe` scope
+(`bert/encoder/tupe/...`, see `tupe.py`): its positional bias is computed once
+per call and added to the attention logits of every layer.
 """
 
 import keras
@@ -12,6 +16,7 @@ import tensorflow as tf
 from bert_tf.modeling import attention
 from bert_tf.modeling import embeddings
 from bert_tf.modeling import layers
+from bert_tf.modeling import tupe
 from bert_tf.modeling.config import BertConfig
 
 
@@ -24,7 +29,9 @@ class AttentionBlock(keras.layers.Layer):
         num_heads=config.num_attention_heads,
         size_per_head=config.attention_head_size,
         dropout_rate=config.attention_probs_dropout_prob,
-        initializer_range=config.initializer_range)
+        initializer_range=config.initializer_range,
+        scale_factor=1 if config.tupe is None else 2,
+        chunk_size=config.attention_chunk_size)
     self.output_block = layers.ResidualOutput(
         config.hidden_size, config.hidden_dropout_prob,
         config.initializer_range, name="output")
@@ -33,9 +40,10 @@ class AttentionBlock(keras.layers.Layer):
     self.self_attention.build(input_shape)
     self.output_block.build(input_shape)
 
-  def call(self, x, attention_mask=None, training=None):
+  def call(self, x, attention_mask=None, attention_bias=None, training=None):
     """x [batch, seq, hidden] -> LayerNorm(x + dropout(dense(attention(x))))."""
-    context = self.self_attention(x, attention_mask, training=training)
+    context = self.self_attention(x, attention_mask, attention_bias,
+                                  training=training)
     return self.output_block(context, x, training=training)
 
 
@@ -68,39 +76,51 @@ class TransformerLayer(keras.layers.Layer):
     self.intermediate.build(input_shape)
     self.output_block.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
 
-  def call(self, x, attention_mask=None, training=None):
+  def call(self, x, attention_mask=None, attention_bias=None, training=None):
     """Applies the block.
 
     Args:
       x: float Tensor [batch, seq, hidden].
       attention_mask: 0/1 float Tensor [batch, 1, 1, seq] or None.
+      attention_bias: float Tensor [1, heads, seq, seq] added to the attention
+        logits (TUPE), or None.
       training: whether dropout is active.
 
     Returns:
       float Tensor [batch, seq, hidden].
     """
-    attention_output = self.attention(x, attention_mask, training=training)
+    attention_output = self.attention(x, attention_mask, attention_bias,
+                                      training=training)
     intermediate = self.intermediate(attention_output)
     return self.output_block(intermediate, attention_output, training=training)
 
 
 class TransformerEncoder(keras.layers.Layer):
-  """The `encoder` scope: `num_hidden_layers` Transformer blocks in a stack."""
+  """The `encoder` scope: `num_hidden_layers` Transformer blocks in a stack.
+
+  With `tupe` set, also the `tupe` scope (`tupe.TupePositionBias`).
+  """
 
   def __init__(self, config, name="encoder", **kwargs):
     super().__init__(name=name, **kwargs)
     self.blocks = [TransformerLayer(config, name="layer_%d" % i)
                    for i in range(config.num_hidden_layers)]
+    self.tupe = None if config.tupe is None else tupe.TupePositionBias(config)
 
   def build(self, input_shape):
     for block in self.blocks:
       block.build(input_shape)
+    if self.tupe is not None:
+      self.tupe.build()
 
   def call(self, x, attention_mask=None, training=None):
     """Runs every block; returns the list of each block's output [B, S, H]."""
+    attention_bias = None
+    if self.tupe is not None:
+      attention_bias = tf.cast(self.tupe(x), x.dtype)  # [1, N, S, S]
     outputs = []
     for block in self.blocks:
-      x = block(x, attention_mask, training=training)
+      x = block(x, attention_mask, attention_bias, training=training)
       outputs.append(x)
     return outputs
 
