@@ -122,11 +122,7 @@ def main(_):
   if FLAGS.dynamic_masking and not FLAGS.vocab_file:
     raise ValueError("--dynamic_masking needs --vocab_file")
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
-  if FLAGS.max_seq_length > config.max_position_embeddings:
-    raise ValueError(
-        "Cannot use sequence length %d because the BERT model was only "
-        "trained up to sequence length %d" %
-        (FLAGS.max_seq_length, config.max_position_embeddings))
+  config.check_max_seq_length(FLAGS.max_seq_length)
   # Before any TensorFlow op runs (multi_worker_mirrored requires it).
   strategy = distribution.get_strategy(
       FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,

@@ -203,13 +203,7 @@ def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
   if max_seq_length < 3:
     raise ValueError("--max_seq_length must be at least 3, found %d" %
                      max_seq_length)
-  if (bert_config.position_embedding_type == "learned" and
-      max_seq_length > bert_config.max_position_embeddings):
-    raise ValueError(
-        "Cannot use sequence length %d because the BERT model was only "
-        "trained up to sequence length %d (--max_seq_length > "
-        "max_position_embeddings)" % (max_seq_length,
-                                      bert_config.max_position_embeddings))
+  bert_config.check_max_seq_length(max_seq_length)
   layer_indexes = parse_layer_indexes(layers, bert_config.num_hidden_layers)
   examples = read_examples(input_file)
   features = convert_examples_to_features(examples, max_seq_length, tokenizer)

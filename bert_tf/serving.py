@@ -16,7 +16,8 @@ One SavedModel carries three signatures over the same weights:
   padded to `max_seq_length`. The vocabulary travels as an asset.
 
 Outputs by model type: `encoder` -> `sequence_output`, `pooled_output`;
-`classifier` -> `logits`, `probabilities`; `squad` -> `start_logits`,
+`classifier` -> `logits`, `probabilities`; `regression` (STS-B) ->
+`predictions`; `squad` -> `start_logits`,
 `end_logits`; `pretraining` -> `mlm_log_probs` [batch, P, vocab] at the given
 `masked_lm_positions` and `nsp_log_probs` [batch, 2].
 
@@ -33,12 +34,14 @@ from bert_tf.modeling import BertClassifier
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertPretrainer
 from bert_tf.modeling import BertSquad
+from bert_tf.modeling.regression import BertRegressor
 from bert_tf.text import FastBertTokenizer
 
 # The outputs of every signature, by model type.
 OUTPUTS = {
     "encoder": ("sequence_output", "pooled_output"),
     "classifier": ("logits", "probabilities"),
+    "regression": ("predictions",),
     "squad": ("start_logits", "end_logits"),
     "pretraining": ("mlm_log_probs", "nsp_log_probs"),
 }
@@ -63,6 +66,8 @@ def build_model(config, model_type, num_labels=2):
     return BertModel(config)
   if model_type == "classifier":
     return BertClassifier(config, num_labels)
+  if model_type == "regression":
+    return BertRegressor(config)
   if model_type == "squad":
     return BertSquad(config)
   if model_type == "pretraining":
@@ -248,6 +253,22 @@ class ServingModule(tf.Module):
     return {name: tf.cast(t, tf.int32) for name, t in parsed.items()}
 
 
+def check_export_dir(export_dir, overwrite=False):
+  """Fails early when `export_dir` holds files and `overwrite` is False.
+
+  Args:
+    export_dir: the SavedModel directory to write.
+    overwrite: whether replacing a non-empty directory is allowed.
+
+  Raises:
+    ValueError: naming the directory.
+  """
+  if (not overwrite and tf.io.gfile.exists(export_dir) and
+      tf.io.gfile.listdir(export_dir)):
+    raise ValueError("--export_dir %s is not empty; pass --overwrite to "
+                     "replace it" % export_dir)
+
+
 def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
            model_type, export_dir, num_labels=2, overwrite=False,
            max_predictions_per_seq=20, model=None):
@@ -281,15 +302,8 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
   if model_type not in MODEL_TYPES:
     raise ValueError("--model_type must be one of %s, found %r" %
                      (", ".join(MODEL_TYPES), model_type))
-  if (config.position_embedding_type == "learned" and
-      max_seq_length > config.max_position_embeddings):
-    raise ValueError("--max_seq_length=%d is longer than max_position_embeddings"
-                     " (%d) of the BERT config" %
-                     (max_seq_length, config.max_position_embeddings))
-  if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
-    if not overwrite:
-      raise ValueError("--export_dir %s is not empty; pass --overwrite to "
-                       "replace it" % export_dir)
+  config.check_max_seq_length(max_seq_length)
+  check_export_dir(export_dir, overwrite)
   if model is None:
     model = build_model(config, model_type, num_labels)
     checkpoints.load_checkpoint(model, init_checkpoint)

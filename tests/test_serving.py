@@ -194,7 +194,7 @@ def test_export_refuses_a_non_empty_directory(small, tmp_path):
     serving.export(config, ckpt, vocab_file, True, SEQ, "encoder",
                    str(tmp_path / "export"))
   assert (tmp_path / "export" / "keep.txt").read_text() == "x"
-  with pytest.raises(ValueError, match=r"--max_seq_length=41 is longer than "
-                     r"max_position_embeddings \(40\)"):
+  with pytest.raises(ValueError, match=r"Cannot use sequence length 41 because "
+                     r"the BERT model was only trained up to sequence length 40"):
     serving.export(config, ckpt, vocab_file, True, 41, "encoder",
                    str(tmp_path / "other"))

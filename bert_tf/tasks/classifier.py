@@ -1,0 +1,212 @@
+"""run_classifier's model, loss, evaluation and prediction, as the original.
+
+Evaluation reports the original Estimator's keys: `eval_accuracy` and
+`eval_loss` (over real examples only), `loss` (the mean over eval batches of
+the batch mean loss, padding examples included, as the Estimator computed it)
+and `global_step`; plus `eval_mcc` for CoLA, `eval_f1` for MRPC and QQP, and
+for the regression task STS-B `eval_loss` (mean squared error),
+`eval_pearson` and `eval_spearman` instead of the accuracy. Prediction writes
+`test_results.tsv`: one line per real example, its class probabilities
+separated by tabs (the predicted score for STS-B).
+"""
+
+import os
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from bert_tf.data import glue
+from bert_tf.modeling import BertClassifier
+from bert_tf.modeling.regression import BertRegressor
+from bert_tf.tasks import classifier_metrics
+from bert_tf.tasks import inference
+
+# Extra eval metrics by task (beside accuracy and loss).
+TASK_METRICS = {
+    "cola": ("mcc",),
+    "mrpc": ("f1",),
+    "qqp": ("f1",),
+    "sts-b": ("pearson", "spearman"),
+}
+
+
+def model_fn(config, processor):
+  """Returns the `Trainer` model_fn for the task's processor.
+
+  Args:
+    config: `BertConfig`.
+    processor: the task's `DataProcessor`.
+
+  Returns:
+    A function building `BertRegressor` (regression) or `BertClassifier`.
+  """
+  if processor.is_regression:
+    return lambda: BertRegressor(config)
+  num_labels = len(processor.get_labels())
+  return lambda: BertClassifier(config, num_labels)
+
+
+def loss_fn(model, features, training):
+  """`Trainer` loss: the model's mean loss over the batch."""
+  return model(features, training=training)["loss"], {}
+
+
+def write_examples(examples, processor, max_seq_length, tokenizer,
+                   output_file):
+  """Writes examples as the original fine-tuning TFRecords.
+
+  Args:
+    examples: list of `InputExample` / `PaddingInputExample`.
+    processor: the task's `DataProcessor`.
+    max_seq_length: padded length.
+    tokenizer: a `FullTokenizer`.
+    output_file: the TFRecord path.
+  """
+  glue.file_based_convert_examples_to_features(
+      examples, processor.get_labels(), max_seq_length, tokenizer,
+      output_file, processor.is_regression)
+
+
+def _run(trainer, record_file, processor, max_seq_length, batch_size,
+         drop_remainder):
+  """Per-example outputs of the model over a TFRecord file, in order."""
+  output_keys = ["per_example_loss"] + (
+      ["predictions"] if processor.is_regression else ["logits",
+                                                       "probabilities"])
+  dataset = glue.file_based_dataset(
+      record_file, max_seq_length, batch_size, is_training=False,
+      drop_remainder=drop_remainder, is_regression=processor.is_regression)
+  return inference.predict_all(trainer.strategy, trainer.model, dataset,
+                               output_keys,
+                               feature_keys=("label_ids", "is_real_example"))
+
+
+def compute_eval_results(outputs, task_name, is_regression, batch_size,
+                         global_step):
+  """The eval_results.txt values from the per-example outputs.
+
+  Args:
+    outputs: dict of numpy arrays: `per_example_loss`, `label_ids`,
+      `is_real_example`, and `logits` (classification) or `predictions`
+      (regression).
+    task_name: lower-case task name (selects the extra metrics).
+    is_regression: whether the task is a regression.
+    batch_size: the eval batch size (for the Estimator's `loss`).
+    global_step: the evaluated checkpoint's step.
+
+  Returns:
+    dict: name -> numpy float32 (`global_step` int64).
+  """
+  weights = outputs["is_real_example"]
+  labels = outputs["label_ids"]
+  per_example_loss = outputs["per_example_loss"].astype(np.float32)
+  batch_losses = [per_example_loss[i:i + batch_size].mean(dtype=np.float32)
+                  for i in range(0, len(per_example_loss), batch_size)]
+  results = {
+      "eval_loss": classifier_metrics.weighted_mean(per_example_loss, weights),
+      "loss": float(np.mean(batch_losses, dtype=np.float32)),
+  }
+  if is_regression:
+    predictions = outputs["predictions"]
+  else:
+    predictions = np.argmax(outputs["logits"], axis=-1)
+    results["eval_accuracy"] = classifier_metrics.accuracy(predictions,
+                                                           labels, weights)
+  for metric in TASK_METRICS.get(task_name, ()):
+    fn = {"mcc": classifier_metrics.matthews_corrcoef,
+          "f1": classifier_metrics.f1_score,
+          "pearson": classifier_metrics.pearson_corrcoef,
+          "spearman": classifier_metrics.spearman_corrcoef}[metric]
+    results["eval_" + metric] = fn(predictions, labels, weights)
+  results = {k: np.float32(v) for k, v in results.items()}
+  results["global_step"] = np.int64(global_step)
+  return results
+
+
+def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
+             max_seq_length, eval_batch_size, pad_to_batch=False):
+  """Evaluates the trainer's model on the dev examples.
+
+  Writes `eval.tf_record` and `eval_results.txt` (`key = value`, sorted).
+
+  Args:
+    trainer: a `Trainer` holding the restored or trained model.
+    examples: the dev `InputExample`s.
+    processor: the task's `DataProcessor`.
+    task_name: the task name.
+    tokenizer: a `FullTokenizer`.
+    output_dir: where the files go.
+    max_seq_length: padded length.
+    eval_batch_size: batch size.
+    pad_to_batch: pad with `PaddingInputExample`s to a batch multiple and
+      drop nothing (as the original on TPU).
+
+  Returns:
+    The results dict.
+  """
+  num_actual = len(examples)
+  if pad_to_batch:
+    examples = glue.pad_examples(examples, eval_batch_size)
+  eval_file = os.path.join(output_dir, "eval.tf_record")
+  write_examples(examples, processor, max_seq_length, tokenizer, eval_file)
+  logging.info("***** Running evaluation *****")
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
+               num_actual, len(examples) - num_actual)
+  logging.info("  Batch size = %d", eval_batch_size)
+  outputs = _run(trainer, eval_file, processor, max_seq_length,
+                 eval_batch_size, drop_remainder=pad_to_batch)
+  results = compute_eval_results(outputs, task_name.lower(),
+                                 processor.is_regression, eval_batch_size,
+                                 int(trainer.global_step.numpy()))
+  output_eval_file = os.path.join(output_dir, "eval_results.txt")
+  with tf.io.gfile.GFile(output_eval_file, "w") as writer:
+    logging.info("***** Eval results *****")
+    for key in sorted(results):
+      logging.info("  %s = %s", key, str(results[key]))
+      writer.write("%s = %s\n" % (key, str(results[key])))
+  return results
+
+
+def predict(trainer, examples, processor, tokenizer, output_dir,
+            max_seq_length, predict_batch_size, pad_to_batch=False):
+  """Predicts the test examples and writes `test_results.tsv`.
+
+  Args:
+    trainer: a `Trainer` holding the restored or trained model.
+    examples: the test `InputExample`s.
+    processor: the task's `DataProcessor`.
+    tokenizer: a `FullTokenizer`.
+    output_dir: where `predict.tf_record` and `test_results.tsv` go.
+    max_seq_length: padded length.
+    predict_batch_size: batch size.
+    pad_to_batch: pad to a batch multiple (as the original on TPU).
+
+  Returns:
+    numpy array of the written rows: probabilities [examples, num_labels],
+    or scores [examples, 1] for regression.
+  """
+  num_actual = len(examples)
+  if pad_to_batch:
+    examples = glue.pad_examples(examples, predict_batch_size)
+  predict_file = os.path.join(output_dir, "predict.tf_record")
+  write_examples(examples, processor, max_seq_length, tokenizer, predict_file)
+  logging.info("***** Running prediction*****")
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
+               num_actual, len(examples) - num_actual)
+  logging.info("  Batch size = %d", predict_batch_size)
+  outputs = _run(trainer, predict_file, processor, max_seq_length,
+                 predict_batch_size, drop_remainder=pad_to_batch)
+  if processor.is_regression:
+    rows = outputs["predictions"][:num_actual, None]
+  else:
+    rows = outputs["probabilities"][:num_actual]
+  if len(rows) != num_actual:
+    raise ValueError("Got %d predictions for %d examples" %
+                     (len(rows), num_actual))
+  output_predict_file = os.path.join(output_dir, "test_results.tsv")
+  with tf.io.gfile.GFile(output_predict_file, "w") as writer:
+    logging.info("***** Predict results *****")
+    for row in rows:
+      writer.write("\t".join(str(value) for value in row) + "\n")
+  return rows

@@ -1,0 +1,45 @@
+"""Running a model over a whole dataset and collecting its outputs, in order.
+
+Used by the eval and predict steps of run_classifier and run_squad, which need
+every example's outputs (the original's `estimator.predict`), not only sums.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def predict_all(strategy, model, dataset, output_keys, feature_keys=()):
+  """Runs `model(features, training=False)` on every batch of `dataset`.
+
+  Args:
+    strategy: the `tf.distribute.Strategy` the model was built under.
+    model: a Keras model returning a dict.
+    dataset: a finite `tf.data.Dataset` of global batches of features.
+    output_keys: model outputs to collect.
+    feature_keys: input features to collect beside them (e.g. `unique_ids`).
+
+  Returns:
+    dict key -> numpy array of all examples' values, in dataset order
+    (batches concatenated along axis 0).
+  """
+  keys = list(output_keys) + list(feature_keys)
+  distributed = strategy.experimental_distribute_dataset(dataset)
+
+  def replica_fn(features):
+    outputs = model(features, training=False)
+    collected = {k: outputs[k] for k in output_keys}
+    collected.update({k: features[k] for k in feature_keys})
+    return collected
+
+  @tf.function
+  def step(features):
+    per_replica = strategy.run(replica_fn, args=(features,))
+    return {k: strategy.gather(per_replica[k], axis=0) for k in keys}
+
+  collected = {k: [] for k in keys}
+  for features in distributed:
+    values = step(features)
+    for k in keys:
+      collected[k].append(values[k].numpy())
+  return {k: np.concatenate(v, axis=0) if v else np.zeros([0])
+          for k, v in collected.items()}

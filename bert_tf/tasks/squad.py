@@ -1,0 +1,448 @@
+"""run_squad's training, prediction and answer extraction, as the original.
+
+`write_predictions` turns the start/end logits of every window into answer
+texts: the `n_best_size` best starts and ends of each window, kept when both
+lie in the window's document part, the start's window is its max-context
+window, and the span is at most `max_answer_length` tokens; the spans are
+projected back to the original text by `get_final_text`. For SQuAD v2.0 the
+null answer scores start_logit[0] + end_logit[0] of the window where that is
+smallest, and "" is predicted when it beats the best non-null span by more
+than `null_score_diff_threshold`.
+
+`train` and `predict` are the glue of run_squad.py around `Trainer`.
+"""
+
+import collections
+import json
+import math
+import os
+import random
+
+from absl import logging
+import tensorflow as tf
+
+from bert_tf import tokenization
+from bert_tf.data import squad as squad_data
+from bert_tf.modeling import BertSquad
+from bert_tf.tasks import inference
+from bert_tf.tasks import squad_metrics
+
+RawResult = collections.namedtuple("RawResult",
+                                   ["unique_id", "start_logits", "end_logits"])
+
+_PrelimPrediction = collections.namedtuple(
+    "PrelimPrediction",
+    ["feature_index", "start_index", "end_index", "start_logit", "end_logit"])
+_NbestPrediction = collections.namedtuple(
+    "NbestPrediction", ["text", "start_logit", "end_logit"])
+
+
+def _get_best_indexes(logits, n_best_size):
+  """Indexes of the `n_best_size` largest logits, best first (stable)."""
+  index_and_score = sorted(enumerate(logits), key=lambda x: x[1], reverse=True)
+  return [index for index, _ in index_and_score[:n_best_size]]
+
+
+def _compute_softmax(scores):
+  """Softmax of a list of Python floats (in double precision)."""
+  if not scores:
+    return []
+  max_score = max(scores)
+  exp_scores = [math.exp(score - max_score) for score in scores]
+  total_sum = sum(exp_scores)
+  return [score / total_sum for score in exp_scores]
+
+
+def get_final_text(pred_text, orig_text, do_lower_case, verbose_logging=False):
+  """Projects a normalized predicted span back onto the original words.
+
+  `pred_text` (e.g. "steve smith", from WordPieces) is found in the
+  BasicTokenizer output of `orig_text` (e.g. "Steve Smith's"); with spaces
+  removed the two texts align character by character, which maps the match
+  back to `orig_text` ("Steve Smith"). When any step fails, `orig_text` is
+  returned.
+
+  Args:
+    pred_text: the detokenized predicted text.
+    orig_text: the original words of the span, joined by spaces.
+    do_lower_case: as the tokenizer.
+    verbose_logging: log why an alignment failed.
+
+  Returns:
+    The answer text.
+  """
+
+  def strip_spaces(text):
+    ns_chars = []
+    ns_to_s_map = collections.OrderedDict()
+    for i, c in enumerate(text):
+      if c == " ":
+        continue
+      ns_to_s_map[len(ns_chars)] = i
+      ns_chars.append(c)
+    return "".join(ns_chars), ns_to_s_map
+
+  tokenizer = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
+  tok_text = " ".join(tokenizer.tokenize(orig_text))
+
+  start_position = tok_text.find(pred_text)
+  if start_position == -1:
+    if verbose_logging:
+      logging.info("Unable to find text: '%s' in '%s'", pred_text, orig_text)
+    return orig_text
+  end_position = start_position + len(pred_text) - 1
+
+  orig_ns_text, orig_ns_to_s_map = strip_spaces(orig_text)
+  tok_ns_text, tok_ns_to_s_map = strip_spaces(tok_text)
+  if len(orig_ns_text) != len(tok_ns_text):
+    if verbose_logging:
+      logging.info("Length not equal after stripping spaces: '%s' vs '%s'",
+                   orig_ns_text, tok_ns_text)
+    return orig_text
+
+  tok_s_to_ns_map = {s: ns for ns, s in tok_ns_to_s_map.items()}
+
+  def to_orig(position):
+    ns_position = tok_s_to_ns_map.get(position)
+    return None if ns_position is None else orig_ns_to_s_map.get(ns_position)
+
+  orig_start_position = to_orig(start_position)
+  if orig_start_position is None:
+    if verbose_logging:
+      logging.info("Couldn't map start position")
+    return orig_text
+  orig_end_position = to_orig(end_position)
+  if orig_end_position is None:
+    if verbose_logging:
+      logging.info("Couldn't map end position")
+    return orig_text
+  return orig_text[orig_start_position:orig_end_position + 1]
+
+
+def _detokenize(tokens):
+  """WordPieces -> text: "##" pieces joined, whitespace collapsed."""
+  tok_text = " ".join(tokens).replace(" ##", "").replace("##", "")
+  return " ".join(tok_text.strip().split())
+
+
+def compute_predictions(all_examples, all_features, all_results, n_best_size,
+                        max_answer_length, do_lower_case,
+                        version_2_with_negative=False,
+                        null_score_diff_threshold=0.0, verbose_logging=False):
+  """The answers, n-best lists and null odds of the original write_predictions.
+
+  Args:
+    all_examples: list of `SquadExample`.
+    all_features: list of `InputFeatures` of those examples.
+    all_results: list of `RawResult` (logits as lists of Python floats).
+    n_best_size: start/end candidates per window, and n-best list length.
+    max_answer_length: the longest answer in tokens.
+    do_lower_case: as the tokenizer (for `get_final_text`).
+    version_2_with_negative: consider the null answer.
+    null_score_diff_threshold: predict "" when null score - best non-null
+      score is larger.
+    verbose_logging: log failed alignments.
+
+  Returns:
+    (predictions, nbest, null_odds): OrderedDicts by question id of the
+    answer text, the n-best list (dicts with `text`, `probability`,
+    `start_logit`, `end_logit`), and (v2.0; else empty) the score
+    difference null - best non-null.
+  """
+  example_index_to_features = collections.defaultdict(list)
+  for feature in all_features:
+    example_index_to_features[feature.example_index].append(feature)
+  unique_id_to_result = {result.unique_id: result for result in all_results}
+
+  all_predictions = collections.OrderedDict()
+  all_nbest_json = collections.OrderedDict()
+  scores_diff_json = collections.OrderedDict()
+
+  for example_index, example in enumerate(all_examples):
+    features = example_index_to_features[example_index]
+    prelim_predictions = []
+    # The smallest null score (start+end logits of [CLS]) over the windows.
+    score_null = 1000000
+    min_null_feature_index = 0
+    null_start_logit = 0
+    null_end_logit = 0
+    for feature_index, feature in enumerate(features):
+      result = unique_id_to_result[feature.unique_id]
+      start_indexes = _get_best_indexes(result.start_logits, n_best_size)
+      end_indexes = _get_best_indexes(result.end_logits, n_best_size)
+      if version_2_with_negative:
+        feature_null_score = result.start_logits[0] + result.end_logits[0]
+        if feature_null_score < score_null:
+          score_null = feature_null_score
+          min_null_feature_index = feature_index
+          null_start_logit = result.start_logits[0]
+          null_end_logit = result.end_logits[0]
+      for start_index in start_indexes:
+        for end_index in end_indexes:
+          # Spans must lie in the document part of the window, start in its
+          # max-context window, and be at most max_answer_length long.
+          if (start_index >= len(feature.tokens) or
+              end_index >= len(feature.tokens) or
+              start_index not in feature.token_to_orig_map or
+              end_index not in feature.token_to_orig_map or
+              not feature.token_is_max_context.get(start_index, False) or
+              end_index < start_index or
+              end_index - start_index + 1 > max_answer_length):
+            continue
+          prelim_predictions.append(_PrelimPrediction(
+              feature_index=feature_index, start_index=start_index,
+              end_index=end_index,
+              start_logit=result.start_logits[start_index],
+              end_logit=result.end_logits[end_index]))
+
+    if version_2_with_negative:
+      prelim_predictions.append(_PrelimPrediction(
+          feature_index=min_null_feature_index, start_index=0, end_index=0,
+          start_logit=null_start_logit, end_logit=null_end_logit))
+    prelim_predictions = sorted(prelim_predictions,
+                                key=lambda x: x.start_logit + x.end_logit,
+                                reverse=True)
+
+    seen_predictions = set()
+    nbest = []
+    for pred in prelim_predictions:
+      if len(nbest) >= n_best_size:
+        break
+      feature = features[pred.feature_index]
+      if pred.start_index > 0:  # A non-null span.
+        tok_text = _detokenize(
+            feature.tokens[pred.start_index:pred.end_index + 1])
+        orig_doc_start = feature.token_to_orig_map[pred.start_index]
+        orig_doc_end = feature.token_to_orig_map[pred.end_index]
+        orig_text = " ".join(
+            example.doc_tokens[orig_doc_start:orig_doc_end + 1])
+        final_text = get_final_text(tok_text, orig_text, do_lower_case,
+                                    verbose_logging)
+        if final_text in seen_predictions:
+          continue
+      else:
+        final_text = ""
+      seen_predictions.add(final_text)
+      nbest.append(_NbestPrediction(text=final_text,
+                                    start_logit=pred.start_logit,
+                                    end_logit=pred.end_logit))
+
+    if version_2_with_negative and "" not in seen_predictions:
+      nbest.append(_NbestPrediction(text="", start_logit=null_start_logit,
+                                    end_logit=null_end_logit))
+    # In rare cases no span is valid; a placeholder avoids a failure.
+    if not nbest:
+      nbest.append(_NbestPrediction(text="empty", start_logit=0.0,
+                                    end_logit=0.0))
+
+    total_scores = [entry.start_logit + entry.end_logit for entry in nbest]
+    best_non_null_entry = next((entry for entry in nbest if entry.text), None)
+    probs = _compute_softmax(total_scores)
+    nbest_json = []
+    for i, entry in enumerate(nbest):
+      output = collections.OrderedDict()
+      output["text"] = entry.text
+      output["probability"] = probs[i]
+      output["start_logit"] = entry.start_logit
+      output["end_logit"] = entry.end_logit
+      nbest_json.append(output)
+
+    if not version_2_with_negative:
+      all_predictions[example.qas_id] = nbest_json[0]["text"]
+    else:
+      score_diff = (score_null - best_non_null_entry.start_logit -
+                    best_non_null_entry.end_logit)
+      scores_diff_json[example.qas_id] = score_diff
+      if score_diff > null_score_diff_threshold:
+        all_predictions[example.qas_id] = ""
+      else:
+        all_predictions[example.qas_id] = best_non_null_entry.text
+    all_nbest_json[example.qas_id] = nbest_json
+  return all_predictions, all_nbest_json, scores_diff_json
+
+
+def write_predictions(all_examples, all_features, all_results, n_best_size,
+                      max_answer_length, do_lower_case, output_prediction_file,
+                      output_nbest_file, output_null_log_odds_file,
+                      version_2_with_negative=False,
+                      null_score_diff_threshold=0.0, verbose_logging=False):
+  """Writes predictions.json, nbest_predictions.json and (v2.0) null_odds.json.
+
+  Args:
+    all_examples, all_features, all_results, n_best_size, max_answer_length,
+    do_lower_case, version_2_with_negative, null_score_diff_threshold,
+    verbose_logging: see `compute_predictions`.
+    output_prediction_file: path of the answers JSON.
+    output_nbest_file: path of the n-best JSON.
+    output_null_log_odds_file: path of the null odds JSON (v2.0 only).
+
+  Returns:
+    The `compute_predictions` triple.
+  """
+  logging.info("Writing predictions to: %s", output_prediction_file)
+  logging.info("Writing nbest to: %s", output_nbest_file)
+  predictions, nbest, null_odds = compute_predictions(
+      all_examples, all_features, all_results, n_best_size, max_answer_length,
+      do_lower_case, version_2_with_negative, null_score_diff_threshold,
+      verbose_logging)
+  outputs = [(output_prediction_file, predictions),
+             (output_nbest_file, nbest)]
+  if version_2_with_negative:
+    outputs.append((output_null_log_odds_file, null_odds))
+  for path, value in outputs:
+    with tf.io.gfile.GFile(path, "w") as writer:
+      writer.write(json.dumps(value, indent=4) + "\n")
+  return predictions, nbest, null_odds
+
+
+def has_gold_answers(dataset):
+  """Whether a SQuAD `data` list can be scored.
+
+  Args:
+    dataset: the `data` list of a SQuAD JSON file.
+
+  Returns:
+    True when every question has `answers` and at least one is non-empty.
+  """
+  qas = [qa for article in dataset for p in article["paragraphs"]
+         for qa in p["qas"]]
+  return bool(qas) and all("answers" in qa for qa in qas) and any(
+      qa["answers"] for qa in qas)
+
+
+def evaluate_predictions(dataset, predictions, null_odds,
+                         version_2_with_negative):
+  """The official script's results for the written predictions.
+
+  Args:
+    dataset: the `data` list of the predict file.
+    predictions: dict question id -> answer.
+    null_odds: dict question id -> null odds (v2.0).
+    version_2_with_negative: use the v2.0 script (with the null odds as its
+      `--na-prob-file`), else v1.1.
+
+  Returns:
+    dict of the script's keys and values.
+  """
+  if version_2_with_negative:
+    return squad_metrics.evaluate_v2(dataset, predictions, null_odds)
+  return squad_metrics.evaluate_v1(dataset, predictions)
+
+
+def loss_fn(model, features, training):
+  """`Trainer` loss: the original (start + end cross-entropy) / 2."""
+  return model(features, training=training)["loss"], {}
+
+
+def model_fn(config):
+  """Returns the `Trainer` model_fn of run_squad."""
+  return lambda: BertSquad(config)
+
+
+def write_train_features(train_file, tokenizer, output_file, max_seq_length,
+                         doc_stride, max_query_length,
+                         version_2_with_negative):
+  """Reads, shuffles (seed 12345) and windows the training set into TFRecords.
+
+  Args:
+    train_file: SQuAD JSON with answers.
+    tokenizer: a `FullTokenizer`.
+    output_file: TFRecord path (`train.tf_record`).
+    max_seq_length, doc_stride, max_query_length: the window settings.
+    version_2_with_negative: read `is_impossible`.
+
+  Returns:
+    (number of examples, number of features).
+  """
+  train_examples = squad_data.read_squad_examples(
+      train_file, is_training=True,
+      version_2_with_negative=version_2_with_negative)
+  # Pre-shuffled as the original, so that a small shuffle buffer suffices.
+  random.Random(12345).shuffle(train_examples)
+  writer = squad_data.FeatureWriter(output_file, is_training=True)
+  squad_data.convert_examples_to_features(
+      train_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+      is_training=True, output_fn=writer.process_feature)
+  writer.close()
+  return len(train_examples), writer.num_features
+
+
+def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
+            doc_stride, max_query_length, predict_batch_size, n_best_size,
+            max_answer_length, do_lower_case, version_2_with_negative=False,
+            null_score_diff_threshold=0.0, verbose_logging=False):
+  """Predicts the answers of `predict_file` and writes the original outputs.
+
+  Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
+  `null_odds.json` (v2.0) and, when the file has gold answers,
+  `squad_eval_results.json` (the official script's results).
+
+  Args:
+    trainer: a `Trainer` holding the restored `BertSquad`.
+    predict_file: SQuAD JSON.
+    tokenizer: a `FullTokenizer`.
+    output_dir: where the files go.
+    max_seq_length, doc_stride, max_query_length: the window settings.
+    predict_batch_size: batch size.
+    n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
+    null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+
+  Returns:
+    The evaluation results dict, or None without gold answers.
+  """
+  eval_examples = squad_data.read_squad_examples(predict_file,
+                                                 is_training=False)
+  eval_writer = squad_data.FeatureWriter(
+      os.path.join(output_dir, "eval.tf_record"), is_training=False)
+  eval_features = []
+
+  def append_feature(feature):
+    eval_features.append(feature)
+    eval_writer.process_feature(feature)
+
+  squad_data.convert_examples_to_features(
+      eval_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+      is_training=False, output_fn=append_feature)
+  eval_writer.close()
+
+  logging.info("***** Running predictions *****")
+  logging.info("  Num orig examples = %d", len(eval_examples))
+  logging.info("  Num split examples = %d", len(eval_features))
+  logging.info("  Batch size = %d", predict_batch_size)
+
+  outputs = inference.predict_all(
+      trainer.strategy, trainer.model,
+      squad_data.squad_dataset(eval_writer.filename, max_seq_length,
+                               predict_batch_size, is_training=False,
+                               drop_remainder=False),
+      output_keys=("start_logits", "end_logits"), feature_keys=("unique_ids",))
+  all_results = [
+      RawResult(unique_id=int(unique_id),
+                start_logits=[float(x) for x in start.flat],
+                end_logits=[float(x) for x in end.flat])
+      for unique_id, start, end in zip(outputs["unique_ids"],
+                                       outputs["start_logits"],
+                                       outputs["end_logits"])]
+  predictions, _, null_odds = write_predictions(
+      eval_examples, eval_features, all_results, n_best_size,
+      max_answer_length, do_lower_case,
+      os.path.join(output_dir, "predictions.json"),
+      os.path.join(output_dir, "nbest_predictions.json"),
+      os.path.join(output_dir, "null_odds.json"), version_2_with_negative,
+      null_score_diff_threshold, verbose_logging)
+
+  dataset = squad_data.read_squad_data(predict_file)
+  if not has_gold_answers(dataset):
+    logging.info("%s has no gold answers: not evaluated", predict_file)
+    return None
+  results = evaluate_predictions(dataset, predictions, null_odds,
+                                 version_2_with_negative)
+  with tf.io.gfile.GFile(os.path.join(output_dir, "squad_eval_results.json"),
+                         "w") as writer:
+    writer.write(json.dumps(results, indent=2) + "\n")
+  logging.info("***** SQuAD %s eval results *****",
+               "v2.0" if version_2_with_negative else "v1.1")
+  for key, value in results.items():
+    logging.info("  %s = %s", key, value)
+  return results
+

@@ -1,0 +1,251 @@
+"""Run BERT on SQuAD 1.1 and SQuAD 2.0 (the original's flags).
+
+Fine-tunes `BertSquad` (`cls/squad/output_weights`, `cls/squad/output_bias`)
+on `--train_file`, writing `output_dir/model.ckpt-<step>` with the original
+names; `--do_predict` writes `predictions.json`, `nbest_predictions.json`,
+`null_odds.json` (with `--version_2_with_negative`) and, when
+`--predict_file` has gold answers, `squad_eval_results.json` with the official
+evaluation script's results. Without `--do_train`, prediction uses the latest
+checkpoint of `output_dir`, else `--init_checkpoint`. New flags choose the
+distribution strategy, the compute dtype and XLA.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import keras
+import tensorflow as tf
+
+from bert_tf import serving
+from bert_tf import tasks
+from bert_tf import tokenization
+from bert_tf.data import squad as squad_data
+from bert_tf.modeling import BertConfig
+from bert_tf.tasks import squad
+from bert_tf.training import distribution
+from bert_tf.training import optimization
+from bert_tf.training import trainer as trainer_lib
+
+FLAGS = flags.FLAGS
+
+# The original flags, with their defaults.
+flags.DEFINE_string(
+    "bert_config_file", None,
+    "The config json file corresponding to the pre-trained BERT model. "
+    "This specifies the model architecture.")
+flags.DEFINE_string("vocab_file", None,
+                    "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_string(
+    "output_dir", None,
+    "The output directory where the model checkpoints will be written.")
+flags.DEFINE_string("train_file", None,
+                    "SQuAD json for training. E.g., train-v1.1.json")
+flags.DEFINE_string(
+    "predict_file", None,
+    "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
+flags.DEFINE_string(
+    "init_checkpoint", None,
+    "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_bool(
+    "do_lower_case", True,
+    "Whether to lower case the input text. Should be True for uncased "
+    "models and False for cased models.")
+flags.DEFINE_integer(
+    "max_seq_length", 384,
+    "The maximum total input sequence length after WordPiece tokenization. "
+    "Sequences longer than this will be truncated, and sequences shorter "
+    "than this will be padded.")
+flags.DEFINE_integer(
+    "doc_stride", 128,
+    "When splitting up a long document into chunks, how much stride to "
+    "take between chunks.")
+flags.DEFINE_integer(
+    "max_query_length", 64,
+    "The maximum number of tokens for the question. Questions longer than "
+    "this will be truncated to this length.")
+flags.DEFINE_bool("do_train", False, "Whether to run training.")
+flags.DEFINE_bool("do_predict", False, "Whether to run eval on the dev set.")
+flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+flags.DEFINE_integer("predict_batch_size", 8,
+                     "Total batch size for predictions.")
+flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
+flags.DEFINE_float("num_train_epochs", 3.0,
+                   "Total number of training epochs to perform.")
+flags.DEFINE_float(
+    "warmup_proportion", 0.1,
+    "Proportion of training to perform linear learning rate warmup for. "
+    "E.g., 0.1 = 10% of training.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                     "How often to save the model checkpoint.")
+flags.DEFINE_integer("iterations_per_loop", 1000,
+                     "How many steps to make in each estimator call.")
+flags.DEFINE_integer(
+    "n_best_size", 20,
+    "The total number of n-best predictions to generate in the "
+    "nbest_predictions.json output file.")
+flags.DEFINE_integer(
+    "max_answer_length", 30,
+    "The maximum length of an answer that can be generated. This is needed "
+    "because the start and end predictions are not conditioned on one another.")
+flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+flags.DEFINE_string(
+    "tpu_name", None,
+    "The Cloud TPU to use for training: a name or a grpc://ip.address.")
+flags.DEFINE_string("tpu_zone", None,
+                    "[Optional] GCE zone where the Cloud TPU is located in.")
+flags.DEFINE_string(
+    "gcp_project", None,
+    "[Optional] Project name for the Cloud TPU-enabled project.")
+flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+flags.DEFINE_integer(
+    "num_tpu_cores", 8,
+    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+flags.DEFINE_bool(
+    "verbose_logging", False,
+    "If true, all of the warnings related to data processing will be printed. "
+    "A number of warnings are expected for a normal SQuAD evaluation.")
+flags.DEFINE_bool(
+    "version_2_with_negative", False,
+    "If true, the SQuAD examples contain some that do not have an answer.")
+flags.DEFINE_float(
+    "null_score_diff_threshold", 0.0,
+    "If null_score - best_non_null is greater than the threshold predict null.")
+
+# New flags.
+flags.DEFINE_enum(
+    "distribution_strategy", None, list(distribution.STRATEGIES),
+    "tf.distribute strategy; default: tpu with --use_tpu, mirrored with more "
+    "than one GPU, else one_device.")
+flags.DEFINE_integer("num_gpus", None,
+                     "GPUs to use (default: all visible ones).")
+flags.DEFINE_enum(
+    "dtype", "float32", list(trainer_lib.DTYPES),
+    "Compute dtype: float32, bfloat16 (mixed, float32 variables) or float16 "
+    "(mixed, with dynamic loss scaling).")
+flags.DEFINE_bool("enable_xla", False,
+                  "Compile the forward and backward pass with XLA.")
+flags.DEFINE_integer("keep_checkpoint_max", 5,
+                     "Checkpoints to keep in output_dir (0: all).")
+flags.DEFINE_integer("log_steps", 100,
+                     "Log a line and summaries every this many steps.")
+flags.DEFINE_integer("seed", None,
+                     "Seed of the data order, initialization and dropout.")
+
+
+flags.DEFINE_string(
+    "export_dir", None,
+    "If set, export the final model there as a SavedModel serving ids, "
+    "tf.Examples and raw text (see export_saved_model.py); the directory "
+    "must be empty or absent.")
+
+def validate_flags_or_throw(config):
+  """The original flag checks, plus the required-flag checks.
+
+  Args:
+    config: the `BertConfig`.
+
+  Raises:
+    ValueError: naming the flag.
+  """
+  for flag in ("vocab_file", "bert_config_file", "output_dir"):
+    if not getattr(FLAGS, flag):
+      raise ValueError("--%s is required" % flag)
+  if not FLAGS.do_train and not FLAGS.do_predict:
+    raise ValueError("At least one of `do_train` or `do_predict` must be True.")
+  if FLAGS.do_train and not FLAGS.train_file:
+    raise ValueError(
+        "If `do_train` is True, then `train_file` must be specified.")
+  if FLAGS.do_predict and not FLAGS.predict_file:
+    raise ValueError(
+        "If `do_predict` is True, then `predict_file` must be specified.")
+  config.check_max_seq_length(FLAGS.max_seq_length)
+  if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
+    raise ValueError(
+        "The max_seq_length (%d) must be greater than max_query_length "
+        "(%d) + 3" % (FLAGS.max_seq_length, FLAGS.max_query_length))
+
+
+def main(_):
+  logging.set_verbosity(logging.INFO)
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  validate_flags_or_throw(config)
+  if FLAGS.export_dir:
+    serving.check_export_dir(FLAGS.export_dir)
+  tokenizer = tokenization.FullTokenizer(
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+
+  strategy = distribution.get_strategy(
+      FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,
+      FLAGS.tpu_name, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.master)
+  trainer_lib.set_dtype_policy(FLAGS.dtype)
+  if FLAGS.seed is not None:
+    keras.utils.set_random_seed(FLAGS.seed)
+  tf.io.gfile.makedirs(FLAGS.output_dir)
+
+  optimizer_fn = None
+  if FLAGS.do_train:
+    train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
+    num_examples, num_features = squad.write_train_features(
+        FLAGS.train_file, tokenizer, train_record, FLAGS.max_seq_length,
+        FLAGS.doc_stride, FLAGS.max_query_length,
+        FLAGS.version_2_with_negative)
+    num_train_steps, num_warmup_steps = tasks.num_train_steps(
+        num_examples, FLAGS.train_batch_size, FLAGS.num_train_epochs,
+        FLAGS.warmup_proportion)
+
+    def optimizer_fn():
+      return optimization.create_optimizer(
+          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
+
+  trainer = trainer_lib.Trainer(
+      strategy, squad.model_fn(config), squad.loss_fn, FLAGS.output_dir,
+      optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
+      iterations_per_loop=FLAGS.iterations_per_loop,
+      save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+      keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+      log_steps=FLAGS.log_steps, dtype=FLAGS.dtype,
+      enable_xla=FLAGS.enable_xla)
+  restored = trainer.initialize(FLAGS.init_checkpoint)
+  if not FLAGS.do_train and restored is None:
+    raise ValueError("--do_predict without --do_train needs a checkpoint: "
+                     "%s has none and --init_checkpoint is not set" %
+                     FLAGS.output_dir)
+
+  if FLAGS.do_train:
+    logging.info("***** Running training *****")
+    logging.info("  Num orig examples = %d", num_examples)
+    logging.info("  Num split examples = %d", num_features)
+    logging.info("  Batch size = %d", FLAGS.train_batch_size)
+    logging.info("  Num steps = %d", num_train_steps)
+    trainer.train(
+        lambda context, start_step: squad_data.squad_dataset(
+            train_record, FLAGS.max_seq_length,
+            context.get_per_replica_batch_size(FLAGS.train_batch_size),
+            is_training=True, drop_remainder=True, input_context=context,
+            seed=FLAGS.seed),
+        num_train_steps)
+
+  if FLAGS.do_predict:
+    squad.predict(
+        trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
+        FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
+        FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
+        FLAGS.do_lower_case, FLAGS.version_2_with_negative,
+        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging)
+
+  if FLAGS.export_dir and trainer.is_chief:
+    serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,
+                   FLAGS.max_seq_length, "squad", FLAGS.export_dir,
+                   model=trainer.model)
+    logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("vocab_file")
+  flags.mark_flag_as_required("bert_config_file")
+  flags.mark_flag_as_required("output_dir")
+  app.run(main)
