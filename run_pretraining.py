@@ -10,15 +10,14 @@ compute dtype, XLA, LAMB and dynamic masking.
 from absl import app
 from absl import flags
 from absl import logging
-import keras
 import tensorflow as tf
 
 from bert_tf.data import pretraining_dataset
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertPretrainer
-from bert_tf.training import distribution
 from bert_tf.training import metrics
 from bert_tf.training import optimization
+from bert_tf.training import script_flags
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -56,35 +55,11 @@ flags.DEFINE_integer("save_checkpoints_steps", 1000,
 flags.DEFINE_integer("iterations_per_loop", 1000,
                      "How many steps to make in each estimator call.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-flags.DEFINE_string(
-    "tpu_name", None,
-    "The Cloud TPU to use for training: a name or a grpc://ip.address.")
-flags.DEFINE_string(
-    "tpu_zone", None,
-    "[Optional] GCE zone where the Cloud TPU is located in.")
-flags.DEFINE_string(
-    "gcp_project", None,
-    "[Optional] Project name for the Cloud TPU-enabled project.")
-flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
-flags.DEFINE_integer(
-    "num_tpu_cores", 8,
-    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 
 # New flags.
-flags.DEFINE_enum(
-    "distribution_strategy", None, list(distribution.STRATEGIES),
-    "tf.distribute strategy; default: tpu with --use_tpu, mirrored with more "
-    "than one GPU, else one_device. mirrored without GPUs uses every logical "
-    "CPU device.")
-flags.DEFINE_integer("num_gpus", None,
-                     "GPUs to use (default: all visible ones).")
-flags.DEFINE_enum(
-    "dtype", "float32", list(trainer_lib.DTYPES),
-    "Compute dtype: float32, bfloat16 (mixed, float32 variables) or float16 "
-    "(mixed, with dynamic loss scaling).")
-flags.DEFINE_bool("enable_xla", False,
-                  "Compile the forward and backward pass with XLA.")
+script_flags.define_tpu_flags()
+script_flags.define_training_flags()
+flags.adopt_module_key_flags(script_flags)
 flags.DEFINE_enum("optimizer", "adamw", list(optimization.OPTIMIZERS),
                   "adamw (original BERT) or lamb (as ALBERT).")
 flags.DEFINE_bool(
@@ -98,14 +73,6 @@ flags.DEFINE_string("vocab_file", None,
                     "--dynamic_masking.")
 flags.DEFINE_float("masked_lm_prob", 0.15,
                    "Fraction of the tokens --dynamic_masking masks.")
-flags.DEFINE_integer("keep_checkpoint_max", 5,
-                     "Checkpoints to keep in output_dir (0: all).")
-flags.DEFINE_integer(
-    "log_steps", 100,
-    "Log a line and summaries every this many steps (loops end there too).")
-flags.DEFINE_integer(
-    "seed", None,
-    "Seed of the data order, dynamic masks, initialization and dropout.")
 flags.DEFINE_bool(
     "deterministic", False,
     "Enable TensorFlow op determinism (with --seed: bitwise repeatable runs, "
@@ -124,14 +91,9 @@ def main(_):
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   config.check_max_seq_length(FLAGS.max_seq_length)
   # Before any TensorFlow op runs (multi_worker_mirrored requires it).
-  strategy = distribution.get_strategy(
-      FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,
-      FLAGS.tpu_name, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.master)
+  strategy = script_flags.strategy_from_flags()
   logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
                strategy.num_replicas_in_sync)
-  trainer_lib.set_dtype_policy(FLAGS.dtype)
-  if FLAGS.seed is not None:
-    keras.utils.set_random_seed(FLAGS.seed)
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
 
@@ -146,7 +108,6 @@ def main(_):
       FLAGS.vocab_file, FLAGS.masked_lm_prob)
              if FLAGS.dynamic_masking else None)
 
-
   def optimizer_fn():
     return optimization.create_optimizer(
         FLAGS.learning_rate, FLAGS.num_train_steps, FLAGS.num_warmup_steps,
@@ -157,11 +118,7 @@ def main(_):
       FLAGS.output_dir,
       optimizer_fn=optimizer_fn if FLAGS.do_train else None,
       global_batch_size=FLAGS.train_batch_size,
-      iterations_per_loop=FLAGS.iterations_per_loop,
-      save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-      keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      log_steps=FLAGS.log_steps, dtype=FLAGS.dtype,
-      enable_xla=FLAGS.enable_xla)
+      **script_flags.trainer_options())
   trainer.initialize(FLAGS.init_checkpoint)
 
   if FLAGS.do_train:

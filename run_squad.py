@@ -15,7 +15,6 @@ import os
 from absl import app
 from absl import flags
 from absl import logging
-import keras
 import tensorflow as tf
 
 from bert_tf import serving
@@ -24,8 +23,8 @@ from bert_tf import tokenization
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
-from bert_tf.training import distribution
 from bert_tf.training import optimization
+from bert_tf.training import script_flags
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -89,19 +88,6 @@ flags.DEFINE_integer(
     "max_answer_length", 30,
     "The maximum length of an answer that can be generated. This is needed "
     "because the start and end predictions are not conditioned on one another.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-flags.DEFINE_string(
-    "tpu_name", None,
-    "The Cloud TPU to use for training: a name or a grpc://ip.address.")
-flags.DEFINE_string("tpu_zone", None,
-                    "[Optional] GCE zone where the Cloud TPU is located in.")
-flags.DEFINE_string(
-    "gcp_project", None,
-    "[Optional] Project name for the Cloud TPU-enabled project.")
-flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
-flags.DEFINE_integer(
-    "num_tpu_cores", 8,
-    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
 flags.DEFINE_bool(
     "verbose_logging", False,
     "If true, all of the warnings related to data processing will be printed. "
@@ -114,24 +100,9 @@ flags.DEFINE_float(
     "If null_score - best_non_null is greater than the threshold predict null.")
 
 # New flags.
-flags.DEFINE_enum(
-    "distribution_strategy", None, list(distribution.STRATEGIES),
-    "tf.distribute strategy; default: tpu with --use_tpu, mirrored with more "
-    "than one GPU, else one_device.")
-flags.DEFINE_integer("num_gpus", None,
-                     "GPUs to use (default: all visible ones).")
-flags.DEFINE_enum(
-    "dtype", "float32", list(trainer_lib.DTYPES),
-    "Compute dtype: float32, bfloat16 (mixed, float32 variables) or float16 "
-    "(mixed, with dynamic loss scaling).")
-flags.DEFINE_bool("enable_xla", False,
-                  "Compile the forward and backward pass with XLA.")
-flags.DEFINE_integer("keep_checkpoint_max", 5,
-                     "Checkpoints to keep in output_dir (0: all).")
-flags.DEFINE_integer("log_steps", 100,
-                     "Log a line and summaries every this many steps.")
-flags.DEFINE_integer("seed", None,
-                     "Seed of the data order, initialization and dropout.")
+script_flags.define_tpu_flags()
+script_flags.define_training_flags()
+flags.adopt_module_key_flags(script_flags)
 
 
 flags.DEFINE_string(
@@ -178,12 +149,7 @@ def main(_):
   tokenizer = tokenization.FullTokenizer(
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
 
-  strategy = distribution.get_strategy(
-      FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,
-      FLAGS.tpu_name, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.master)
-  trainer_lib.set_dtype_policy(FLAGS.dtype)
-  if FLAGS.seed is not None:
-    keras.utils.set_random_seed(FLAGS.seed)
+  strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)
 
   optimizer_fn = None
@@ -204,11 +170,7 @@ def main(_):
   trainer = trainer_lib.Trainer(
       strategy, squad.model_fn(config), squad.loss_fn, FLAGS.output_dir,
       optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
-      iterations_per_loop=FLAGS.iterations_per_loop,
-      save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-      keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      log_steps=FLAGS.log_steps, dtype=FLAGS.dtype,
-      enable_xla=FLAGS.enable_xla)
+      **script_flags.trainer_options())
   restored = trainer.initialize(FLAGS.init_checkpoint)
   if not FLAGS.do_train and restored is None:
     raise ValueError("--do_predict without --do_train needs a checkpoint: "

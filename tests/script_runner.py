@@ -34,4 +34,5 @@ def run_main(name, *argv):
     script.FLAGS([name + ".py"] + [str(a) for a in argv])
     return script.main([])
   finally:
+    flags.FLAGS.unparse_flags()  # flags shared by scripts back to defaults
     _forget(name)

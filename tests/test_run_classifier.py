@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_text  # noqa: F401 (the export's tokenizer ops)
 
 from bert_tf import tasks
 from bert_tf.modeling import BertConfig

@@ -1,0 +1,89 @@
+"""absl flags shared by the training scripts, and the set-up they drive.
+
+`run_pretraining.py`, `run_classifier.py` and `run_squad.py` take the original
+TPU flags and the same new ones (strategy, dtype, XLA, checkpoints kept, log
+frequency, seed). They are defined here once; each script calls the two
+`define_*` functions and `flags.adopt_module_key_flags(script_flags)` so that
+its `--helpshort` lists them.
+"""
+
+from absl import flags
+import keras
+
+from bert_tf.training import distribution
+from bert_tf.training import trainer as trainer_lib
+
+FLAGS = flags.FLAGS
+
+
+def define_tpu_flags():
+  """Defines the original scripts' TPU flags (once per process)."""
+  if "use_tpu" in FLAGS:
+    return
+  flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
+  flags.DEFINE_string(
+      "tpu_name", None,
+      "The Cloud TPU to use for training: a name or a grpc://ip.address.")
+  flags.DEFINE_string(
+      "tpu_zone", None,
+      "[Optional] GCE zone where the Cloud TPU is located in.")
+  flags.DEFINE_string(
+      "gcp_project", None,
+      "[Optional] Project name for the Cloud TPU-enabled project.")
+  flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+  flags.DEFINE_integer(
+      "num_tpu_cores", 8,
+      "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+
+
+def define_training_flags():
+  """Defines the new training flags (once per process)."""
+  if "distribution_strategy" in FLAGS:
+    return
+  flags.DEFINE_enum(
+      "distribution_strategy", None, list(distribution.STRATEGIES),
+      "tf.distribute strategy; default: tpu with --use_tpu, mirrored with "
+      "more than one GPU, else one_device. mirrored without GPUs uses every "
+      "logical CPU device.")
+  flags.DEFINE_integer("num_gpus", None,
+                       "GPUs to use (default: all visible ones).")
+  flags.DEFINE_enum(
+      "dtype", "float32", list(trainer_lib.DTYPES),
+      "Compute dtype: float32, bfloat16 (mixed, float32 variables) or "
+      "float16 (mixed, with dynamic loss scaling).")
+  flags.DEFINE_bool("enable_xla", False,
+                    "Compile the forward and backward pass with XLA.")
+  flags.DEFINE_integer("keep_checkpoint_max", 5,
+                       "Checkpoints to keep in output_dir (0: all).")
+  flags.DEFINE_integer(
+      "log_steps", 100,
+      "Log a line and summaries every this many steps (loops end there too).")
+  flags.DEFINE_integer(
+      "seed", None,
+      "Seed of the data order, masks, initialization and dropout.")
+
+
+def strategy_from_flags():
+  """Creates the strategy, then sets the dtype policy and the seed.
+
+  Call it before any other TensorFlow op (multi_worker_mirrored needs that).
+
+  Returns:
+    The `tf.distribute.Strategy` the flags ask for.
+  """
+  strategy = distribution.get_strategy(
+      FLAGS.distribution_strategy, FLAGS.num_gpus, FLAGS.use_tpu,
+      FLAGS.tpu_name, FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.master)
+  trainer_lib.set_dtype_policy(FLAGS.dtype)
+  if FLAGS.seed is not None:
+    keras.utils.set_random_seed(FLAGS.seed)
+  return strategy
+
+
+def trainer_options():
+  """The `Trainer` keyword arguments that come from the shared flags."""
+  return dict(iterations_per_loop=FLAGS.iterations_per_loop,
+              save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+              keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+              log_steps=FLAGS.log_steps, dtype=FLAGS.dtype,
+              enable_xla=FLAGS.enable_xla)
