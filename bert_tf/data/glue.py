@@ -20,6 +20,7 @@ from absl import logging
 import tensorflow as tf
 
 from bert_tf import tokenization
+from bert_tf.data import tfrecords
 from bert_tf.data.sentence_pairs import pack_tokens
 
 
@@ -415,10 +416,6 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
                        label_id, True)
 
 
-def _int_feature(values):
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
 def file_based_convert_examples_to_features(examples, label_list,
                                             max_seq_length, tokenizer,
                                             output_file, is_regression=False):
@@ -440,18 +437,20 @@ def file_based_convert_examples_to_features(examples, label_list,
                                        max_seq_length, tokenizer,
                                        is_regression)
       features = collections.OrderedDict()
-      features["input_ids"] = _int_feature(feature.input_ids)
-      features["input_mask"] = _int_feature(feature.input_mask)
-      features["segment_ids"] = _int_feature(feature.segment_ids)
+      features["input_ids"] = tfrecords.create_int_feature(feature.input_ids)
+      features["input_mask"] = tfrecords.create_int_feature(
+          feature.input_mask)
+      features["segment_ids"] = tfrecords.create_int_feature(
+          feature.segment_ids)
       if is_regression:
-        features["label_ids"] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=[feature.label_id]))
+        features["label_ids"] = tfrecords.create_float_feature(
+            [feature.label_id])
       else:
-        features["label_ids"] = _int_feature([feature.label_id])
-      features["is_real_example"] = _int_feature(
+        features["label_ids"] = tfrecords.create_int_feature(
+            [feature.label_id])
+      features["is_real_example"] = tfrecords.create_int_feature(
           [int(feature.is_real_example)])
-      writer.write(tf.train.Example(features=tf.train.Features(
-          feature=features)).SerializeToString())
+      writer.write(tfrecords.features_to_example(features))
 
 
 def pad_examples(examples, batch_size):
@@ -498,17 +497,6 @@ def file_based_dataset(input_file, seq_length, batch_size, is_training,
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
 
-  def decode(record):
-    example = tf.io.parse_single_example(record, name_to_features)
-    return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t
-            for name, t in example.items()}
-
-  d = tf.data.TFRecordDataset(input_file)
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    d = d.shard(input_context.num_input_pipelines,
-                input_context.input_pipeline_id)
-  if is_training:
-    d = d.repeat()
-    d = d.shuffle(buffer_size=100, seed=seed)
-  d = d.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-  return d.batch(batch_size, drop_remainder=drop_remainder)
+  return tfrecords.finetuning_dataset(input_file, name_to_features,
+                                      batch_size, is_training, drop_remainder,
+                                      input_context, seed)

@@ -21,6 +21,7 @@ from absl import logging
 import tensorflow as tf
 
 from bert_tf import tokenization
+from bert_tf.data import tfrecords
 
 # Unique ids of features start here, as the original.
 FIRST_UNIQUE_ID = 1000000000
@@ -470,10 +471,7 @@ class FeatureWriter(object):
   def process_feature(self, feature):
     """Writes one feature as a `tf.train.Example`."""
     self.num_features += 1
-
-    def int_feature(values):
-      return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
+    int_feature = tfrecords.create_int_feature
     features = collections.OrderedDict()
     features["unique_ids"] = int_feature([feature.unique_id])
     features["input_ids"] = int_feature(feature.input_ids)
@@ -484,8 +482,7 @@ class FeatureWriter(object):
       features["end_positions"] = int_feature([feature.end_position])
       features["is_impossible"] = int_feature(
           [int(bool(feature.is_impossible))])
-    self._writer.write(tf.train.Example(
-        features=tf.train.Features(feature=features)).SerializeToString())
+    self._writer.write(tfrecords.features_to_example(features))
 
   def close(self):
     """Closes the file."""
@@ -520,16 +517,6 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
 
-  def decode(record):
-    example = tf.io.parse_single_example(record, name_to_features)
-    return {name: tf.cast(t, tf.int32) for name, t in example.items()}
-
-  d = tf.data.TFRecordDataset(input_file)
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    d = d.shard(input_context.num_input_pipelines,
-                input_context.input_pipeline_id)
-  if is_training:
-    d = d.repeat()
-    d = d.shuffle(buffer_size=100, seed=seed)
-  d = d.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-  return d.batch(batch_size, drop_remainder=drop_remainder)
+  return tfrecords.finetuning_dataset(input_file, name_to_features,
+                                      batch_size, is_training, drop_remainder,
+                                      input_context, seed)

@@ -56,6 +56,30 @@ _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers",
 _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
+def read_json_file(json_file, description):
+  """Reads a JSON file, with errors that name the file.
+
+  Args:
+    json_file: path of the file.
+    description: what the file is, for messages ("BERT config file").
+
+  Returns:
+    The parsed JSON value.
+
+  Raises:
+    ValueError: if the file is missing or not valid JSON.
+  """
+  if not tf.io.gfile.exists(json_file):
+    raise ValueError("%s not found: %s" % (description, json_file))
+  with tf.io.gfile.GFile(json_file, "r") as reader:
+    text = reader.read()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError("%s %s is not valid JSON: %s" %
+                     (description, json_file, e)) from None
+
+
 class BertConfig(object):
   """Configuration for `BertModel`, with the original constructor and API."""
 
@@ -146,16 +170,8 @@ class BertConfig(object):
     Raises:
       ValueError: if the file is missing, not JSON, or has invalid fields.
     """
-    if not tf.io.gfile.exists(json_file):
-      raise ValueError("BERT config file not found: %s" % json_file)
-    with tf.io.gfile.GFile(json_file, "r") as reader:
-      text = reader.read()
-    try:
-      json_object = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ValueError("BERT config file %s is not valid JSON: %s" %
-                       (json_file, e)) from None
-    return cls.from_dict(json_object, source=json_file)
+    return cls.from_dict(read_json_file(json_file, "BERT config file"),
+                         source=json_file)
 
   def to_dict(self):
     """Serializes this instance to a Python dictionary."""

@@ -33,11 +33,11 @@ original checkpoint.
 """
 
 import dataclasses
-import json
 
 import keras
 import tensorflow as tf
 
+from bert_tf.modeling import config as config_lib
 from bert_tf.modeling import layers
 
 INITS = ("normal", "uniform")
@@ -149,16 +149,9 @@ class TransformerXLConfig(object):
     Raises:
       ValueError: if the file is missing, not JSON, or has invalid fields.
     """
-    if not tf.io.gfile.exists(json_file):
-      raise ValueError("Transformer-XL config file not found: %s" % json_file)
-    with tf.io.gfile.GFile(json_file, "r") as reader:
-      text = reader.read()
-    try:
-      values = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise ValueError("Transformer-XL config file %s is not valid JSON: %s" %
-                       (json_file, e)) from None
-    return cls.from_dict(values, source=json_file)
+    return cls.from_dict(
+        config_lib.read_json_file(json_file, "Transformer-XL config file"),
+        source=json_file)
 
   @classmethod
   def from_bert_config(cls, bert_config, source="bert_config"):
