@@ -1,0 +1,126 @@
+"""Serving: latency at batch 1 and throughput at batch 32, SavedModel vs in-process.
+
+One classifier (random weights; `--shape small` = 4 layers, hidden 256, or
+`base` = BERT-base) is exported with `bert_tf.serving.export` and reloaded with
+`tf.saved_model.load`. Four paths are timed in one process, interleaved over
+rounds, at `--seq_length` tokens:
+
+- `keras ids`: the in-process Keras model in a `tf.function` on token ids;
+- `keras text`: Python `FullTokenizer` + packing, then that function;
+- `savedmodel ids`: the export's `serving_default`;
+- `savedmodel text`: the export's `serve_text` (tokenization in the graph).
+
+Usage: python bench/serving_latency.py [--shape small] [--rounds 5]
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
+
+from bert_tf import serving
+from bert_tf import tokenization
+from bert_tf.data import sentence_pairs
+from bert_tf.modeling import BertConfig
+
+SHAPES = {"small": (4, 256, 4, 1024), "base": (12, 768, 12, 3072)}
+VOCAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                     "shared", "fixtures", "vocab", "uncased_vocab.txt")
+CORPUS = os.path.join(os.path.dirname(VOCAB), "..", "corpora",
+                      "wikitext2_valid.tokens")
+
+
+def texts_of_length(seq_length, count):
+  """Pairs of corpus lines long enough to fill `seq_length` tokens."""
+  lines = [l.strip() for l in open(CORPUS, encoding="utf-8")
+           if len(l.split()) > seq_length // 2]
+  return [(lines[2 * i], lines[2 * i + 1]) for i in range(count)]
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--shape", default="small", choices=sorted(SHAPES))
+  parser.add_argument("--seq_length", type=int, default=128)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--latency_calls", type=int, default=20)
+  parser.add_argument("--throughput_calls", type=int, default=5)
+  args = parser.parse_args()
+
+  layers, hidden, heads, inter = SHAPES[args.shape]
+  tokenizer = tokenization.FullTokenizer(VOCAB, True)
+  config = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=hidden,
+                      num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=inter, max_position_embeddings=512,
+                      type_vocab_size=2)
+  model = serving.build_model(config, "classifier", num_labels=2)
+  export_dir = os.path.join(tempfile.mkdtemp(), "export")
+  serving.export(config, None, VOCAB, True, args.seq_length, "classifier",
+                 export_dir, model=model)
+  loaded = tf.saved_model.load(export_dir)
+  serve_ids = loaded.signatures["serving_default"]
+  serve_text = loaded.signatures["serve_text"]
+  spec = tf.TensorSpec([None, None], tf.int32)
+
+  @tf.function(input_signature=[spec, spec, spec])
+  def keras_ids(ids, mask, types):
+    return model({"input_ids": ids, "input_mask": mask, "segment_ids": types},
+                 training=False)["probabilities"]
+
+  def pack(pairs):
+    packed = [sentence_pairs.pack_tokens(
+        tokenizer.tokenize(a), tokenizer.tokenize(b), args.seq_length,
+        tokenizer.convert_tokens_to_ids) for a, b in pairs]
+    return [tf.constant([getattr(p, n) for p in packed], tf.int32)
+            for n in ("input_ids", "input_mask", "segment_ids")]
+
+  pairs = texts_of_length(args.seq_length, 32)
+  batches = {1: pairs[:1], 32: pairs}
+  ids = {size: pack(batch) for size, batch in batches.items()}
+  text = {size: (tf.constant([a for a, _ in batch]),
+                 tf.constant([b for _, b in batch]))
+          for size, batch in batches.items()}
+  paths = {
+      "keras ids": lambda n: keras_ids(*ids[n]),
+      "keras text": lambda n: keras_ids(*pack(batches[n])),
+      "savedmodel ids": lambda n: serve_ids(
+          input_ids=ids[n][0], input_mask=ids[n][1],
+          segment_ids=ids[n][2])["probabilities"],
+      "savedmodel text": lambda n: serve_text(
+          text_a=text[n][0], text_b=text[n][1])["probabilities"],
+  }
+  reference = paths["keras ids"](32).numpy()
+  for name, run in paths.items():  # same outputs, and warm-up
+    np.testing.assert_allclose(run(32).numpy(), reference, atol=1e-5,
+                               err_msg=name)
+    run(1)
+
+  latency = {name: [] for name in paths}
+  throughput = {name: [] for name in paths}
+  for _ in range(args.rounds):
+    for name, run in paths.items():
+      for _ in range(args.latency_calls):
+        start = time.perf_counter()
+        run(1).numpy()
+        latency[name].append(1000 * (time.perf_counter() - start))
+      start = time.perf_counter()
+      for _ in range(args.throughput_calls):
+        run(32).numpy()
+      throughput[name].append(
+          32 * args.throughput_calls / (time.perf_counter() - start))
+
+  print("%s classifier, %d tokens, medians of %d rounds" %
+        (args.shape, args.seq_length, args.rounds))
+  print("%-16s %18s %22s" % ("path", "batch 1 latency ms",
+                             "batch 32 examples/s"))
+  for name in paths:
+    print("%-16s %18.1f %22.1f" % (name, statistics.median(latency[name]),
+                                   statistics.median(throughput[name])))
+
+
+if __name__ == "__main__":
+  main()
