@@ -68,15 +68,39 @@ def write_examples(examples, processor, max_seq_length, tokenizer,
       output_file, processor.is_regression)
 
 
-def _run(trainer, record_file, processor, max_seq_length, batch_size,
-         drop_remainder):
-  """Per-example outputs of the model over a TFRecord file, in order."""
+def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
+         batch_size, pad_to_batch, header):
+  """Writes examples to a TFRecord file and returns the model's outputs on it.
+
+  Args:
+    trainer: the `Trainer` holding the model and the strategy.
+    examples: list of `InputExample`.
+    processor: the task's `DataProcessor`.
+    tokenizer: a `FullTokenizer`.
+    record_file: the TFRecord path to write.
+    max_seq_length: padded length.
+    batch_size: batch size.
+    pad_to_batch: pad with `PaddingInputExample`s to a batch multiple and
+      drop nothing (as the original on TPU).
+    header: the original's log line before the run.
+
+  Returns:
+    dict of per-example outputs, in order.
+  """
+  num_actual = len(examples)
+  if pad_to_batch:
+    examples = glue.pad_examples(examples, batch_size)
+  write_examples(examples, processor, max_seq_length, tokenizer, record_file)
+  logging.info(header)
+  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
+               num_actual, len(examples) - num_actual)
+  logging.info("  Batch size = %d", batch_size)
   output_keys = ["per_example_loss"] + (
       ["predictions"] if processor.is_regression else ["logits",
                                                        "probabilities"])
   dataset = glue.file_based_dataset(
       record_file, max_seq_length, batch_size, is_training=False,
-      drop_remainder=drop_remainder, is_regression=processor.is_regression)
+      drop_remainder=pad_to_batch, is_regression=processor.is_regression)
   return inference.predict_all(trainer.strategy, trainer.model, dataset,
                                output_keys,
                                feature_keys=("label_ids", "is_real_example"))
@@ -145,17 +169,10 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
   Returns:
     The results dict.
   """
-  num_actual = len(examples)
-  if pad_to_batch:
-    examples = glue.pad_examples(examples, eval_batch_size)
-  eval_file = os.path.join(output_dir, "eval.tf_record")
-  write_examples(examples, processor, max_seq_length, tokenizer, eval_file)
-  logging.info("***** Running evaluation *****")
-  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
-               num_actual, len(examples) - num_actual)
-  logging.info("  Batch size = %d", eval_batch_size)
-  outputs = _run(trainer, eval_file, processor, max_seq_length,
-                 eval_batch_size, drop_remainder=pad_to_batch)
+  outputs = _run(trainer, examples, processor, tokenizer,
+                 os.path.join(output_dir, "eval.tf_record"), max_seq_length,
+                 eval_batch_size, pad_to_batch,
+                 "***** Running evaluation *****")
   results = compute_eval_results(outputs, task_name.lower(),
                                  processor.is_regression, eval_batch_size,
                                  int(trainer.global_step.numpy()))
@@ -186,17 +203,11 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
     numpy array of the written rows: probabilities [examples, num_labels],
     or scores [examples, 1] for regression.
   """
+  outputs = _run(trainer, examples, processor, tokenizer,
+                 os.path.join(output_dir, "predict.tf_record"),
+                 max_seq_length, predict_batch_size, pad_to_batch,
+                 "***** Running prediction*****")
   num_actual = len(examples)
-  if pad_to_batch:
-    examples = glue.pad_examples(examples, predict_batch_size)
-  predict_file = os.path.join(output_dir, "predict.tf_record")
-  write_examples(examples, processor, max_seq_length, tokenizer, predict_file)
-  logging.info("***** Running prediction*****")
-  logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
-               num_actual, len(examples) - num_actual)
-  logging.info("  Batch size = %d", predict_batch_size)
-  outputs = _run(trainer, predict_file, processor, max_seq_length,
-                 predict_batch_size, drop_remainder=pad_to_batch)
   if processor.is_regression:
     rows = outputs["predictions"][:num_actual, None]
   else:

@@ -2,9 +2,10 @@
 
 `run_pretraining.py`, `run_classifier.py` and `run_squad.py` take the original
 TPU flags and the same new ones (strategy, dtype, XLA, checkpoints kept, log
-frequency, seed). They are defined here once; each script calls the two
-`define_*` functions and `flags.adopt_module_key_flags(script_flags)` so that
-its `--helpshort` lists them.
+frequency, seed); the two fine-tuning scripts also share the original training
+flags. They are defined here once; each script calls the `define_*` functions
+it needs and `flags.adopt_module_key_flags(script_flags)` so that its
+`--helpshort` lists them.
 """
 
 from absl import flags
@@ -34,6 +35,25 @@ def define_tpu_flags():
   flags.DEFINE_integer(
       "num_tpu_cores", 8,
       "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+
+
+def define_finetuning_flags():
+  """Defines the original fine-tuning flags shared by run_classifier/run_squad."""
+  if "num_train_epochs" in FLAGS:
+    return
+  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+  flags.DEFINE_float("learning_rate", 5e-5,
+                     "The initial learning rate for Adam.")
+  flags.DEFINE_float("num_train_epochs", 3.0,
+                     "Total number of training epochs to perform.")
+  flags.DEFINE_float(
+      "warmup_proportion", 0.1,
+      "Proportion of training to perform linear learning rate warmup for. "
+      "E.g., 0.1 = 10% of training.")
+  flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                       "How often to save the model checkpoint.")
+  flags.DEFINE_integer("iterations_per_loop", 1000,
+                       "How many steps to make in each estimator call.")
 
 
 def define_training_flags():
