@@ -69,14 +69,9 @@ script_flags.define_finetuning_flags()
 # New flags.
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
+script_flags.define_export_flags()
 flags.adopt_module_key_flags(script_flags)
 
-
-flags.DEFINE_string(
-    "export_dir", None,
-    "If set, export the final model there as a SavedModel serving ids, "
-    "tf.Examples and raw text (see export_saved_model.py); the directory "
-    "must be empty or absent.")
 
 def main(_):
   logging.set_verbosity(logging.INFO)

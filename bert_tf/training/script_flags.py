@@ -83,6 +83,17 @@ def define_training_flags():
       "Seed of the data order, masks, initialization and dropout.")
 
 
+def define_export_flags():
+  """Defines `--export_dir` of the fine-tuning scripts (once per process)."""
+  if "export_dir" in FLAGS:
+    return
+  flags.DEFINE_string(
+      "export_dir", None,
+      "If set, export the final model there as a SavedModel serving ids, "
+      "tf.Examples and raw text (see export_saved_model.py); the directory "
+      "must be empty or absent.")
+
+
 def strategy_from_flags():
   """Creates the strategy, then sets the dtype policy and the seed.
 
