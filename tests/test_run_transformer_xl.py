@@ -1,5 +1,6 @@
 """run_transformer_xl.py, its byte corpus records and its optimizer."""
 
+import json
 import os
 import pathlib
 import re
@@ -65,8 +66,8 @@ def test_records_follow_the_original_layout(tmp_path):
   assert os.path.basename(path) == "train.bsz-2.tlen-4.tfrecords"
   # Steps t = 0, 4, 8 of rows of 10 (9 inputs each): lengths 4, 4, 1.
   assert num_batch == 3
-  info = lm_bytes.read_json(
-      str(tmp_path / "record_info-train.bsz-2.tlen-4.json"), "record info")
+  info = json.loads(
+      (tmp_path / "record_info-train.bsz-2.tlen-4.json").read_text())
   assert info == {"filenames": ["train.bsz-2.tlen-4.tfrecords"],
                   "bin_sizes": [], "num_batch": 3}
   steps = [(x.numpy().tolist(), y.numpy().tolist()) for x, y in
@@ -204,8 +205,7 @@ def test_bits_per_character_fall_on_enwik8_small(fixtures_dir, tmp_path):
   # The byte unigram entropy of enwik8_small is 5.08 bits, an untrained
   # model scores about log2(195) = 7.6; context has to be used to get here.
   assert results["bpc"] < 4.2
-  info = lm_bytes.read_json(str(out / "data" / "corpus-info.json"),
-                            "corpus info")
+  info = json.loads((out / "data" / "corpus-info.json").read_text())
   assert info["vocab_size"] == 195 and info["cutoffs"] == []
 
 

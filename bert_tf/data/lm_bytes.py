@@ -179,29 +179,6 @@ def write_corpus_info(save_dir, vocab, dataset="bytes"):
   return info
 
 
-def read_json(path, what):
-  """Reads a JSON file written here (corpus or record info).
-
-  Args:
-    path: file path.
-    what: what the file is, for the error message.
-
-  Returns:
-    The parsed JSON.
-
-  Raises:
-    ValueError: if the file is missing or not JSON.
-  """
-  if not tf.io.gfile.exists(path):
-    raise ValueError("%s not found: %s" % (what, path))
-  with tf.io.gfile.GFile(path, "r") as f:
-    text = f.read()
-  try:
-    return json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError("%s %s is not valid JSON: %s" % (what, path, e)) from None
-
-
 def prepare_corpus(input_file, save_dir, train_batch_size, eval_batch_size,
                    tgt_len, eval_tgt_len, valid_fraction=0.05,
                    test_fraction=0.05):

@@ -56,6 +56,16 @@ _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers",
 _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
+def is_int(value):
+  """Whether a JSON value is an int (bools are not)."""
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+  """Whether a JSON value is an int or a float (bools are not)."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_json_file(json_file, description):
   """Reads a JSON file, with errors that name the file.
 
@@ -204,12 +214,6 @@ class BertConfig(object):
       raise ValueError("%s: field '%s' must be %s, found %r" %
                        (source, field, expected, getattr(self, field)))
 
-    def is_int(value):
-      return isinstance(value, int) and not isinstance(value, bool)
-
-    def is_number(value):
-      return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     for field in _POSITIVE_INTS:
       if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
         fail(field, "an int > 0")
@@ -234,7 +238,7 @@ class BertConfig(object):
     if self.embedding_size not in (None, self.hidden_size):
       fail("embedding_size", "null or hidden_size in this version of bert_tf "
            "(the ALBERT projection is not implemented yet)")
-    self._validate_positions(fail, is_int, is_number)
+    self._validate_positions(fail)
     if self.attention_chunk_size is not None and (
         not is_int(self.attention_chunk_size) or
         self.attention_chunk_size <= 0):
@@ -247,7 +251,7 @@ class BertConfig(object):
         fail(field, "%r in this version of bert_tf (not implemented yet)" %
              (default,))
 
-  def _validate_positions(self, fail, is_int, is_number):
+  def _validate_positions(self, fail):
     """Checks `hierarchical_position_alpha` and the `tupe*` keys."""
     alpha = self.hierarchical_position_alpha
     if alpha is not None:

@@ -227,23 +227,18 @@ class TransformerXLConfig(object):
       raise ValueError("%s: field '%s' must be %s, found %r" %
                        (source, field, expected, getattr(self, field)))
 
-    def is_int(value):
-      return isinstance(value, int) and not isinstance(value, bool)
-
-    def is_number(value):
-      return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     for field in ("n_token", "n_layer", "d_model", "d_embed", "n_head",
                   "d_head", "d_inner", "div_val"):
-      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+      if not config_lib.is_int(getattr(self, field)) or getattr(self, field) <= 0:
         fail(field, "an int > 0")
     for field in ("dropout", "dropatt"):
       value = getattr(self, field)
-      if not is_number(value) or not 0.0 <= value < 1.0:
+      if not config_lib.is_number(value) or not 0.0 <= value < 1.0:
         fail(field, "a number in [0, 1)")
-    if not is_int(self.mem_len) or self.mem_len < 0:
+    if not config_lib.is_int(self.mem_len) or self.mem_len < 0:
       fail("mem_len", "an int >= 0")
-    if not is_int(self.clamp_len):
+    if not config_lib.is_int(self.clamp_len):
       fail("clamp_len", "an int (-1 or 0: no clamping)")
     for field in ("same_length", "untie_r", "proj_share_all_but_first",
                   "proj_same_dim"):
@@ -252,10 +247,10 @@ class TransformerXLConfig(object):
     if self.init not in INITS:
       fail("init", "one of %s" % ", ".join(INITS))
     for field in ("init_std", "proj_init_std", "init_range"):
-      if not is_number(getattr(self, field)) or getattr(self, field) <= 0:
+      if not config_lib.is_number(getattr(self, field)) or getattr(self, field) <= 0:
         fail(field, "a number > 0")
     bounds = [0] + list(self.cutoffs) + [self.n_token]
-    if (not all(is_int(c) for c in self.cutoffs) or
+    if (not all(config_lib.is_int(c) for c in self.cutoffs) or
         any(a >= b for a, b in zip(bounds, bounds[1:]))):
       fail("cutoffs", "ascending ints strictly between 0 and n_token (%d)" %
            self.n_token)
