@@ -917,15 +917,24 @@ def make_line_tokenizer(tokenizer, options):
     if options.spm_model_file:
       fast = text.FastSentencePieceTokenizer(options.spm_model_file,
                                              options.do_lower_case)
+
+      def tokenize_texts(texts):
+        if not texts:
+          return []
+        # The pieces themselves: an unknown one keeps its text, as in
+        # `FullTokenizer.tokenize` (it counts for whole-word boundaries).
+        pieces = fast.tokenize_pieces(tf.constant(texts)).to_list()
+        return [[p.decode("utf-8") for p in text_pieces]
+                for text_pieces in pieces]
     else:
       fast = text.FastBertTokenizer(options.vocab_file, options.do_lower_case)
-    inv_vocab = tokenizer.inv_vocab
+      inv_vocab = tokenizer.inv_vocab
 
-    def tokenize_texts(texts):
-      if not texts:
-        return []
-      ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
-      return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
+      def tokenize_texts(texts):
+        if not texts:
+          return []
+        ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
+        return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
   else:
 
     def tokenize_texts(texts):
