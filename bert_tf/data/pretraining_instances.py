@@ -9,16 +9,18 @@ candidates and the 80/10/10 replacement.
 Two interfaces let other schemes plug in without copying that loop:
 
 * `MaskingStrategy` chooses WHICH positions to mask. `select_groups` yields
-  groups of positions (one position for `token`, one word for `whole_word`; a
-  span or an n-gram for later schemes). `create_masked_lm_predictions` then
+  groups of positions (one position for `token`, one word for `whole_word`,
+  1 to 3 words for ALBERT's `ngram`; words are WordPiece words or, with
+  SentencePiece, ALBERT's). `create_masked_lm_predictions` then
   decides WHAT replaces them: 80% `[MASK]`, 10% the original token, 10% a random
   vocabulary word, drawn per token (as the original, also for whole-word
   masking) or once per group when the strategy sets `decide_per_group`
   (SpanBERT). A random replacement draws its word per token either way.
 * `SentenceTask` turns a chunk of consecutive sentences of a document into the
   segments of one instance and its label. `nsp` is the original next sentence
-  prediction; a task with `num_segments = 1` (e.g. a later `none`) returns no
-  `tokens_b` and the instance becomes `[CLS] A [SEP]`.
+  prediction, `sop` ALBERT's sentence order; a task with `num_segments = 1`
+  (e.g. a later `none`) returns no `tokens_b` and the instance becomes
+  `[CLS] A [SEP]`.
 
 Registries `MASKING_STRATEGIES` and `SENTENCE_TASKS` map flag values to them.
 
