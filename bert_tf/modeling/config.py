@@ -239,6 +239,18 @@ class BertConfig(object):
     """
     return any(self.__dict__.get(key) is not None for key in ALBERT_KEYS)
 
+  @property
+  def num_encoder_outputs(self):
+    """How many tensors the encoder returns (`encoder_outputs`).
+
+    One per layer for BERT; for ALBERT one per inner block, as the original
+    `transformer_model` appends every inner group's output:
+    num_hidden_layers * inner_group_num.
+    """
+    if self.uses_albert_encoder:
+      return self.num_hidden_layers * self.inner_group_num
+    return self.num_hidden_layers
+
   def albert_group_index(self, layer_index):
     """The parameter group of a layer, as the original ALBERT computes it.
 
