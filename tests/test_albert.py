@@ -259,7 +259,7 @@ def numpy_albert(w, c, features):
   return out
 
 
-def _albert_config(**overrides):
+def albert_config(**overrides):
   raw = {"vocab_size": 50, "embedding_size": 8, "hidden_size": 16,
          "num_hidden_layers": 6, "num_hidden_groups": 3, "inner_group_num": 2,
          "num_attention_heads": 4, "intermediate_size": 24,
@@ -272,7 +272,7 @@ def _albert_config(**overrides):
   return raw
 
 
-def _randomize(model, seed=0):
+def randomize_weights(model, seed=0):
   """Gives every variable random values large enough to show any mix-up."""
   rng = np.random.RandomState(seed)
   for variable in model.weights:
@@ -330,7 +330,7 @@ def _expected_names(raw):
      [0, 2]),  # more groups than layers: only the groups used exist
 ])
 def test_names_follow_the_rule_and_numbers_equal_numpy(overrides, groups):
-  raw = _albert_config(**overrides)
+  raw = albert_config(**overrides)
   model = BertPretrainer(BertConfig.from_dict(raw))
   shapes = {v.path: list(v.shape) for v in model.weights}
   assert shapes == dict(_expected_names(raw), **{
@@ -343,7 +343,7 @@ def test_names_follow_the_rule_and_numbers_equal_numpy(overrides, groups):
       "cls/seq_relationship/output_bias": [2]})
   assert sorted({int(n.split("group_")[1].split("/")[0]) for n in shapes
                  if "/group_" in n}) == groups
-  weights = _randomize(model)
+  weights = randomize_weights(model)
   features = _inputs()
   out = model(features, training=False)
   expected = numpy_albert(weights, raw, features)
@@ -361,9 +361,9 @@ def test_names_follow_the_rule_and_numbers_equal_numpy(overrides, groups):
 
 
 def test_layers_of_a_group_share_its_variables():
-  raw = _albert_config()  # layers 0,1 -> group 0; 2,3 -> 1; 4,5 -> 2
+  raw = albert_config()  # layers 0,1 -> group 0; 2,3 -> 1; 4,5 -> 2
   model = BertModel(BertConfig.from_dict(raw))
-  _randomize(model)
+  randomize_weights(model)
   names = [v.path for v in model.weights]
   assert len(names) == len(set(names)) == len(_expected_names(raw))
   features = _inputs()
@@ -391,11 +391,11 @@ def test_layers_of_a_group_share_its_variables():
 
 
 def test_hierarchical_positions_decompose_the_embedding_size_table():
-  raw = _albert_config(max_position_embeddings=4,
+  raw = albert_config(max_position_embeddings=4,
                        hierarchical_position_alpha=0.4)
   model = BertPretrainer(BertConfig.from_dict(raw))
   assert model.config.max_seq_length_limit == 16
-  weights = _randomize(model, seed=2)
+  weights = randomize_weights(model, seed=2)
   features = _inputs(seq=11)  # positions 4..10 come from the decomposition
   out = model(features)
   expected = numpy_albert(weights, raw, features)
@@ -414,7 +414,7 @@ def test_unshared_albert_without_projection_equals_bert(tupe):
   bert = BertModel(BertConfig.from_dict(common))
   albert = BertModel(BertConfig.from_dict(dict(
       common, embedding_size=16, num_hidden_groups=3, inner_group_num=1)))
-  weights = _randomize(bert, seed=4)
+  weights = randomize_weights(bert, seed=4)
   renames = {"attention/output/LayerNorm": "LayerNorm",
              "attention/output/dense": "attention_1/output/dense",
              "attention/self": "attention_1/self",
