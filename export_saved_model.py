@@ -10,7 +10,9 @@ from bert_tf.modeling import BertConfig
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("bert_config_file", None,
-                    "The config json file of the BERT model.")
+                    "The config json file of the BERT model (or an ALBERT "
+                    "albert_config.json).")
+flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_string("init_checkpoint", None,
                     "Checkpoint prefix or directory holding the weights (a "
                     "legacy TF1 checkpoint or one of this project's).")

@@ -18,8 +18,10 @@ flags.DEFINE_string("layers", "-1,-2,-3,-4",
                     "Comma-separated indexes of the encoder layers to output.")
 flags.DEFINE_string(
     "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model. "
+    "The config json file corresponding to the pre-trained BERT model (or an "
+    "ALBERT albert_config.json). "
     "This specifies the model architecture.")
+flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_integer(
     "max_seq_length", 128,
     "The maximum total input sequence length after WordPiece tokenization. "

@@ -34,8 +34,10 @@ flags.DEFINE_string(
     "for the task.")
 flags.DEFINE_string(
     "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model. "
+    "The config json file corresponding to the pre-trained BERT model (or an "
+    "ALBERT albert_config.json). "
     "This specifies the model architecture.")
+flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_string("task_name", None,
                     "The name of the task to train (case-insensitive): " +
                     ", ".join(glue.PROCESSORS) + ".")

@@ -25,7 +25,9 @@ FLAGS = flags.FLAGS
 # The original flags, with their defaults.
 flags.DEFINE_string(
     "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model.")
+    "The config json file corresponding to the pre-trained BERT model (or an "
+    "ALBERT albert_config.json).")
+flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_string(
     "input_file", None,
     "Input TF example files (can be a glob or comma separated).")

@@ -32,8 +32,10 @@ FLAGS = flags.FLAGS
 # The original flags, with their defaults.
 flags.DEFINE_string(
     "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model. "
+    "The config json file corresponding to the pre-trained BERT model (or an "
+    "ALBERT albert_config.json). "
     "This specifies the model architecture.")
+flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string(

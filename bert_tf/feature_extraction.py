@@ -87,12 +87,13 @@ def convert_examples_to_features(examples, max_seq_length, tokenizer):
   return features
 
 
-def parse_layer_indexes(layers, num_hidden_layers):
+def parse_layer_indexes(layers, num_layers):
   """Parses the `--layers` flag ("-1,-2,-3,-4") against the model depth.
 
   Args:
     layers: comma-separated ints, Python indexes into the list of layers.
-    num_hidden_layers: the model's number of layers.
+    num_layers: how many layer outputs the model has
+      (`BertConfig.num_encoder_outputs`: for ALBERT every inner block's).
 
   Returns:
     A list of ints.
@@ -106,11 +107,11 @@ def parse_layer_indexes(layers, num_hidden_layers):
     raise ValueError("--layers must be comma-separated integers, found %r" %
                      layers) from None
   for index in indexes:
-    if not -num_hidden_layers <= index < num_hidden_layers:
+    if not -num_layers <= index < num_layers:
       raise ValueError(
           "--layers index %d is out of range for a model with %d layers "
-          "(expected %d..%d)" % (index, num_hidden_layers, -num_hidden_layers,
-                                 num_hidden_layers - 1))
+          "(expected %d..%d)" % (index, num_layers, -num_layers,
+                                 num_layers - 1))
   return indexes
 
 
@@ -204,7 +205,8 @@ def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
     raise ValueError("--max_seq_length must be at least 3, found %d" %
                      max_seq_length)
   bert_config.check_max_seq_length(max_seq_length)
-  layer_indexes = parse_layer_indexes(layers, bert_config.num_hidden_layers)
+  layer_indexes = parse_layer_indexes(layers,
+                                      bert_config.num_encoder_outputs)
   examples = read_examples(input_file)
   features = convert_examples_to_features(examples, max_seq_length, tokenizer)
 

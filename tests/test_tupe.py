@@ -152,8 +152,8 @@ def test_relative_adds_to_the_absolute_term():
 def test_model_scales_word_term_and_adds_bias_in_every_layer():
   config = _config(tupe="absolute", num_hidden_layers=1)
   model = BertModel(config)
-  assert model.encoder.blocks[0].attention.self_attention.scale_factor == 2
-  attention = model.encoder.blocks[0].attention.self_attention
+  assert model.encoder.blocks[0].self_attention.scale_factor == 2
+  attention = model.encoder.blocks[0].self_attention
   ids = np.array([[3, 7, 1, 9, 4]], np.int32)
   out = model(ids)
   # Recompute layer 0's attention context from its input in numpy.

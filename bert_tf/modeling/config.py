@@ -5,6 +5,14 @@ The public API is the original one (`from_dict`, `from_json_file`, `to_dict`,
 `albert_config.json`) loads as is: keys the original knows take its defaults when
 absent, keys nobody here knows are kept (and written back by `to_dict`), and each
 extension key (see `EXTENSION_DEFAULTS`) has a default that means "as the original".
+
+ALBERT: a config carrying any of ALBERT's own keys (`embedding_size`,
+`num_hidden_groups`, `inner_group_num`, see `ALBERT_KEYS`) builds ALBERT's
+encoder, as google-research/albert `AlbertModel` does whatever their values
+(`uses_albert_encoder`). The other keys released `albert_config.json` files
+carry (`ALBERT_NO_OP_KEYS`: `down_scale_factor`, `net_structure_type`,
+`gap_size`, `num_memory_blocks`, `layers_to_keep`) are unused by the original
+modeling code; they are accepted at their no-op values and refused otherwise.
 """
 
 import copy
@@ -46,6 +54,19 @@ EXTENSION_DEFAULTS = {
     "attention_chunk_size": None,
 }
 
+# ALBERT's keys: their presence selects ALBERT's encoder (`uses_albert_encoder`).
+ALBERT_KEYS = ("embedding_size", "num_hidden_groups", "inner_group_num")
+
+# Other keys of released ALBERT configs, with the values that mean "nothing":
+# the original AlbertModel reads none of them. Other values are refused.
+ALBERT_NO_OP_KEYS = {
+    "down_scale_factor": (1,),
+    "net_structure_type": (0,),
+    "gap_size": (0,),
+    "num_memory_blocks": (0,),
+    "layers_to_keep": ([], None),
+}
+
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal", "none")
 TUPE_TYPES = (None, "absolute", "relative")
@@ -64,6 +85,13 @@ def is_int(value):
 def is_number(value):
   """Whether a JSON value is an int or a float (bools are not)."""
   return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_json_value(a, b):
+  """JSON equality that keeps bools apart from numbers (True != 1)."""
+  if isinstance(a, bool) or isinstance(b, bool):
+    return a is b
+  return a == b
 
 
 def read_json_file(json_file, description):
@@ -201,6 +229,40 @@ class BertConfig(object):
     """Width of the embedding tables (ALBERT's `embedding_size` if set)."""
     return self.embedding_size or self.hidden_size
 
+  @property
+  def uses_albert_encoder(self):
+    """Whether the encoder is ALBERT's (scopes `transformer/group_<g>/...`).
+
+    True when the config carries any of `ALBERT_KEYS` with a non-null value,
+    as an original `albert_config.json` does; a plain `bert_config.json`
+    builds BERT's `layer_<i>` encoder.
+    """
+    return any(self.__dict__.get(key) is not None for key in ALBERT_KEYS)
+
+  @property
+  def num_encoder_outputs(self):
+    """How many tensors the encoder returns (`encoder_outputs`).
+
+    One per layer for BERT; for ALBERT one per inner block, as the original
+    `transformer_model` appends every inner group's output:
+    num_hidden_layers * inner_group_num.
+    """
+    if self.uses_albert_encoder:
+      return self.num_hidden_layers * self.inner_group_num
+    return self.num_hidden_layers
+
+  def albert_group_index(self, layer_index):
+    """The parameter group of a layer, as the original ALBERT computes it.
+
+    Args:
+      layer_index: int in [0, num_hidden_layers).
+
+    Returns:
+      int(layer_index / num_hidden_layers * num_hidden_groups), the same
+      float expression as google-research/albert `transformer_model`.
+    """
+    return int(layer_index / self.num_hidden_layers * self.num_hidden_groups)
+
   def validate(self, source="config"):
     """Checks every field the model reads; raises a ValueError naming it.
 
@@ -232,24 +294,32 @@ class BertConfig(object):
     if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
       fail("position_embedding_type",
            "one of %s" % ", ".join(POSITION_EMBEDDING_TYPES))
-    if self.embedding_size is not None and (
-        not is_int(self.embedding_size) or self.embedding_size <= 0):
-      fail("embedding_size", "null or an int > 0")
-    if self.embedding_size not in (None, self.hidden_size):
-      fail("embedding_size", "null or hidden_size in this version of bert_tf "
-           "(the ALBERT projection is not implemented yet)")
+    self._validate_albert(fail)
     self._validate_positions(fail)
     if self.attention_chunk_size is not None and (
         not is_int(self.attention_chunk_size) or
         self.attention_chunk_size <= 0):
       fail("attention_chunk_size", "null (full attention) or an int > 0")
     # Extensions that later versions implement: refuse rather than ignore them.
-    for field, default in (("num_hidden_groups", 1),
-                           ("inner_group_num", 1),
-                           ("attention_type", "absolute")):
-      if getattr(self, field) != default:
-        fail(field, "%r in this version of bert_tf (not implemented yet)" %
-             (default,))
+    if self.attention_type != "absolute":
+      fail("attention_type", "'absolute' in this version of bert_tf (not "
+           "implemented yet)")
+
+  def _validate_albert(self, fail):
+    """Checks ALBERT's keys (`ALBERT_KEYS` and `ALBERT_NO_OP_KEYS`)."""
+    if self.embedding_size is not None and (
+        not is_int(self.embedding_size) or self.embedding_size <= 0):
+      fail("embedding_size", "null or an int > 0")
+    for field in ("num_hidden_groups", "inner_group_num"):
+      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+        fail(field, "an int > 0")
+    for field, no_op_values in ALBERT_NO_OP_KEYS.items():
+      if field in self.__dict__ and not any(
+          _same_json_value(getattr(self, field), value)
+          for value in no_op_values):
+        fail(field, "%s (the original ALBERT modeling code does not use this "
+             "key; other values are not supported)" %
+             " or ".join(json.dumps(value) for value in no_op_values))
 
   def _validate_positions(self, fail):
     """Checks `hierarchical_position_alpha` and the `tupe*` keys."""

@@ -5,6 +5,11 @@ original names (`bert/embeddings/...`, `bert/encoder/layer_<i>/...`,
 `bert/pooler/dense/...`), and is called on a dict of `input_ids`, `input_mask`
 and `segment_ids`.
 
+An ALBERT config (`config.uses_albert_encoder`) builds the same model with
+ALBERT's encoder and names (`bert/encoder/embedding_hidden_mapping_in/...`,
+`bert/encoder/transformer/group_<g>/inner_group_<i>/...`, see
+`TransformerEncoder`); the embeddings are `embedding_size` wide.
+
 With `tupe` in the config, the encoder also holds the `tupe` scope
 (`bert/encoder/tupe/...`, see `tupe.py`): its positional bias is computed once
 per call and added to the attention logits of every layer.
@@ -20,61 +25,99 @@ from bert_tf.modeling import tupe
 from bert_tf.modeling.config import BertConfig
 
 
-class AttentionBlock(keras.layers.Layer):
-  """The `attention` scope: `self` (multi-head attention) then `output`."""
+def _in_scopes(scopes, build_fn):
+  """Calls `build_fn()` inside the nested Keras name scopes `scopes`."""
+  if not scopes:
+    return build_fn()
+  with keras.name_scope(scopes[0]):
+    return _in_scopes(scopes[1:], build_fn)
 
-  def __init__(self, config, name="attention", **kwargs):
-    super().__init__(name=name, **kwargs)
-    self.self_attention = attention.SelfAttention(
-        num_heads=config.num_attention_heads,
-        size_per_head=config.attention_head_size,
-        dropout_rate=config.attention_probs_dropout_prob,
-        initializer_range=config.initializer_range,
-        scale_factor=1 if config.tupe is None else 2,
-        chunk_size=config.attention_chunk_size)
-    self.output_block = layers.ResidualOutput(
-        config.hidden_size, config.hidden_dropout_prob,
-        config.initializer_range, name="output")
 
-  def build(self, input_shape):
-    self.self_attention.build(input_shape)
-    self.output_block.build(input_shape)
+# Where each sub-layer of a Transformer block lives, relative to the block's
+# own scope (the last name is the sub-layer's own). BERT: `layer_<i>/...`.
+BERT_BLOCK_SCOPES = {
+    "self_attention": ("attention", "self"),
+    "attention_dense": ("attention", "output", "dense"),
+    "attention_layer_norm": ("attention", "output", "LayerNorm"),
+    "intermediate": ("intermediate", "dense"),
+    "output_dense": ("output", "dense"),
+    "output_layer_norm": ("output", "LayerNorm"),
+}
 
-  def call(self, x, attention_mask=None, attention_bias=None, training=None):
-    """x [batch, seq, hidden] -> LayerNorm(x + dropout(dense(attention(x))))."""
-    context = self.self_attention(x, attention_mask, attention_bias,
-                                  training=training)
-    return self.output_block(context, x, training=training)
+# ALBERT (google-research/albert `attention_ffn_block`), relative to
+# `transformer/group_<g>/inner_group_<i>`: the two LayerNorms sit at the block
+# level, and the feed-forward output dense inside `ffn_1/intermediate`.
+ALBERT_BLOCK_SCOPES = {
+    "self_attention": ("attention_1", "self"),
+    "attention_dense": ("attention_1", "output", "dense"),
+    "attention_layer_norm": ("LayerNorm",),
+    "intermediate": ("ffn_1", "intermediate", "dense"),
+    "output_dense": ("ffn_1", "intermediate", "output", "dense"),
+    "output_layer_norm": ("LayerNorm_1",),
+}
 
 
 class TransformerLayer(keras.layers.Layer):
-  """One post-LN Transformer block (the scope `layer_<i>`).
+  """One post-LN Transformer block: BERT's `layer_<i>` or ALBERT's `inner_group_<i>`.
 
-  attention -> intermediate dense with `hidden_act` -> output dense, dropout,
-  residual and LayerNorm, as the original `transformer_model` loop body.
+  a = LayerNorm(x + dropout(dense(attention(x))))
+  y = LayerNorm(a + dropout(dense(hidden_act(dense(a)))))
+
+  as the original `transformer_model` loop body (BERT) and
+  `attention_ffn_block` (ALBERT), which compute the same thing under different
+  variable names (`scopes`, see `BERT_BLOCK_SCOPES`, `ALBERT_BLOCK_SCOPES`).
   """
 
-  def __init__(self, config, **kwargs):
+  def __init__(self, config, scopes=None, **kwargs):
     """Creates the block.
 
     Args:
       config: `BertConfig`.
+      scopes: dict of sub-layer -> its scope path inside the block;
+        `BERT_BLOCK_SCOPES` by default.
       **kwargs: passed to `keras.layers.Layer` (`name`, e.g. "layer_0").
     """
     super().__init__(**kwargs)
-    self.attention = AttentionBlock(config)
-    self.intermediate = layers.ScopedDense(
-        config.intermediate_size, config.hidden_act,
-        config.initializer_range, name="intermediate")
-    self.output_block = layers.ResidualOutput(
-        config.hidden_size, config.hidden_dropout_prob,
-        config.initializer_range, name="output")
+    self.scopes = dict(scopes or BERT_BLOCK_SCOPES)
     self.intermediate_size = config.intermediate_size
+    self.dropout_rate = config.hidden_dropout_prob
+    init = config.initializer_range
+    hidden = config.hidden_size
+
+    def name(sub_layer):
+      return self.scopes[sub_layer][-1]
+
+    self.self_attention = attention.SelfAttention(
+        num_heads=config.num_attention_heads,
+        size_per_head=config.attention_head_size,
+        dropout_rate=config.attention_probs_dropout_prob,
+        initializer_range=init,
+        scale_factor=1 if config.tupe is None else 2,
+        chunk_size=config.attention_chunk_size,
+        name=name("self_attention"))
+    self.attention_dense = layers.dense_layer(hidden, init,
+                                              name=name("attention_dense"))
+    self.attention_layer_norm = layers.LayerNorm(
+        name=name("attention_layer_norm"))
+    self.intermediate = layers.dense_layer(
+        config.intermediate_size, init,
+        activation=layers.get_activation(config.hidden_act),
+        name=name("intermediate"))
+    self.output_dense = layers.dense_layer(hidden, init,
+                                           name=name("output_dense"))
+    self.output_layer_norm = layers.LayerNorm(name=name("output_layer_norm"))
 
   def build(self, input_shape):
-    self.attention.build(input_shape)
-    self.intermediate.build(input_shape)
-    self.output_block.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
+    inner_shape = tuple(input_shape[:-1]) + (self.intermediate_size,)
+    for sub_layer, shape in (("self_attention", input_shape),
+                             ("attention_dense", input_shape),
+                             ("attention_layer_norm", input_shape),
+                             ("intermediate", input_shape),
+                             ("output_dense", inner_shape),
+                             ("output_layer_norm", input_shape)):
+      layer = getattr(self, sub_layer)
+      _in_scopes(self.scopes[sub_layer][:-1],
+                 lambda layer=layer, shape=shape: layer.build(shape))
 
   def call(self, x, attention_mask=None, attention_bias=None, training=None):
     """Applies the block.
@@ -89,39 +132,96 @@ class TransformerLayer(keras.layers.Layer):
     Returns:
       float Tensor [batch, seq, hidden].
     """
-    attention_output = self.attention(x, attention_mask, attention_bias,
-                                      training=training)
+    context = self.self_attention(x, attention_mask, attention_bias,
+                                  training=training)
+    attention_output = self.attention_layer_norm(
+        layers.dropout(self.attention_dense(context), self.dropout_rate,
+                       training) + x)
     intermediate = self.intermediate(attention_output)
-    return self.output_block(intermediate, attention_output, training=training)
+    return self.output_layer_norm(
+        layers.dropout(self.output_dense(intermediate), self.dropout_rate,
+                       training) + attention_output)
 
 
 class TransformerEncoder(keras.layers.Layer):
-  """The `encoder` scope: `num_hidden_layers` Transformer blocks in a stack.
+  """The `encoder` scope: `num_hidden_layers` Transformer layers in a stack.
+
+  BERT: one block per layer, `encoder/layer_<i>`.
+
+  ALBERT (`config.uses_albert_encoder`), as google-research/albert
+  `transformer_model`: the embeddings are projected from `embedding_size` to
+  `hidden_size` by `encoder/embedding_hidden_mapping_in` (only when the two
+  differ); layer l uses the parameters of group
+  g = int(l / num_hidden_layers * num_hidden_groups), which are
+  `inner_group_num` blocks `encoder/transformer/group_<g>/inner_group_<i>`
+  applied one after the other. Only the groups some layer uses exist. As in
+  the original, every block's output is one entry of the returned list (so
+  num_hidden_layers * inner_group_num entries).
 
   With `tupe` set, also the `tupe` scope (`tupe.TupePositionBias`).
   """
 
   def __init__(self, config, name="encoder", **kwargs):
     super().__init__(name=name, **kwargs)
-    self.blocks = [TransformerLayer(config, name="layer_%d" % i)
-                   for i in range(config.num_hidden_layers)]
+    self.config = config
+    self.embedding_hidden_mapping_in = None
+    if not config.uses_albert_encoder:
+      self.blocks = [TransformerLayer(config, name="layer_%d" % i)
+                     for i in range(config.num_hidden_layers)]
+      self._block_scopes = [()] * config.num_hidden_layers
+      # The blocks each layer applies, by index into `blocks`.
+      self.layer_blocks = [[i] for i in range(config.num_hidden_layers)]
+    else:
+      if config.embedding_width != config.hidden_size:
+        self.embedding_hidden_mapping_in = layers.dense_layer(
+            config.hidden_size, config.initializer_range,
+            name="embedding_hidden_mapping_in")
+      groups = sorted({config.albert_group_index(l)
+                       for l in range(config.num_hidden_layers)})
+      inner = config.inner_group_num
+      self.blocks, self._block_scopes = [], []
+      for group in groups:
+        for i in range(inner):
+          self.blocks.append(TransformerLayer(
+              config, ALBERT_BLOCK_SCOPES, name="inner_group_%d" % i))
+          self._block_scopes.append(("transformer", "group_%d" % group))
+      self.layer_blocks = [
+          [groups.index(config.albert_group_index(l)) * inner + i
+           for i in range(inner)] for l in range(config.num_hidden_layers)]
     self.tupe = None if config.tupe is None else tupe.TupePositionBias(config)
 
   def build(self, input_shape):
-    for block in self.blocks:
-      block.build(input_shape)
+    hidden_shape = tuple(input_shape[:-1]) + (self.config.hidden_size,)
+    if self.embedding_hidden_mapping_in is not None:
+      self.embedding_hidden_mapping_in.build(input_shape)
+    for block, scopes in zip(self.blocks, self._block_scopes):
+      _in_scopes(scopes, lambda block=block: block.build(hidden_shape))
     if self.tupe is not None:
       self.tupe.build()
 
   def call(self, x, attention_mask=None, training=None):
-    """Runs every block; returns the list of each block's output [B, S, H]."""
+    """Runs the layers.
+
+    Args:
+      x: float Tensor [batch, seq, width]: the embeddings (width is
+        `embedding_size` for ALBERT).
+      attention_mask: 0/1 float Tensor [batch, 1, 1, seq] or None.
+      training: whether dropout is active.
+
+    Returns:
+      The list of every block's output [batch, seq, hidden], in order.
+    """
     attention_bias = None
     if self.tupe is not None:
       attention_bias = tf.cast(self.tupe(x), x.dtype)  # [1, N, S, S]
+    if self.embedding_hidden_mapping_in is not None:
+      x = self.embedding_hidden_mapping_in(x)  # [B, S, E] -> [B, S, H]
     outputs = []
-    for block in self.blocks:
-      x = block(x, attention_mask, attention_bias, training=training)
-      outputs.append(x)
+    for block_indexes in self.layer_blocks:
+      for index in block_indexes:
+        x = self.blocks[index](x, attention_mask, attention_bias,
+                               training=training)
+        outputs.append(x)
     return outputs
 
 
@@ -164,9 +264,8 @@ class BertModel(keras.Model):
     self.build()
 
   def build(self, input_shape=None):
-    shape = (None, None, self.config.hidden_size)
     self.embeddings.build()
-    self.encoder.build(shape)
+    self.encoder.build((None, None, self.config.embedding_width))
     self.pooler.build((None, self.config.hidden_size))
 
   def call(self, inputs, training=None):
@@ -181,7 +280,8 @@ class BertModel(keras.Model):
     Returns:
       A dict with `sequence_output` [batch, seq, hidden], `pooled_output`
       [batch, hidden], `encoder_outputs` (a list of every layer's output
-      [batch, seq, hidden]) and `embedding_output` [batch, seq, hidden].
+      [batch, seq, hidden]; for ALBERT every inner block's, as the original)
+      and `embedding_output` [batch, seq, embedding width].
     """
     if not isinstance(inputs, dict):
       inputs = {"input_ids": inputs}

@@ -1,0 +1,282 @@
+"""The root scripts with an original ALBERT config and checkpoint (`model.ckpt-best`)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_tf import checkpoints
+from bert_tf import feature_extraction
+from bert_tf import tokenization
+from bert_tf.data import sentence_pairs
+from bert_tf.data import tfrecords
+from bert_tf.modeling import BertClassifier, BertConfig, BertModel, BertSquad
+from bert_tf.training import metrics
+import test_albert
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+LINES = ["The rain had only ceased ||| with the gray streaks of morning",
+         "Hypatia's chunk ||| red supply", "the settlement"]
+
+
+@pytest.fixture(scope="module")
+def albert(fixtures_dir):
+  root = fixtures_dir / "original_albert_small"
+  return (root, BertConfig.from_json_file(str(root / "albert_config.json")),
+          np.load(root / "io.npz"))
+
+
+def _run(script, *args, timeout=300):
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, str(ROOT / script)] + list(args),
+                        env=env, capture_output=True, text=True,
+                        timeout=timeout, cwd=str(ROOT))
+
+
+def test_feature_extraction_gives_the_original_layers(albert):
+  """The extraction path of extract_features.py on the fixture's own inputs."""
+  root, config, io = albert
+  tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
+  model = BertModel(config)
+  checkpoints.load_checkpoint(model, str(root / "model.ckpt-best"))
+  features = []
+  for ids, mask, types in zip(io["input_ids"], io["input_mask"],
+                              io["segment_ids"]):
+    length = int(mask.sum())
+    features.append(sentence_pairs.PackedInputs(
+        tokenizer.convert_ids_to_tokens(ids[:length].tolist()), ids.tolist(),
+        mask.tolist(), types.tolist()))
+  indexes = feature_extraction.parse_layer_indexes(
+      "0,1,2,3,-1", config.num_encoder_outputs)
+  results = feature_extraction.extract(model, features, indexes, batch_size=2)
+  for row, (feature, values) in enumerate(zip(features, results)):
+    line = json.loads(feature_extraction.to_json_line(
+        row, feature.tokens, values, indexes))
+    assert [f["token"] for f in line["features"]] == feature.tokens
+    for position, token_features in enumerate(line["features"]):
+      for layer in token_features["layers"]:
+        name = "layer_%d" % (layer["index"] % 4)
+        np.testing.assert_allclose(layer["values"], io[name][row, position],
+                                   atol=1e-5, rtol=0, err_msg=name)
+
+
+@pytest.mark.slow
+def test_extract_features_script_with_albert_flags(albert, tmp_path):
+  root, config, _ = albert
+  input_file = tmp_path / "input.txt"
+  input_file.write_text("\n".join(LINES) + "\n")
+  output_file = tmp_path / "out.jsonl"
+  result = _run("extract_features.py",
+                "--input_file=%s" % input_file,
+                "--output_file=%s" % output_file,
+                "--albert_config_file=%s" % (root / "albert_config.json"),
+                "--init_checkpoint=%s" % (root / "model.ckpt-best"),
+                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--layers=-1,-4", "--max_seq_length=24", "--batch_size=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  # The encoder takes every bert/* variable; only the heads are unused.
+  assert "Loaded 41 variables" in result.stderr
+  assert "Newly initialized" not in result.stderr
+  unused = [l for l in result.stderr.splitlines()
+            if l.startswith("Unused checkpoint variables: ")]
+  assert unused == ["Unused checkpoint variables: " + ", ".join(sorted(
+      n for n, _ in tf.train.list_variables(str(root / "model.ckpt-best"))
+      if n.startswith("cls/")))]
+  out = [json.loads(l) for l in output_file.read_text().splitlines()]
+  tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
+  model = BertModel(config)
+  checkpoints.load_checkpoint(model, str(root / "model.ckpt-best"))
+  for line, result_line in zip(LINES, out):
+    a, _, b = line.partition(" ||| ")
+    packed = sentence_pairs.pack_tokens(
+        tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, 24,
+        tokenizer.convert_tokens_to_ids)
+    n = len(packed.tokens)
+    layers = model({"input_ids": np.array([packed.input_ids[:n]]),
+                    "segment_ids": np.array([packed.segment_ids[:n]])}
+                   )["encoder_outputs"]
+    assert [f["token"] for f in result_line["features"]] == packed.tokens
+    for position, feature in enumerate(result_line["features"]):
+      for layer in feature["layers"]:
+        np.testing.assert_allclose(
+            layer["values"], np.asarray(layers[layer["index"]])[0, position],
+            atol=6e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_extract_features_script_on_groups_of_several_inner_blocks(albert,
+                                                                   tmp_path):
+  """A checkpoint of 6 layers in 3 groups of 2 inner blocks, against numpy."""
+  root, _, _ = albert
+  raw = test_albert.albert_config(vocab_size=413, max_position_embeddings=32)
+  config_file = tmp_path / "albert_config.json"
+  config_file.write_text(json.dumps(raw))
+  model = BertModel(BertConfig.from_dict(raw))
+  weights = test_albert.randomize_weights(model, seed=7)
+  checkpoints.save_checkpoint(model, str(tmp_path / "model.ckpt-best"))
+  input_file = tmp_path / "input.txt"
+  input_file.write_text("\n".join(LINES) + "\n")
+  output_file = tmp_path / "out.jsonl"
+  result = _run("extract_features.py",
+                "--input_file=%s" % input_file,
+                "--output_file=%s" % output_file,
+                "--albert_config_file=%s" % config_file,
+                "--init_checkpoint=%s" % (tmp_path / "model.ckpt-best"),
+                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--layers=-1,-2,0", "--max_seq_length=24", "--batch_size=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
+  out = [json.loads(l) for l in output_file.read_text().splitlines()]
+  for line, result_line in zip(LINES, out):
+    a, _, b = line.partition(" ||| ")
+    packed = sentence_pairs.pack_tokens(
+        tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, 24,
+        tokenizer.convert_tokens_to_ids)
+    n = len(packed.tokens)
+    expected = test_albert.numpy_albert(weights, raw, {
+        "input_ids": np.array([packed.input_ids[:n]]),
+        "input_mask": np.ones([1, n], np.int32),
+        "segment_ids": np.array([packed.segment_ids[:n]])})["blocks"]
+    assert len(expected) == 12  # one output per inner block, as the original
+    for position, feature in enumerate(result_line["features"]):
+      for layer in feature["layers"]:
+        np.testing.assert_allclose(layer["values"],
+                                   expected[layer["index"]][0, position],
+                                   atol=1e-5, rtol=0)
+
+
+def _write_io_records(io, path):
+  """The fixture's three examples as pretraining records (SOP labels kept
+  under `next_sentence_labels`, as ALBERT's data does)."""
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for i in range(3):
+      values = {name: io[name][i] for name in
+                ("input_ids", "input_mask", "segment_ids",
+                 "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")}
+      values["next_sentence_labels"] = io["sentence_order_labels"][i]
+      writer.write(tfrecords.features_to_example({
+          name: (tfrecords.create_float_feature(np.ravel(v).tolist())
+                 if name == "masked_lm_weights" else
+                 tfrecords.create_int_feature(np.ravel(v).tolist()))
+          for name, v in values.items()}))
+  return str(path)
+
+
+@pytest.mark.slow
+def test_run_pretraining_evaluates_and_trains_from_the_albert_checkpoint(
+    albert, tmp_path):
+  root, _, io = albert
+  data = _write_io_records(io, tmp_path / "io.tfrecord")
+  common = ["--albert_config_file=%s" % (root / "albert_config.json"),
+            "--input_file=%s" % data,
+            "--init_checkpoint=%s" % (root / "model.ckpt-best"),
+            "--max_seq_length=32", "--max_predictions_per_seq=5"]
+  result = _run("run_pretraining.py", "--output_dir=%s" % (tmp_path / "eval"),
+                "--do_eval", "--eval_batch_size=3", "--max_eval_steps=1",
+                *common)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Loaded 48 variables" in result.stderr
+  assert "Newly initialized" not in result.stderr
+  assert "Unused checkpoint variables" not in result.stderr
+  got = metrics.read_eval_results(str(tmp_path / "eval" / "eval_results.txt"))
+  # The original metrics: weighted mean of the per-prediction MLM loss, mean
+  # SOP loss, and the Estimator's loss = total loss of the one batch.
+  weights = io["masked_lm_weights"].reshape(-1)
+  nll = -io["mlm_log_probs"][np.arange(15), io["masked_lm_ids"].reshape(-1)]
+  assert got["masked_lm_loss"] == pytest.approx(
+      (weights * nll).sum() / weights.sum(), abs=1e-5)
+  assert got["next_sentence_loss"] == pytest.approx(float(io["sop_loss"]),
+                                                     abs=1e-5)
+  assert got["loss"] == pytest.approx(float(io["total_loss"]), abs=1e-5)
+
+  out = tmp_path / "train"
+  result = _run("run_pretraining.py", "--output_dir=%s" % out, "--do_train",
+                "--train_batch_size=3", "--num_train_steps=2",
+                "--num_warmup_steps=1", "--learning_rate=1e-3",
+                "--optimizer=lamb", *common)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Newly initialized" not in result.stderr
+  assert "Unused checkpoint variables" not in result.stderr
+  names = dict(tf.train.list_variables(str(root / "model.ckpt-best")))
+  written = dict(tf.train.list_variables(str(out / "model.ckpt-2")))
+  expected = dict(names, global_step=[])
+  for name, shape in names.items():
+    expected[name + "/adam_m"] = expected[name + "/adam_v"] = shape
+  assert written == expected
+  before = tf.train.load_checkpoint(str(root / "model.ckpt-best"))
+  after = tf.train.load_checkpoint(str(out / "model.ckpt-2"))
+  name = ("bert/encoder/transformer/group_1/inner_group_0/"
+          "ffn_1/intermediate/dense/kernel")
+  assert not np.allclose(before.get_tensor(name), after.get_tensor(name))
+
+
+def test_fine_tuning_models_load_the_albert_encoder(albert):
+  root, config, _ = albert
+  prefix = str(root / "model.ckpt-best")
+  cls_names = sorted(n for n, _ in tf.train.list_variables(prefix)
+                     if n.startswith("cls/"))
+  classifier = BertClassifier(config, num_labels=3)
+  report = checkpoints.load_checkpoint(classifier, prefix)
+  assert sorted(report.missing) == ["output_bias", "output_weights"]
+  assert report.unexpected == cls_names
+  squad = BertSquad(config)
+  report = checkpoints.load_checkpoint(squad, prefix)
+  assert sorted(report.missing) == ["cls/squad/output_bias",
+                                    "cls/squad/output_weights"]
+  assert report.unexpected == cls_names
+
+
+_SERVE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # registers the tokenizer ops
+    export_dir, io_file, out_file = sys.argv[1:]
+    io = np.load(io_file)
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    names = list(serve.structured_input_signature[1])
+    out = serve(**{n: tf.constant(io[n]) for n in names})
+    np.savez(out_file, **{k: v.numpy() for k, v in out.items()})
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["encoder", "pretraining"])
+def test_exported_albert_serves_the_original_outputs(albert, tmp_path,
+                                                     model_type):
+  root, _, io = albert
+  export_dir = tmp_path / "export"
+  result = _run("export_saved_model.py",
+                "--albert_config_file=%s" % (root / "albert_config.json"),
+                "--init_checkpoint=%s" % (root / "model.ckpt-best"),
+                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--max_seq_length=32", "--max_predictions_per_seq=5",
+                "--model_type=%s" % model_type,
+                "--export_dir=%s" % export_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  script = tmp_path / "serve.py"
+  script.write_text(_SERVE)
+  served = subprocess.run(
+      [sys.executable, str(script), str(export_dir),
+       str(root / "io.npz"), str(tmp_path / "out.npz")],
+      capture_output=True, text=True, timeout=300, cwd=tmp_path,
+      env=dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2"))
+  assert served.returncode == 0, served.stderr[-3000:]
+  out = np.load(tmp_path / "out.npz")
+  if model_type == "encoder":
+    pairs = (("sequence_output", "sequence_output"),
+             ("pooled_output", "pooled_output"))
+  else:
+    pairs = (("mlm_log_probs", "mlm_log_probs"),
+             ("nsp_log_probs", "sop_log_probs"))
+  for name, fixture_name in pairs:
+    want = io[fixture_name].reshape(out[name].shape)
+    np.testing.assert_allclose(out[name], want, atol=1e-5, rtol=0,
+                               err_msg=name)
