@@ -113,12 +113,31 @@ class FastSentencePieceTokenizer(tf.Module):
   def preprocess(self, texts):
     """`tokenization.preprocess_text(text, lower=do_lower_case)` in-graph.
 
+    ASCII texts, which NFKD leaves alone, take byte-level string ops; the
+    others the per-code-point tables.
+
     Args:
       texts: string Tensor [batch] (UTF-8; invalid bytes are dropped).
 
     Returns:
       string Tensor [batch].
     """
+    is_ascii = tf.strings.regex_full_match(texts, "[\\x00-\\x7f]*")
+    ascii_rows = tf.where(is_ascii)[:, 0]
+    other_rows = tf.where(~is_ascii)[:, 0]
+    # ASCII whitespace to `str.split()`: \t \n \v \f \r, \x1c-\x1f, space.
+    ascii_texts = tf.strings.regex_replace(
+        tf.strings.regex_replace(tf.gather(texts, ascii_rows),
+                                 "[\\t-\\r\\x1c- ]+", " "), "^ | $", "")
+    if self.do_lower_case:
+      ascii_texts = tf.strings.lower(ascii_texts)  # ASCII only, as str.lower.
+    other_texts = self._preprocess_code_points(tf.gather(texts, other_rows))
+    preprocessed = tf.concat([ascii_texts, other_texts], axis=0)
+    return tf.gather(preprocessed,
+                     tf.argsort(tf.concat([ascii_rows, other_rows], 0)))
+
+  def _preprocess_code_points(self, texts):
+    """`preprocess` on code points, with the tables (any text)."""
     chars = tf.strings.unicode_decode(texts, "UTF-8", errors="ignore")
     values, row_splits = chars.flat_values, chars.row_splits
     # " ".join(text.split()): one space for a run, none at the ends.
