@@ -326,6 +326,9 @@ class FullTokenizer(object):
       if vocab_file:
         _check_sentencepiece_vocab(vocab_file, self.vocab)
     else:
+      if not vocab_file:
+        raise ValueError("FullTokenizer needs a vocab_file (WordPiece) or an "
+                         "spm_model_file (SentencePiece)")
       self.vocab = load_vocab(vocab_file)
       self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
       self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)

@@ -98,6 +98,9 @@ def test_vocab_file_with_the_model(spm_files, tmp_path):
 
 
 def test_missing_or_bad_model_file(tmp_path):
+  with pytest.raises(ValueError, match="needs a vocab_file .* or an "
+                     "spm_model_file"):
+    tokenization.FullTokenizer(None, True)
   with pytest.raises(ValueError, match="nope.model.*does not exist"):
     tokenization.FullTokenizer(None, True, spm_model_file=str(
         tmp_path / "nope.model"))
