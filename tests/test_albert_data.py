@@ -249,6 +249,33 @@ def test_sop_and_ngram_match_albert_draw_for_draw(sample_text, wordpiece,
     assert got == want, index
 
 
+def test_sentencepiece_instances_match_albert_draw_for_draw(sample_text,
+                                                            spm_model):
+  tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
+  documents = pi.read_documents(
+      [str(sample_text)], lambda lines: [tokenizer.tokenize(x) for x in lines],
+      is_blank=pi.is_blank_after_preprocessing)
+  vocab_words = list(tokenizer.vocab)
+  ours = _instances(documents, 2, 6, vocab_words, spm=True,
+                    max_seq_length=64, max_predictions_per_seq=10)
+  reference = _albert_reference(documents, 2, 6, 64, 0.1, 0.15, 10,
+                                vocab_words, spm=True)
+  assert len(ours) == len(reference) > 100
+  assert ours == reference
+  # Words of several pieces were masked as one.
+  num_joined = 0
+  masking = pi.NgramMasking(sentencepiece=True)
+  for tokens, _, positions, labels, _ in ours:
+    original = list(tokens)
+    for p, t in zip(positions, labels):
+      original[p] = t
+    masked = set(positions)
+    for word in masking.word_groups(original):
+      assert masked.issuperset(word) or masked.isdisjoint(word)
+      num_joined += len(word) > 1 and word[0] in masked
+  assert num_joined > 50
+
+
 def test_reversed_ngram_preference_matches_albert(sample_text, wordpiece):
   documents = _documents(sample_text, wordpiece)
   vocab_words = list(wordpiece.vocab)
