@@ -68,11 +68,15 @@ flags.DEFINE_bool(
     "dynamic_masking", False,
     "Draw new masked positions every time a record is read (RoBERTa-style); "
     "stored masks are undone first, so any pretraining record works, also "
-    "ones written with all masked_lm_weights 0. Needs --vocab_file. Eval "
+    "ones written with all masked_lm_weights 0. Needs --vocab_file or "
+    "--spm_model_file. Eval "
     "masks are drawn from --seed (0 if unset), the same on every run.")
 flags.DEFINE_string("vocab_file", None,
                     "Vocabulary ([MASK], [CLS], [SEP] ids) for "
                     "--dynamic_masking.")
+flags.DEFINE_string("spm_model_file", None,
+                    "SentencePiece model (ALBERT) whose [MASK], [CLS], [SEP] "
+                    "pieces --dynamic_masking uses, instead of --vocab_file.")
 flags.DEFINE_float("masked_lm_prob", 0.15,
                    "Fraction of the tokens --dynamic_masking masks.")
 flags.DEFINE_bool(
@@ -88,8 +92,10 @@ def main(_):
   for flag in ("bert_config_file", "input_file", "output_dir"):
     if not getattr(FLAGS, flag):
       raise ValueError("--%s is required" % flag)
-  if FLAGS.dynamic_masking and not FLAGS.vocab_file:
-    raise ValueError("--dynamic_masking needs --vocab_file")
+  if FLAGS.dynamic_masking and not (FLAGS.vocab_file or
+                                    FLAGS.spm_model_file):
+    raise ValueError("--dynamic_masking needs --vocab_file or "
+                     "--spm_model_file")
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   config.check_max_seq_length(FLAGS.max_seq_length)
   # Before any TensorFlow op runs (multi_worker_mirrored requires it).
@@ -106,9 +112,13 @@ def main(_):
     logging.info("  %s", input_file)
   pretraining_dataset.check_record_lengths(
       input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-  masking = (pretraining_dataset.DynamicMasking.from_vocab_file(
-      FLAGS.vocab_file, FLAGS.masked_lm_prob)
-             if FLAGS.dynamic_masking else None)
+  masking = None
+  if FLAGS.dynamic_masking and FLAGS.spm_model_file:
+    masking = pretraining_dataset.DynamicMasking.from_spm_model_file(
+        FLAGS.spm_model_file, FLAGS.masked_lm_prob)
+  elif FLAGS.dynamic_masking:
+    masking = pretraining_dataset.DynamicMasking.from_vocab_file(
+        FLAGS.vocab_file, FLAGS.masked_lm_prob)
 
   def optimizer_fn():
     return optimization.create_optimizer(

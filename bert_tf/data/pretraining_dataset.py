@@ -35,6 +35,7 @@ import random
 
 import tensorflow as tf
 
+from bert_tf import tokenization
 from bert_tf.data import tfrecords
 
 # Records read at once from each file, and the record shuffle buffer, as the
@@ -143,6 +144,22 @@ class DynamicMasking:
                          "masking needs" % (vocab_file, token))
       ids[token] = tokens.index(token)
     return cls(ids["[MASK]"], ids["[CLS]"], ids["[SEP]"], len(tokens),
+               masked_lm_prob)
+
+  @classmethod
+  def from_spm_model_file(cls, spm_model_file, masked_lm_prob=0.15):
+    """Reads the special ids from a SentencePiece model (ALBERT).
+
+    Raises:
+      ValueError: if the model is not one or lacks [MASK], [CLS] or [SEP].
+    """
+    vocab = tokenization.SentencePieceVocab(
+        tokenization.load_sentencepiece_model(spm_model_file))
+    for token in ("[MASK]", "[CLS]", "[SEP]"):
+      if token not in vocab:
+        raise ValueError("SentencePiece model %s has no %s piece, which "
+                         "dynamic masking needs" % (spm_model_file, token))
+    return cls(vocab["[MASK]"], vocab["[CLS]"], vocab["[SEP]"], len(vocab),
                masked_lm_prob)
 
   def __call__(self, index, features, seed):
