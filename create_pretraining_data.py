@@ -5,8 +5,12 @@ The flags and, by default, the output of google-research/bert's
 `create_pretraining_data.py`: the same records in the same order for the same
 flags. New flags are additive:
 
-  --masking         token (default) | whole_word (= --do_whole_word_mask)
-  --sentence_task   nsp (default)
+  --masking         token (default) | whole_word (= --do_whole_word_mask) |
+                    ngram (ALBERT: 1 to --ngram whole words, P(n) ~ 1/n with
+                    --favor_shorter_ngram)
+  --sentence_task   nsp (default) | sop (ALBERT's sentence order)
+  --spm_model_file  tokenize with a SentencePiece model as ALBERT
+                    (--vocab_file then optional)
   --num_workers     N > 1 streams the input through N processes: a different
                     (but reproducible for a given seed and N) stream than the
                     original, whose memory does not grow with the corpus times
@@ -34,7 +38,13 @@ flags.DEFINE_string(
     "output_file", None,
     "Output TF example file (or comma-separated list of files).")
 flags.DEFINE_string("vocab_file", None,
-                    "The vocabulary file that the BERT model was trained on.")
+                    "The vocabulary file that the BERT model was trained on "
+                    "(optional with --spm_model_file; if given it must list "
+                    "the model's pieces in id order, e.g. its .vocab file).")
+flags.DEFINE_string(
+    "spm_model_file", None,
+    "The model file for SentencePiece tokenization (ALBERT): the text is "
+    "normalized as ALBERT's preprocess_text and the ids are the model's.")
 flags.DEFINE_bool(
     "do_lower_case", True,
     "Whether to lower case the input text. Should be True for uncased "
@@ -58,12 +68,21 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "masking", None, sorted(pi.MASKING_STRATEGIES),
     "Which positions the masked LM predicts: `token` (each WordPiece on its "
-    "own, the original default) or `whole_word` (all pieces of a word "
-    "together). Default: `whole_word` if --do_whole_word_mask else `token`.")
+    "own, the original default), `whole_word` (all pieces of a word "
+    "together) or `ngram` (ALBERT: n-grams of 1 to --ngram whole words). "
+    "Default: `whole_word` if --do_whole_word_mask else `token`.")
+flags.DEFINE_integer("ngram", 3,
+                     "Maximum number of words in an n-gram of --masking=ngram "
+                     "(ALBERT's --ngram).")
+flags.DEFINE_bool(
+    "favor_shorter_ngram", True,
+    "--masking=ngram: draw n with probability proportional to 1/n (True, "
+    "ALBERT's default) or to 1/(ngram + 1 - n).")
 flags.DEFINE_enum(
     "sentence_task", "nsp", sorted(pi.SENTENCE_TASKS),
     "How the two segments and the label are made: `nsp` (next sentence "
-    "prediction, the original).")
+    "prediction, the original) or `sop` (ALBERT's sentence order: the two "
+    "parts swapped with probability 0.5, label 1 = swapped).")
 flags.DEFINE_integer(
     "num_workers", 1,
     "1: the original single-process stream, record for record. N > 1: N "
@@ -98,10 +117,21 @@ def masking_name(masking, do_whole_word_mask):
   """
   if masking is None:
     return "whole_word" if do_whole_word_mask else "token"
-  if do_whole_word_mask and masking != "whole_word":
+  # N-grams are of whole words, as ALBERT's with its --do_whole_word_mask.
+  if do_whole_word_mask and masking not in ("whole_word", "ngram"):
     raise ValueError("--do_whole_word_mask=True contradicts --masking=%s" %
                      masking)
   return masking
+
+
+def make_masking(flag_values):
+  """Returns the `MaskingStrategy` of parsed flags."""
+  name = masking_name(flag_values.masking, flag_values.do_whole_word_mask)
+  sentencepiece = bool(flag_values.spm_model_file)
+  if name == "ngram":
+    return pi.NgramMasking(flag_values.ngram, flag_values.favor_shorter_ngram,
+                           sentencepiece, seed=flag_values.random_seed)
+  return pi.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
 
 
 def options_from_flags(flag_values):
@@ -111,8 +141,7 @@ def options_from_flags(flag_values):
       max_predictions_per_seq=flag_values.max_predictions_per_seq,
       masked_lm_prob=flag_values.masked_lm_prob,
       short_seq_prob=flag_values.short_seq_prob,
-      masking=pi.MASKING_STRATEGIES[masking_name(
-          flag_values.masking, flag_values.do_whole_word_mask)](),
+      masking=make_masking(flag_values),
       sentence_task=pi.SENTENCE_TASKS[flag_values.sentence_task]())
   return pi.RunOptions(
       input_file=flag_values.input_file,
@@ -124,7 +153,8 @@ def options_from_flags(flag_values):
       dupe_factor=flag_values.dupe_factor,
       num_workers=flag_values.num_workers,
       fast_tokenizer=flag_values.fast_tokenizer,
-      tokenizer_cache_size=flag_values.tokenizer_cache_size)
+      tokenizer_cache_size=flag_values.tokenizer_cache_size,
+      spm_model_file=flag_values.spm_model_file)
 
 
 def main(_):
@@ -135,5 +165,4 @@ def main(_):
 if __name__ == "__main__":
   flags.mark_flag_as_required("input_file")
   flags.mark_flag_as_required("output_file")
-  flags.mark_flag_as_required("vocab_file")
   app.run(main)

@@ -19,6 +19,10 @@ flags.DEFINE_string("init_checkpoint", None,
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary file; it travels with the export as an "
                     "asset for the raw-text signature.")
+flags.DEFINE_string("spm_model_file", None,
+                    "A SentencePiece model (ALBERT) for the raw-text "
+                    "signature, instead of --vocab_file; it travels with the "
+                    "export as an asset.")
 flags.DEFINE_bool("do_lower_case", True,
                   "Whether the model is uncased (lower-case the input text).")
 flags.DEFINE_integer("max_seq_length", 128,
@@ -44,11 +48,12 @@ def main(_):
       export_dir=FLAGS.export_dir,
       num_labels=FLAGS.num_labels,
       overwrite=FLAGS.overwrite,
-      max_predictions_per_seq=FLAGS.max_predictions_per_seq)
+      max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+      spm_model_file=FLAGS.spm_model_file)
   logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["bert_config_file", "init_checkpoint",
-                                "vocab_file", "export_dir"])
+                                "export_dir"])
   app.run(main)

@@ -1,4 +1,7 @@
-"""Tokens per second: Python `FullTokenizer` vs in-graph `FastBertTokenizer`.
+"""Tokens per second: Python `FullTokenizer` vs the in-graph tokenizer.
+
+WordPiece (`FastBertTokenizer`) by default; with `--spm_model_file`, ALBERT's
+SentencePiece tokenization (`FastSentencePieceTokenizer`).
 
 Both tokenize every line of the corpus in the same process, alternately, for
 `--repeats` rounds; the script prints the median time of each, tokens per
@@ -20,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from bert_tf import tokenization  # pylint: disable=g-import-not-at-top
-from bert_tf.text import FastBertTokenizer  # pylint: disable=g-import-not-at-top
+from bert_tf import text  # pylint: disable=g-import-not-at-top
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FIXTURES = os.path.join(os.path.dirname(_ROOT), "shared", "fixtures")
@@ -32,6 +35,9 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "vocab_file", os.path.join(_FIXTURES, "vocab", "uncased_vocab.txt"),
     "WordPiece vocabulary.")
+flags.DEFINE_string("spm_model_file", None,
+                    "A SentencePiece model: compare ALBERT's tokenization "
+                    "instead of WordPiece.")
 flags.DEFINE_bool("do_lower_case", True, "Lower case the input.")
 flags.DEFINE_integer("batch_size", 4096, "Lines per call of the fast path.")
 flags.DEFINE_integer("repeats", 5,
@@ -64,9 +70,16 @@ def main(argv):
     raise ValueError("--batch_size must be positive, got %d" % FLAGS.batch_size)
   batches = [tf.constant(lines[i:i + FLAGS.batch_size])
              for i in range(0, len(lines), FLAGS.batch_size)]
-  python_tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file,
-                                                FLAGS.do_lower_case)
-  fast_tokenizer = FastBertTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
+  if FLAGS.spm_model_file:
+    python_tokenizer = tokenization.FullTokenizer(
+        None, FLAGS.do_lower_case, spm_model_file=FLAGS.spm_model_file)
+    fast_tokenizer = text.FastSentencePieceTokenizer(FLAGS.spm_model_file,
+                                                     FLAGS.do_lower_case)
+  else:
+    python_tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file,
+                                                  FLAGS.do_lower_case)
+    fast_tokenizer = text.FastBertTokenizer(FLAGS.vocab_file,
+                                            FLAGS.do_lower_case)
 
   # Warm-up (tracing) and the equality check.
   expected = _python_ids(python_tokenizer, lines)

@@ -36,6 +36,7 @@ from bert_tf.modeling import BertPretrainer
 from bert_tf.modeling import BertSquad
 from bert_tf.modeling.regression import BertRegressor
 from bert_tf.text import FastBertTokenizer
+from bert_tf.text import FastSentencePieceTokenizer
 
 # The outputs of every signature, by model type.
 OUTPUTS = {
@@ -178,7 +179,8 @@ class ServingModule(tf.Module):
     Args:
       model: the Keras model of `model_type` (weights loaded).
       model_type: one of `MODEL_TYPES`.
-      tokenizer: `FastBertTokenizer` of the model's vocabulary.
+      tokenizer: `FastBertTokenizer` of the model's vocabulary, or
+        `FastSentencePieceTokenizer` of its SentencePiece model (ALBERT).
       max_seq_length: padded length of `serve_text` and `serve_examples`.
       max_predictions_per_seq: length of `masked_lm_positions` in
         `serve_examples` for the `pretraining` type.
@@ -271,7 +273,7 @@ def check_export_dir(export_dir, overwrite=False):
 
 def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
            model_type, export_dir, num_labels=2, overwrite=False,
-           max_predictions_per_seq=20, model=None):
+           max_predictions_per_seq=20, model=None, spm_model_file=None):
   """Exports a checkpoint (or a model in memory) as a SavedModel.
 
   The SavedModel is written to a temporary directory beside `export_dir` and
@@ -281,7 +283,8 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     config: `BertConfig`.
     init_checkpoint: checkpoint prefix or directory to load, or None when
       `model` is given with its weights.
-    vocab_file: the WordPiece vocabulary (copied into the export as an asset).
+    vocab_file: the WordPiece vocabulary (copied into the export as an
+      asset); unused with `spm_model_file`.
     do_lower_case: as for `FullTokenizer`.
     max_seq_length: padded length of `serve_text` / `serve_examples`.
     model_type: one of `MODEL_TYPES`.
@@ -291,6 +294,9 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     max_predictions_per_seq: masked positions per `serve_examples` record of
       the `pretraining` type.
     model: optional Keras model of `model_type` to export as it is.
+    spm_model_file: a SentencePiece model (ALBERT): `serve_text` tokenizes as
+      `FullTokenizer(None, do_lower_case, spm_model_file)`; the model file is
+      the asset.
 
   Returns:
     `export_dir`.
@@ -307,7 +313,13 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
   if model is None:
     model = build_model(config, model_type, num_labels)
     checkpoints.load_checkpoint(model, init_checkpoint)
-  tokenizer = FastBertTokenizer(vocab_file, do_lower_case)
+  if spm_model_file:
+    tokenizer = FastSentencePieceTokenizer(spm_model_file, do_lower_case)
+  elif vocab_file:
+    tokenizer = FastBertTokenizer(vocab_file, do_lower_case)
+  else:
+    raise ValueError("--vocab_file or --spm_model_file is required for the "
+                     "raw-text signature")
   module = ServingModule(model, model_type, tokenizer, max_seq_length,
                          max_predictions_per_seq)
   temp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()

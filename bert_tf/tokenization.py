@@ -9,6 +9,12 @@ casing with accent stripping, punctuation splitting) and then
 continuation prefix). Character classes come from Python's
 `unicodedata`, as in the original.
 
+With `spm_model_file`, `FullTokenizer` is ALBERT's (google-research/albert
+`tokenization.py`): `preprocess_text` (spaces collapsed, NFKD, combining
+characters dropped, optional lower casing), then the SentencePiece model's
+pieces with `encode_pieces`' fix for a piece that ends in a digit and a
+comma; ids are the model's own.
+
 For an in-graph tokenizer producing the same ids see `bert_tf.text`.
 """
 
@@ -176,30 +182,171 @@ def whitespace_tokenize(text):
   return text.split()
 
 
-class FullTokenizer(object):
-  """Runs end-to-end tokenization: BasicTokenizer, then WordpieceTokenizer."""
+# SentencePiece's word-start marker (U+2581).
+SPIECE_UNDERLINE = "\u2581"
 
-  def __init__(self, vocab_file, do_lower_case=True):
+
+def preprocess_text(inputs, remove_space=True, lower=False):
+  """ALBERT's text normalization before SentencePiece.
+
+  Args:
+    inputs: str.
+    remove_space: strip the text and collapse runs of whitespace (Python's
+      `str.split()`) into one space.
+    lower: lower case (`str.lower()`) at the end.
+
+  Returns:
+    The text in NFKD with every combining character (nonzero canonical
+    combining class) removed, then lower cased if `lower`.
+  """
+  outputs = inputs
+  if remove_space:
+    outputs = " ".join(inputs.strip().split())
+  outputs = unicodedata.normalize("NFKD", outputs)
+  outputs = "".join(c for c in outputs if not unicodedata.combining(c))
+  if lower:
+    outputs = outputs.lower()
+  return outputs
+
+
+def encode_pieces(sp_model, text):
+  """SentencePiece pieces of `text`, with ALBERT's digit-comma fix.
+
+  A piece longer than one character that ends in a comma after a digit
+  (`str.isdigit`) is replaced by the pieces of itself without the comma and
+  without "\u2581" (SentencePiece adds its own word-start marker in front),
+  followed by ",". This is what the original computes under Python 3, where
+  its attempt to drop that added marker (a str compared with a bytes
+  constant) never applies.
+
+  Args:
+    sp_model: a `sentencepiece.SentencePieceProcessor`.
+    text: str (already `preprocess_text`-ed).
+
+  Returns:
+    A list of str pieces.
+  """
+  new_pieces = []
+  for piece in sp_model.EncodeAsPieces(text):
+    if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+      new_pieces.extend(
+          sp_model.EncodeAsPieces(piece[:-1].replace(SPIECE_UNDERLINE, "")))
+      new_pieces.append(piece[-1])
+    else:
+      new_pieces.append(piece)
+  return new_pieces
+
+
+class SentencePieceVocab(dict):
+  """Piece -> id of a SentencePiece model; an unknown piece gives `<unk>`'s id.
+
+  A plain dict of every piece of the model (ALBERT's `FullTokenizer.vocab`)
+  whose lookup of any other string returns the unknown id, as the model's
+  `PieceToId` does (`encode_pieces` can return text the model has no piece
+  for, e.g. unseen characters).
+  """
+
+  def __init__(self, sp_model):
+    super().__init__((sp_model.IdToPiece(i), i)
+                     for i in range(sp_model.GetPieceSize()))
+    self.unk_id = sp_model.unk_id()
+
+  def __missing__(self, piece):
+    return self.unk_id
+
+
+def load_sentencepiece_model(spm_model_file):
+  """Loads a SentencePiece model (any path `tf.io.gfile` reads).
+
+  Raises:
+    ValueError: if the file does not exist or is not a SentencePiece model.
+  """
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.exists(spm_model_file):
+    raise ValueError("SentencePiece model file %r does not exist." %
+                     (spm_model_file,))
+  with tf.io.gfile.GFile(spm_model_file, "rb") as f:
+    serialized = f.read()
+  sp_model = spm.SentencePieceProcessor()
+  try:
+    sp_model.LoadFromSerializedProto(serialized)
+  except (RuntimeError, TypeError, OSError) as e:
+    raise ValueError("%r is not a SentencePiece model: %s" %
+                     (spm_model_file, e)) from e
+  return sp_model
+
+
+def _check_sentencepiece_vocab(vocab_file, vocab):
+  """Checks an optional vocabulary file against the SentencePiece model.
+
+  Lines are read as ALBERT's `load_vocab` (the first whitespace-separated
+  field: the model's `.vocab` file has "piece<TAB>score" lines).
+
+  Raises:
+    ValueError: if the file's tokens are not the model's pieces in id order.
+  """
+  with tf.io.gfile.GFile(vocab_file, "r") as reader:
+    tokens = [line.strip().split()[0] if line.strip() else " "
+              for line in reader]
+  pieces = list(vocab)
+  if tokens != pieces:
+    index = next((i for i, (t, p) in enumerate(zip(tokens, pieces)) if t != p),
+                 min(len(tokens), len(pieces)))
+    raise ValueError(
+        "vocab file %s does not match the SentencePiece model: %d tokens for "
+        "%d pieces, first difference at id %d (%r in the file, %r in the "
+        "model)" % (vocab_file, len(tokens), len(pieces), index,
+                    tokens[index] if index < len(tokens) else None,
+                    pieces[index] if index < len(pieces) else None))
+
+
+class FullTokenizer(object):
+  """Runs end-to-end tokenization: BasicTokenizer, then WordpieceTokenizer.
+
+  With `spm_model_file` (ALBERT): `preprocess_text`, then the SentencePiece
+  model's pieces (`encode_pieces`); `vocab` maps every piece to its id.
+  """
+
+  def __init__(self, vocab_file, do_lower_case=True, spm_model_file=None):
     """Constructs a FullTokenizer.
 
     Args:
-      vocab_file: path of the WordPiece vocabulary (one token a line).
-      do_lower_case: whether to lower case the input and strip accents.
+      vocab_file: path of the WordPiece vocabulary (one token a line). With
+        `spm_model_file` it is optional (None) and, if given, must list the
+        model's pieces in id order (e.g. the model's `.vocab` file).
+      do_lower_case: whether to lower case the input (and, for WordPiece,
+        strip accents; SentencePiece always strips them).
+      spm_model_file: path of a SentencePiece model, or None for WordPiece.
     """
-    self.vocab = load_vocab(vocab_file)
+    self.do_lower_case = do_lower_case
+    self.sp_model = None
+    if spm_model_file:
+      self.sp_model = load_sentencepiece_model(spm_model_file)
+      self.vocab = SentencePieceVocab(self.sp_model)
+      if vocab_file:
+        _check_sentencepiece_vocab(vocab_file, self.vocab)
+    else:
+      if not vocab_file:
+        raise ValueError("FullTokenizer needs a vocab_file (WordPiece) or an "
+                         "spm_model_file (SentencePiece)")
+      self.vocab = load_vocab(vocab_file)
+      self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+      self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
     self.inv_vocab = {v: k for k, v in self.vocab.items()}
-    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
-    self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
 
   def tokenize(self, text):
-    """Tokenizes `text` (str, or UTF-8 bytes) into a list of WordPiece tokens.
+    """Tokenizes `text` (str, or UTF-8 bytes) into a list of tokens.
 
     Args:
       text: str, or UTF-8 bytes (invalid bytes dropped).
 
     Returns:
-      A list of str tokens of the vocabulary.
+      A list of str tokens: WordPiece tokens of the vocabulary, or
+      SentencePiece pieces of `preprocess_text(text, lower=do_lower_case)`.
     """
+    if self.sp_model is not None:
+      return encode_pieces(self.sp_model, preprocess_text(
+          convert_to_unicode(text), lower=self.do_lower_case))
     split_tokens = []
     for token in self.basic_tokenizer.tokenize(text):
       for sub_token in self.wordpiece_tokenizer.tokenize(token):
@@ -207,11 +354,11 @@ class FullTokenizer(object):
     return split_tokens
 
   def convert_tokens_to_ids(self, tokens):
-    """Maps tokens to ids (unknown tokens to the id of "[UNK]")."""
+    """Maps tokens to ids (SentencePiece: an unknown piece to `<unk>`'s id)."""
     return convert_by_vocab(self.vocab, tokens)
 
   def convert_ids_to_tokens(self, ids):
-    """Maps ids to tokens (unknown ids to "[UNK]"'s entry)."""
+    """Maps ids to tokens."""
     return convert_by_vocab(self.inv_vocab, ids)
 
 

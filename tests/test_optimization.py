@@ -146,3 +146,77 @@ def test_errors_name_the_problem():
                      r"never/built"):
     optimization.create_optimizer(1e-3, 10, 1).apply_gradients(
         [(tf.constant([1.0]), variable)], tf.constant(0))
+
+
+def _numpy_lamb_steps(values, grads_per_step, init_lr, num_train_steps,
+                      num_warmup_steps):
+  """ALBERT's create_optimizer(optimizer="lamb") steps, in float64 numpy.
+
+  Written from the formulas of ALBERT's optimization.py / lamb_optimizer.py:
+  global-norm clipping to 1.0, warmup then linear decay, Adam moments without
+  bias correction, weight decay 0.01 and the trust ratio ||w|| / ||update||
+  (1 where a norm is 0) except for names with LayerNorm, layer_norm or bias.
+  """
+  params = {n: v.astype(np.float64) for n, v in values.items()}
+  m = {n: np.zeros_like(v) for n, v in params.items()}
+  v = {n: np.zeros_like(p) for n, p in params.items()}
+  for step, grads in enumerate(grads_per_step):
+    global_norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2)
+                              for g in grads.values()))
+    scale = 1.0 / max(global_norm, 1.0)
+    if step < num_warmup_steps:
+      lr = init_lr * step / num_warmup_steps
+    else:
+      lr = init_lr * (1.0 - min(step, num_train_steps) / num_train_steps)
+    for n in params:
+      g = grads[n] * scale
+      m[n] = 0.9 * m[n] + 0.1 * g
+      v[n] = 0.999 * v[n] + 0.001 * g * g
+      update = m[n] / (np.sqrt(v[n]) + 1e-6)
+      excluded = any(s in n for s in ("LayerNorm", "layer_norm", "bias"))
+      ratio = 1.0
+      if not excluded:
+        update = update + 0.01 * params[n]
+        w_norm, u_norm = np.linalg.norm(params[n]), np.linalg.norm(update)
+        ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+      params[n] = params[n] - ratio * lr * update
+  return params, m, v
+
+
+def test_lamb_steps_with_clipping_and_schedule_match_albert_formulas():
+  rng = np.random.RandomState(3)
+  prefix = "bert/encoder/transformer/group_0/inner_group_0/"
+  values = {
+      prefix + "attention_1/self/query/kernel": rng.randn(4, 4),
+      prefix + "attention_1/self/query/bias": rng.randn(4),
+      prefix + "LayerNorm_1/gamma": 1.0 + 0.1 * rng.randn(4),
+      "bert/encoder/embedding_hidden_mapping_in/kernel": rng.randn(2, 4),
+      "cls/predictions/transform/layer_norm/beta": rng.randn(4),
+      "bert/pooler/dense/kernel": np.zeros([4, 4]),  # trust ratio 1
+  }
+  values = {n: v.astype(np.float32) for n, v in values.items()}
+  # Large gradients on step 0 and 2 (clipped), small ones on step 1.
+  grads_per_step = [
+      {n: (s_scale * rng.randn(*v.shape)).astype(np.float32)
+       for n, v in values.items()} for s_scale in (5.0, 0.05, 3.0)]
+  variables = [tf.Variable(v, name=n) for n, v in values.items()]
+  optimizer = optimization.create_optimizer(0.1, num_train_steps=5,
+                                            num_warmup_steps=2,
+                                            optimizer="lamb")
+  optimizer.build(variables)
+  for step, grads in enumerate(grads_per_step):
+    optimizer.apply_gradients(
+        [(tf.constant(grads[checkpoints.checkpoint_name(v)]), v)
+         for v in variables], tf.constant(step, tf.int64))
+  params, m, v = _numpy_lamb_steps(values, grads_per_step, 0.1, 5, 2)
+  slots = optimizer.slot_variables()
+  for variable in variables:
+    n = checkpoints.checkpoint_name(variable)
+    np.testing.assert_allclose(variable.numpy(), params[n], rtol=1e-5,
+                               atol=1e-6, err_msg=n)
+    np.testing.assert_allclose(slots[n + "/adam_m"].numpy(), m[n], rtol=1e-5,
+                               atol=1e-7, err_msg=n)
+    np.testing.assert_allclose(slots[n + "/adam_v"].numpy(), v[n], rtol=1e-5,
+                               atol=1e-9, err_msg=n)
+  # The zero kernel moved by exactly lr * update (ratio 1), not by 0.
+  assert np.abs(params["bert/pooler/dense/kernel"]).max() > 0

@@ -198,3 +198,50 @@ def test_export_refuses_a_non_empty_directory(small, tmp_path):
                      r"the BERT model was only trained up to sequence length 40"):
     serving.export(config, ckpt, vocab_file, True, 41, "encoder",
                    str(tmp_path / "other"))
+
+
+@pytest.mark.slow
+def test_albert_export_with_sentencepiece_serves_text_in_a_fresh_process(
+    fixtures_dir, tmp_path):
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  spm.SentencePieceTrainer.train(
+      input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
+      model_prefix=str(tmp_path / "albert"), vocab_size=400, pad_id=0,
+      unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2,
+      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
+  spm_model = str(tmp_path / "albert.model")
+  config = BertConfig.from_json_file(
+      str(fixtures_dir / "original_albert_small" / "albert_config.json"))
+  config.vocab_size = 400
+  model = serving.build_model(config, "encoder")
+  tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
+  packed = [sentence_pairs.pack_tokens(
+      tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, SEQ,
+      tokenizer.convert_tokens_to_ids) for a, b in zip(TEXT_A, TEXT_B)]
+  features = {name: np.array([getattr(p, name) for p in packed], np.int32)
+              for name in ("input_ids", "input_mask", "segment_ids")}
+  expected = model(features, training=False)
+  export_dir = str(tmp_path / "export")
+  serving.export(config, None, None, True, SEQ, "encoder", export_dir,
+                 model=model, spm_model_file=spm_model)
+  assert os.listdir(os.path.join(export_dir, "assets")) == ["albert.model"]
+
+  inputs = dict(features, text_a=json.dumps(TEXT_A), text_b=json.dumps(TEXT_B),
+                examples=np.array(_examples(features), dtype=object))
+  np.savez(tmp_path / "inputs.npz", **inputs)
+  script = tmp_path / "serve.py"
+  script.write_text(_FRESH_PROCESS)
+  result = subprocess.run(
+      [sys.executable, str(script), export_dir, str(tmp_path / "inputs.npz"),
+       str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300,
+      cwd=tmp_path, env=dict(os.environ, PYTHONPATH=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = np.load(tmp_path / "out.npz", allow_pickle=True)
+  for name in serving.OUTPUTS["encoder"]:
+    for kind in ("ids", "text", "examples"):
+      np.testing.assert_allclose(served["%s/%s" % (kind, name)],
+                                 np.asarray(expected[name]), atol=1e-5,
+                                 err_msg="%s/%s" % (kind, name))
+  with pytest.raises(ValueError, match="--vocab_file or --spm_model_file"):
+    serving.export(config, None, None, True, SEQ, "encoder",
+                   str(tmp_path / "other"), model=model)

@@ -9,16 +9,18 @@ candidates and the 80/10/10 replacement.
 Two interfaces let other schemes plug in without copying that loop:
 
 * `MaskingStrategy` chooses WHICH positions to mask. `select_groups` yields
-  groups of positions (one position for `token`, one word for `whole_word`; a
-  span or an n-gram for later schemes). `create_masked_lm_predictions` then
+  groups of positions (one position for `token`, one word for `whole_word`,
+  1 to 3 words for ALBERT's `ngram`; words are WordPiece words or, with
+  SentencePiece, ALBERT's). `create_masked_lm_predictions` then
   decides WHAT replaces them: 80% `[MASK]`, 10% the original token, 10% a random
   vocabulary word, drawn per token (as the original, also for whole-word
   masking) or once per group when the strategy sets `decide_per_group`
   (SpanBERT). A random replacement draws its word per token either way.
 * `SentenceTask` turns a chunk of consecutive sentences of a document into the
   segments of one instance and its label. `nsp` is the original next sentence
-  prediction; a task with `num_segments = 1` (e.g. a later `none`) returns no
-  `tokens_b` and the instance becomes `[CLS] A [SEP]`.
+  prediction, `sop` ALBERT's sentence order; a task with `num_segments = 1`
+  (e.g. a later `none`) returns no `tokens_b` and the instance becomes
+  `[CLS] A [SEP]`.
 
 Registries `MASKING_STRATEGIES` and `SENTENCE_TASKS` map flag values to them.
 
@@ -40,6 +42,7 @@ import random
 import time
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 from bert_tf import tokenization
@@ -99,6 +102,49 @@ class MaskingStrategy(object):
   name = None
   # True: one 80/10/10 decision per group (SpanBERT); False: one per token.
   decide_per_group = False
+  # How a word start is recognized: WordPiece (`##` continues a word) or, when
+  # True, ALBERT's rule for SentencePiece pieces (`is_sentencepiece_start`).
+  sentencepiece = False
+
+  def __init__(self, sentencepiece=False):
+    """Makes the strategy.
+
+    Args:
+      sentencepiece: the tokens are SentencePiece pieces (`--spm_model_file`).
+    """
+    self.sentencepiece = sentencepiece
+
+  def is_word_start(self, token):
+    """Whether `token` starts a word (ALBERT's `is_start_piece`)."""
+    if self.sentencepiece:
+      return is_sentencepiece_start(token)
+    return not token.startswith("##")
+
+  def word_groups(self, tokens):
+    """Returns the words of `tokens` as lists of positions, in order.
+
+    As in the original, a continuation piece right after `[SEP]` joins the
+    last word of segment A (the special token is skipped, not a word
+    boundary), and one right after `[CLS]` starts a group of its own.
+    """
+    groups = []
+    for i, token in enumerate(tokens):
+      if token in (CLS, SEP):
+        continue
+      if groups and not self.is_word_start(token):
+        groups[-1].append(i)
+      else:
+        groups.append([i])
+    return groups
+
+  def start(self, seed):
+    """Seeds the strategy's own random source, if any, for a new stream.
+
+    Called once before the instances of a stream (`seed`: an int). The
+    selection draws from the `rng` it is given; only a strategy that, as its
+    original, draws from another generator (NumPy's) keeps one of its own.
+    """
+    del seed
 
   def candidate_groups(self, tokens):
     """Returns the candidate groups of positions.
@@ -147,28 +193,131 @@ class TokenMasking(MaskingStrategy):
 
 
 class WholeWordMasking(MaskingStrategy):
-  """The original `do_whole_word_mask`: a word and its `##` pieces together.
+  """The original `do_whole_word_mask`: a word and its pieces together.
 
-  As in the original, a `##` piece right after `[SEP]` joins the last word of
-  segment A (the special token is skipped, not a word boundary), and one right
-  after `[CLS]` starts a group of its own.
+  Words are `word_groups`: a WordPiece word and its `##` pieces, or (ALBERT,
+  `sentencepiece`) a piece that `is_sentencepiece_start` and the pieces after
+  it that do not.
   """
 
   name = "whole_word"
 
   def candidate_groups(self, tokens):
-    groups = []
-    for i, token in enumerate(tokens):
-      if token in (CLS, SEP):
+    return self.word_groups(tokens)
+
+
+# Characters that ALBERT's `_is_start_piece_sp` counts as word-continuing
+# (besides a-z): its `special_pieces`, ASCII punctuation without the
+# apostrophe, "<", "=" and ">". (Its "€" and "£" entries are UTF-8 bytes,
+# which no character of a Python 3 str equals.)
+_SP_SPECIAL_PIECES = frozenset('!"#$%&()*+,-./:;?@[\\]^_`{|}~')
+_SP_CONTINUING_CHARS = _SP_SPECIAL_PIECES | frozenset(
+    "abcdefghijklmnopqrstuvwxyz")
+
+
+def is_sentencepiece_start(piece):
+  """ALBERT's word-start rule for a SentencePiece piece.
+
+  A piece starts a word if it begins with "▁" (U+2581) or "<", is a single
+  special (punctuation) character, or holds a character that is not, lower
+  cased, a-z or one of those special characters (digits, accented or
+  foreign letters, ...). Only pieces of a-z and punctuation continue a word.
+
+  Args:
+    piece: a token string.
+
+  Returns:
+    bool.
+  """
+  if piece.startswith(("\u2581", "<")) or piece in _SP_SPECIAL_PIECES:
+    return True
+  return not all(c.lower() in _SP_CONTINUING_CHARS for c in piece)
+
+
+class NgramMasking(MaskingStrategy):
+  """ALBERT's n-gram masking: runs of 1 to `max_ngram` whole words.
+
+  As ALBERT's `create_masked_lm_predictions` with `do_whole_word_mask`: every
+  word w starts one candidate, the n-grams `words[w:w+n]` for n = 1 ..
+  `max_ngram` (shorter near the end of the instance); the candidates are
+  shuffled with `rng`; each, in turn, draws n with probabilities
+  proportional to 1/n (`favor_shorter_ngram`; reversed otherwise) and takes
+  its n-gram, or the longest shorter one that fits the budget; a candidate
+  that does not fit even as one word, or that overlaps masked positions, is
+  skipped. The 80/10/10 replacement is drawn per token. After the selection
+  the candidates are shuffled once more (the original does so for its
+  permutation option, which is not used here), so `rng` stays in step.
+
+  The original draws n from NumPy's global generator, never seeded; here it
+  comes from a `numpy.random.RandomState` seeded by `start(seed)` (the run's
+  `--random_seed`), so a run is reproducible and equals the original run
+  after `np.random.seed(random_seed)`.
+  """
+
+  name = "ngram"
+
+  def __init__(self, max_ngram=3, favor_shorter_ngram=True,
+               sentencepiece=False, seed=12345):
+    """Makes the strategy.
+
+    Args:
+      max_ngram: the largest n (ALBERT's `--ngram`, at least 1).
+      favor_shorter_ngram: P(n) proportional to 1/n if True, to
+        1/(max_ngram + 1 - n) if False.
+      sentencepiece: the tokens are SentencePiece pieces.
+      seed: the first seed of the n draws (see `start`).
+
+    Raises:
+      ValueError: if `max_ngram < 1`.
+    """
+    super().__init__(sentencepiece)
+    if max_ngram < 1:
+      raise ValueError("--ngram=%d: expected at least 1" % max_ngram)
+    self.max_ngram = max_ngram
+    self.favor_shorter_ngram = favor_shorter_ngram
+    self.ngrams = np.arange(1, max_ngram + 1, dtype=np.int64)
+    pvals = 1.0 / np.arange(1, max_ngram + 1)
+    pvals /= pvals.sum(keepdims=True)
+    if not favor_shorter_ngram:
+      pvals = pvals[::-1]
+    # The original renormalizes before every draw; so do we, to the bit.
+    self.pvals = pvals / pvals.sum(keepdims=True)
+    self.start(seed)
+
+  def start(self, seed):
+    self._np_rng = np.random.RandomState(seed)
+
+  def candidate_groups(self, tokens):
+    return self.word_groups(tokens)
+
+  def select_groups(self, tokens, num_to_predict, rng):
+    words = self.candidate_groups(tokens)
+    # ngram_indexes[w][n - 1]: the words of the n-gram starting at word w.
+    ngram_indexes = [[words[w:w + n] for n in self.ngrams]
+                     for w in range(len(words))]
+    rng.shuffle(ngram_indexes)
+    covered = set()
+    for candidate in ngram_indexes:
+      if len(covered) >= num_to_predict:
+        break
+      n = int(self._np_rng.choice(self.ngrams, p=self.pvals))
+      # The drawn n-gram, else the longest shorter one within the budget.
+      while True:
+        index_set = [i for word in candidate[n - 1] for i in word]
+        if len(covered) + len(index_set) <= num_to_predict or n == 1:
+          break
+        n -= 1
+      if len(covered) + len(index_set) > num_to_predict:
         continue
-      if groups and token.startswith("##"):
-        groups[-1].append(i)
-      else:
-        groups.append([i])
-    return groups
+      if not covered.isdisjoint(index_set):
+        continue
+      covered.update(index_set)
+      yield index_set
+    rng.shuffle(ngram_indexes)
 
 
-MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking)}
+MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking,
+                                                NgramMasking)}
 
 # The three replacements of a masked position.
 _REPLACE_MASK, _REPLACE_KEEP, _REPLACE_RANDOM = "mask", "keep", "random"
@@ -276,8 +425,35 @@ def _concat(sentences):
   return [token for sentence in sentences for token in sentence]
 
 
+def _random_segment(all_documents, document_index, target_b_length, rng):
+  """Draws segment B from another document, as the original random next.
+
+  Tries (10 times) to draw a document other than this one, then takes its
+  sentences from a random start until `target_b_length` tokens.
+
+  Returns:
+    A new list of tokens.
+  """
+  for _ in range(10):
+    random_document_index = rng.randint(0, len(all_documents) - 1)
+    if random_document_index != document_index:
+      break
+  random_document = all_documents[random_document_index]
+  random_start = rng.randint(0, len(random_document) - 1)
+  tokens_b = []
+  for sentence in random_document[random_start:]:
+    tokens_b.extend(sentence)
+    if len(tokens_b) >= target_b_length:
+      break
+  return tokens_b
+
+
 class NextSentencePrediction(SentenceTask):
-  """The original NSP: B follows A (label 0) or comes from another document."""
+  """The original NSP: B follows A (label 0) or comes from another document.
+
+  With probability 0.5 (always for a one-sentence chunk) B is drawn from
+  another document (label 1).
+  """
 
   name = "nsp"
 
@@ -286,25 +462,42 @@ class NextSentencePrediction(SentenceTask):
     a_end = _split_point(chunk, rng)
     tokens_a = _concat(chunk[:a_end])
     if len(chunk) == 1 or rng.random() < 0.5:
-      target_b_length = target_seq_length - len(tokens_a)
-      # Try (10 times) to draw a document other than this one.
-      for _ in range(10):
-        random_document_index = rng.randint(0, len(all_documents) - 1)
-        if random_document_index != document_index:
-          break
-      random_document = all_documents[random_document_index]
-      random_start = rng.randint(0, len(random_document) - 1)
-      tokens_b = []
-      for sentence in random_document[random_start:]:
-        tokens_b.extend(sentence)
-        if len(tokens_b) >= target_b_length:
-          break
+      tokens_b = _random_segment(all_documents, document_index,
+                                 target_seq_length - len(tokens_a), rng)
       # The sentences after A were not used: they start the next chunk.
       return tokens_a, tokens_b, True, len(chunk) - a_end
     return tokens_a, _concat(chunk[a_end:]), False, 0
 
 
-SENTENCE_TASKS = {cls.name: cls for cls in (NextSentencePrediction,)}
+class SentenceOrderPrediction(SentenceTask):
+  """ALBERT's sentence order prediction (`--random_next_sentence=False`).
+
+  A and B are consecutive parts of the chunk; with probability 0.5 they are
+  swapped (label 1 = swapped, stored as `next_sentence_labels`). A chunk of
+  one sentence has no second part: as in the original, B is then drawn from
+  another document as in NSP, with label 1. The draws are the original's:
+  the split point, then either the random document or one `rng.random()`.
+  (ALBERT's `--random_next_sentence=True` is `nsp`, draw for draw.)
+  """
+
+  name = "sop"
+
+  def make_segments(self, chunk, all_documents, document_index,
+                    target_seq_length, rng):
+    a_end = _split_point(chunk, rng)
+    tokens_a = _concat(chunk[:a_end])
+    if len(chunk) == 1:
+      tokens_b = _random_segment(all_documents, document_index,
+                                 target_seq_length - len(tokens_a), rng)
+      return tokens_a, tokens_b, True, 0
+    tokens_b = _concat(chunk[a_end:])
+    if rng.random() < 0.5:
+      return tokens_b, tokens_a, True, 0
+    return tokens_a, tokens_b, False, 0
+
+
+SENTENCE_TASKS = {cls.name: cls for cls in (NextSentencePrediction,
+                                            SentenceOrderPrediction)}
 
 
 @dataclasses.dataclass
@@ -439,7 +632,7 @@ def create_training_instances(all_documents, options, dupe_factor,
 # ----------------------------------------------------------- reading text --
 
 
-def _document_lines(input_files, part, num_parts):
+def _document_lines(input_files, part, num_parts, is_blank):
   """Yields the stripped lines of each document of `part` (see below)."""
   document_number = 0
   lines = []
@@ -448,7 +641,7 @@ def _document_lines(input_files, part, num_parts):
       with tf.io.gfile.GFile(input_file, "r") as reader:
         for line in reader:
           line = line.strip()
-          if line:
+          if not is_blank(line):
             lines.append(line)
           elif lines:
             if document_number % num_parts == part:
@@ -462,8 +655,18 @@ def _document_lines(input_files, part, num_parts):
     yield lines
 
 
+def is_blank_after_preprocessing(line):
+  """Whether ALBERT's `preprocess_text` empties a stripped `line`.
+
+  ALBERT reads SentencePiece input through `preprocess_text`, so a line of
+  nothing but combining characters separates documents as a blank one does.
+  """
+  return not line or (not line.isascii() and
+                      not tokenization.preprocess_text(line))
+
+
 def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
-                   progress=None, batch_lines=1024):
+                   progress=None, batch_lines=1024, is_blank=None):
   """Reads documents (one sentence a line, blank lines between documents).
 
   As in the original, a document that is not closed by a blank line goes on
@@ -480,6 +683,9 @@ def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
     progress: optional `Progress`, told of every batch of documents read.
     batch_lines: lines handed to `tokenize_lines` at once (at least; whole
       documents are kept together).
+    is_blank: function of a stripped line, True for a document separator;
+      default: the empty line (BERT). SentencePiece input (ALBERT) uses
+      `is_blank_after_preprocessing`.
 
   Returns:
     A list of documents, each a list of sentences (lists of token strings).
@@ -503,7 +709,8 @@ def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
     batch.clear()
 
   num_lines = 0
-  for lines in _document_lines(input_files, part, num_parts):
+  for lines in _document_lines(input_files, part, num_parts,
+                               is_blank or (lambda line: not line)):
     batch.append(lines)
     num_lines += len(lines)
     if num_lines >= batch_lines:
@@ -524,7 +731,7 @@ class RunOptions:
   Attributes:
     input_file: comma-separated list of input files or glob patterns.
     output_file: comma-separated list of output files.
-    vocab_file: the WordPiece vocabulary.
+    vocab_file: the WordPiece vocabulary (optional with `spm_model_file`).
     do_lower_case: lower case the input text.
     instance: `InstanceOptions`.
     random_seed: seed of `random.Random`.
@@ -536,6 +743,8 @@ class RunOptions:
       remembered; 0 tokenizes line by line as the original (same tokens).
     num_logged_examples: how many first instances to log in full.
     progress_interval_secs: seconds between progress lines.
+    spm_model_file: a SentencePiece model: tokenize as ALBERT (None: the
+      WordPiece `vocab_file`).
   """
   input_file: str
   output_file: str
@@ -549,6 +758,7 @@ class RunOptions:
   tokenizer_cache_size: int = 500000
   num_logged_examples: int = 20
   progress_interval_secs: float = 10.0
+  spm_model_file: str = None
 
 
 @dataclasses.dataclass
@@ -624,27 +834,33 @@ def resolve_input_files(input_file):
   return input_files
 
 
-def load_tokenizer(vocab_file, do_lower_case):
+def load_tokenizer(vocab_file, do_lower_case, spm_model_file=None):
   """Returns a `FullTokenizer`, checking the special tokens instances use.
 
   Args:
-    vocab_file: the WordPiece vocabulary.
+    vocab_file: the WordPiece vocabulary (optional with `spm_model_file`).
     do_lower_case: whether the tokenizer lower cases.
+    spm_model_file: a SentencePiece model (ALBERT), or None.
 
   Returns:
     A `tokenization.FullTokenizer`.
 
   Raises:
     ValueError: if the vocabulary is missing, empty, or lacks one of
-      `[CLS]`, `[SEP]`, `[MASK]`, `[UNK]`.
+      `[CLS]`, `[SEP]`, `[MASK]`, `[UNK]` (a SentencePiece model: one of the
+      first three; its unknown piece is its own).
   """
+  if not vocab_file and not spm_model_file:
+    raise ValueError("--vocab_file or --spm_model_file is required")
   tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file,
-                                         do_lower_case=do_lower_case)
-  missing = [t for t in (CLS, SEP, MASK, UNK) if t not in tokenizer.vocab]
+                                         do_lower_case=do_lower_case,
+                                         spm_model_file=spm_model_file)
+  needed = (CLS, SEP, MASK) if spm_model_file else (CLS, SEP, MASK, UNK)
+  missing = [t for t in needed if t not in tokenizer.vocab]
   if missing:
-    raise ValueError("vocab file %s lacks %s: pretraining instances need "
-                     "[CLS], [SEP], [MASK] and [UNK]" %
-                     (vocab_file, ", ".join(missing)))
+    raise ValueError("%s %s lacks %s: pretraining instances need %s" % (
+        "SentencePiece model" if spm_model_file else "vocab file",
+        spm_model_file or vocab_file, ", ".join(missing), ", ".join(needed)))
   return tokenizer
 
 
@@ -700,22 +916,53 @@ def make_line_tokenizer(tokenizer, options):
   if options.fast_tokenizer:
     # Imported when asked for: loading tensorflow_text's ops takes time.
     from bert_tf import text  # pylint: disable=g-import-not-at-top
-    fast = text.FastBertTokenizer(options.vocab_file, options.do_lower_case)
-    inv_vocab = tokenizer.inv_vocab
+    if options.spm_model_file:
+      fast = text.FastSentencePieceTokenizer(options.spm_model_file,
+                                             options.do_lower_case)
 
-    def tokenize_texts(texts):
-      if not texts:
-        return []
-      ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
-      return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
+      def tokenize_texts(texts):
+        if not texts:
+          return []
+        # The pieces themselves: an unknown one keeps its text, as in
+        # `FullTokenizer.tokenize` (it counts for whole-word boundaries).
+        pieces = fast.tokenize_pieces(tf.constant(texts)).to_list()
+        return [[p.decode("utf-8") for p in text_pieces]
+                for text_pieces in pieces]
+    else:
+      fast = text.FastBertTokenizer(options.vocab_file, options.do_lower_case)
+      inv_vocab = tokenizer.inv_vocab
+
+      def tokenize_texts(texts):
+        if not texts:
+          return []
+        ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
+        return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
   else:
 
     def tokenize_texts(texts):
       return [tokenizer.tokenize(t) for t in texts]
 
-  if options.tokenizer_cache_size > 0:
+  if options.tokenizer_cache_size > 0 and (
+      tokenizer.sp_model is None or
+      _splits_on_spaces(tokenizer.sp_model)):
     return PieceCachingTokenizer(tokenize_texts, options.tokenizer_cache_size)
   return tokenize_texts
+
+
+def _splits_on_spaces(sp_model):
+  """Whether a SentencePiece model tokenizes space-separated words alone.
+
+  True for the default normalization (a dummy "\u2581" in front, extra
+  whitespace removed) and pre-splitting on whitespace, as ALBERT's models:
+  then the pieces of a line are those of its words, and the cache holds.
+  """
+  from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
+  proto = sentencepiece_model_pb2.ModelProto.FromString(
+      sp_model.serialized_model_proto())
+  return (proto.normalizer_spec.add_dummy_prefix and
+          proto.normalizer_spec.remove_extra_whitespaces and
+          proto.trainer_spec.split_by_whitespace and
+          not proto.trainer_spec.treat_whitespace_as_suffix)
 
 
 def check_options(options):
@@ -793,6 +1040,11 @@ def _write_instances(instances, writer, vocab, options, summary,
     summary.num_masked_tokens += len(instance.masked_lm_positions)
 
 
+def _blank_line_rule(options):
+  """The `read_documents` blank-line rule of the run's tokenization."""
+  return is_blank_after_preprocessing if options.spm_model_file else None
+
+
 def _no_instance_error(input_files):
   return ValueError(
       "no document long enough to make an instance in %s: every line is "
@@ -805,11 +1057,13 @@ def _run_faithful(options, input_files, tokenizer):
   progress = Progress(options.progress_interval_secs)
   documents = read_documents(input_files,
                              make_line_tokenizer(tokenizer, options),
-                             progress=progress)
+                             progress=progress,
+                             is_blank=_blank_line_rule(options))
   summary.num_documents = len(documents)
   if not documents:
     raise _no_instance_error(input_files)
   rng = random.Random(options.random_seed)
+  options.instance.masking.start(options.random_seed)
   instances = create_training_instances(documents, options.instance,
                                         options.dupe_factor,
                                         list(tokenizer.vocab.keys()), rng,
@@ -860,6 +1114,9 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   tokenize_lines = make_line_tokenizer(tokenizer, options)
   vocab_words = list(tokenizer.vocab.keys())
   rng = random.Random("%d:%d" % (options.random_seed, worker_index))
+  options.instance.masking.start(
+      random.Random("numpy:%d:%d" % (options.random_seed,
+                                     worker_index)).getrandbits(32))
   summary = RunSummary()
   progress = Progress(options.progress_interval_secs, "worker %d/%d: " %
                       (worker_index, options.num_workers))
@@ -869,7 +1126,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   try:
     for path, part, num_parts in units:
       documents = read_documents([path], tokenize_lines, part, num_parts,
-                                 progress)
+                                 progress, is_blank=_blank_line_rule(options))
       summary.num_documents += len(documents)
       rng.shuffle(documents)
       for _ in range(options.dupe_factor):
@@ -970,7 +1227,8 @@ def create_pretraining_data(options):
   """
   start = time.time()
   check_options(options)
-  tokenizer = load_tokenizer(options.vocab_file, options.do_lower_case)
+  tokenizer = load_tokenizer(options.vocab_file, options.do_lower_case,
+                            options.spm_model_file)
   input_files = resolve_input_files(options.input_file)
   logging.info("*** Reading from input files ***")
   for input_file in input_files:

@@ -256,3 +256,65 @@ class UnicodeTables(object):
 def get_tables(do_lower_case):
   """Returns the (cached) `UnicodeTables` of one casing mode."""
   return UnicodeTables(bool(do_lower_case))
+
+
+def _check_preprocess_identity_outside_domain():
+  """Raises if `preprocess_text` changes a code point outside the domain."""
+  for code_point in range(PLANE_LIMIT, MAX_CODE_POINT + 1):
+    if TAGS_START <= code_point < TAGS_END:
+      continue
+    char = chr(code_point)
+    if unicodedata.category(char) in ("Cn", "Co"):
+      continue
+    if (char.isspace() or char.isdigit() or unicodedata.combining(char) or
+        unicodedata.normalize("NFKD", char) != char or char.lower() != char or
+        _sigma_class(char) != SIGMA_OTHER):
+      raise AssertionError(
+          "U+%04X needs its own preprocessing table row: this Python's "
+          "unicodedata %s is newer than bert_tf.text.unicode_tables expects." %
+          (code_point, unicodedata.unidata_version))
+
+
+class PreprocessTables(object):
+  """ALBERT's `preprocess_text` per code point, as numpy arrays.
+
+  `" ".join(text.split())` needs only which characters are whitespace; NFKD
+  followed by dropping the combining characters is a per-code-point mapping
+  (canonical reordering only moves combining characters, which are all
+  dropped); `str.lower()` is per code point but for the capital sigma.
+
+  Attributes:
+    is_space: bool array [DOMAIN_SIZE], `str.isspace()`.
+    nfkd: MappingTable, NFKD of the code point without combining characters.
+    lower: MappingTable, `str.lower()` of the code point.
+    sigma_class: int8 array [DOMAIN_SIZE], SIGMA_* class of each code point.
+    digits: sorted list of the code points for which `str.isdigit()`.
+  """
+
+  def __init__(self):
+    _check_preprocess_identity_outside_domain()
+    self.is_space = np.zeros([DOMAIN_SIZE], dtype=bool)
+    nfkd_rows = [[SAME]] * DOMAIN_SIZE
+    lower_rows = [[SAME]] * DOMAIN_SIZE
+    self.sigma_class = np.zeros([DOMAIN_SIZE], dtype=np.int8)
+    self.digits = []
+    for row, code_point in _domain_code_points():
+      if 0xD800 <= code_point <= 0xDFFF:
+        continue  # Surrogates never come out of UTF-8 decoding.
+      char = chr(code_point)
+      self.is_space[row] = char.isspace()
+      if char.isdigit():
+        self.digits.append(code_point)
+      decomposed = unicodedata.normalize("NFKD", char)
+      nfkd_rows[row] = _row(code_point, [
+          ord(c) for c in decomposed if not unicodedata.combining(c)])
+      lower_rows[row] = _row(code_point, [ord(c) for c in char.lower()])
+      self.sigma_class[row] = _sigma_class(char)
+    self.nfkd = MappingTable(nfkd_rows)
+    self.lower = MappingTable(lower_rows)
+
+
+@functools.lru_cache(maxsize=1)
+def get_preprocess_tables():
+  """Returns the (cached) `PreprocessTables`."""
+  return PreprocessTables()
