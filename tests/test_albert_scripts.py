@@ -67,6 +67,25 @@ def test_feature_extraction_gives_the_original_layers(albert):
                                    atol=1e-5, rtol=0, err_msg=name)
 
 
+def _load_report(log):
+  """The lines of `checkpoints.LoadReport.summary()` in a script's log.
+
+  Returns:
+    dict: "Loaded" -> "<n> variables from <prefix>", and "Newly initialized
+    (not in the checkpoint)" / "Unused checkpoint variables" -> list of names
+    (present only when the script logged them).
+  """
+  report = {}
+  for line in log.splitlines():
+    if "] Loaded " in line:
+      report["Loaded"] = line.split("] Loaded ", 1)[1]
+    for key in ("Newly initialized (not in the checkpoint)",
+                "Unused checkpoint variables"):
+      if line.startswith(key + ": "):
+        report[key] = line[len(key) + 2:].split(", ")
+  return report
+
+
 @pytest.mark.slow
 def test_extract_features_script_with_albert_flags(albert, tmp_path):
   root, config, _ = albert
@@ -82,13 +101,12 @@ def test_extract_features_script_with_albert_flags(albert, tmp_path):
                 "--layers=-1,-4", "--max_seq_length=24", "--batch_size=2")
   assert result.returncode == 0, result.stderr[-3000:]
   # The encoder takes every bert/* variable; only the heads are unused.
-  assert "Loaded 41 variables" in result.stderr
-  assert "Newly initialized" not in result.stderr
-  unused = [l for l in result.stderr.splitlines()
-            if l.startswith("Unused checkpoint variables: ")]
-  assert unused == ["Unused checkpoint variables: " + ", ".join(sorted(
+  report = _load_report(result.stderr)
+  assert report["Loaded"].startswith("41 variables from ")
+  assert "Newly initialized (not in the checkpoint)" not in report
+  assert report["Unused checkpoint variables"] == sorted(
       n for n, _ in tf.train.list_variables(str(root / "model.ckpt-best"))
-      if n.startswith("cls/")))]
+      if n.startswith("cls/"))
   out = [json.loads(l) for l in output_file.read_text().splitlines()]
   tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
   model = BertModel(config)
@@ -182,9 +200,10 @@ def test_run_pretraining_evaluates_and_trains_from_the_albert_checkpoint(
                 "--do_eval", "--eval_batch_size=3", "--max_eval_steps=1",
                 *common)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Loaded 48 variables" in result.stderr
-  assert "Newly initialized" not in result.stderr
-  assert "Unused checkpoint variables" not in result.stderr
+  report = _load_report(result.stderr)
+  assert report["Loaded"].startswith("48 variables from ")
+  assert "Newly initialized (not in the checkpoint)" not in report
+  assert "Unused checkpoint variables" not in report
   got = metrics.read_eval_results(str(tmp_path / "eval" / "eval_results.txt"))
   # The original metrics: weighted mean of the per-prediction MLM loss, mean
   # SOP loss, and the Estimator's loss = total loss of the one batch.
@@ -202,8 +221,10 @@ def test_run_pretraining_evaluates_and_trains_from_the_albert_checkpoint(
                 "--num_warmup_steps=1", "--learning_rate=1e-3",
                 "--optimizer=lamb", *common)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "Newly initialized" not in result.stderr
-  assert "Unused checkpoint variables" not in result.stderr
+  report = _load_report(result.stderr)
+  assert report["Loaded"].startswith("48 variables from ")
+  assert "Newly initialized (not in the checkpoint)" not in report
+  assert "Unused checkpoint variables" not in report
   names = dict(tf.train.list_variables(str(root / "model.ckpt-best")))
   written = dict(tf.train.list_variables(str(out / "model.ckpt-2")))
   expected = dict(names, global_step=[])
@@ -280,3 +301,44 @@ def test_exported_albert_serves_the_original_outputs(albert, tmp_path,
     want = io[fixture_name].reshape(out[name].shape)
     np.testing.assert_allclose(out[name], want, atol=1e-5, rtol=0,
                                err_msg=name)
+
+
+@pytest.mark.slow
+def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
+                                                              fixtures_dir,
+                                                              tmp_path):
+  root, _, _ = albert
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  lines = (fixtures_dir / "glue" / "MRPC" / "train.tsv").read_text(
+      encoding="utf-8").splitlines(True)[:17]
+  for name in ("train.tsv", "dev.tsv"):
+    (data_dir / name).write_text("".join(lines), encoding="utf-8")
+  out = tmp_path / "out"
+  result = _run("run_classifier.py", "--task_name=MRPC",
+                "--data_dir=%s" % data_dir,
+                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--albert_config_file=%s" % (root / "albert_config.json"),
+                "--init_checkpoint=%s" % (root / "model.ckpt-best"),
+                "--output_dir=%s" % out, "--max_seq_length=40",
+                "--do_train", "--do_eval", "--train_batch_size=8",
+                "--num_train_epochs=1", "--learning_rate=1e-3", "--seed=1",
+                timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # Every encoder variable comes from the checkpoint; only the new head is
+  # initialized and only the pretraining heads are left.
+  cls_names = sorted(n for n, _ in tf.train.list_variables(
+      str(root / "model.ckpt-best")) if n.startswith("cls/"))
+  report = _load_report(result.stderr)
+  assert report["Loaded"] == "41 variables from %s" % (root / "model.ckpt-best")
+  assert sorted(report["Newly initialized (not in the checkpoint)"]) == [
+      "output_bias", "output_weights"]
+  assert report["Unused checkpoint variables"] == cls_names
+  got = metrics.read_eval_results(str(out / "eval_results.txt"))
+  assert got["global_step"] == 2
+  written = dict(tf.train.list_variables(str(out / "model.ckpt-2")))
+  encoder = {n: s for n, s in tf.train.list_variables(
+      str(root / "model.ckpt-best")) if n.startswith("bert/")}
+  assert {n: s for n, s in written.items() if n.startswith("bert/") and
+          not n.endswith(("adam_m", "adam_v"))} == encoder
+  assert written["output_weights"] == [2, 48]

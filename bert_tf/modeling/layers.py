@@ -1,4 +1,4 @@
-"""Keras layers of the original BERT: embeddings, attention, Transformer block, pooler.
+"""Keras building blocks of the original BERT: GELU, dropout, LayerNorm, dense layers.
 
 Each layer carries the name of the original variable scope, and builds its
 sub-layers inside its own `build`, so that Keras variable paths are exactly the
@@ -127,8 +127,9 @@ def dense_layer(units, initializer_range, activation=None, name="dense"):
 class ScopedDense(keras.layers.Layer):
   """A Dense layer named `dense` inside a scope of its own.
 
-  The original writes `intermediate/dense`, `pooler/dense`: this layer is the
-  scope (`intermediate`, `pooler`) holding that `dense`.
+  The original writes `pooler/dense`: this layer is the scope (`pooler`)
+  holding that `dense`. (Transformer blocks place their dense layers with
+  explicit scopes instead, see `encoder.TransformerLayer`.)
   """
 
   def __init__(self, units, activation, initializer_range, **kwargs):
@@ -149,44 +150,5 @@ class ScopedDense(keras.layers.Layer):
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, activation=self.activation,
-                  initializer_range=self.initializer_range)
-    return config
-
-
-class ResidualOutput(keras.layers.Layer):
-  """dense -> dropout -> add the residual -> LayerNorm (an original `output` scope).
-
-  Serves both `attention/output` and the feed-forward `output` of every layer.
-  """
-
-  def __init__(self, units, dropout_rate, initializer_range, **kwargs):
-    super().__init__(**kwargs)
-    self.units = units
-    self.dropout_rate = dropout_rate
-    self.initializer_range = initializer_range
-    self.dense = dense_layer(units, initializer_range)
-    self.layer_norm = LayerNorm()
-
-  def build(self, input_shape):
-    self.dense.build(input_shape)
-    self.layer_norm.build(tuple(input_shape[:-1]) + (self.units,))
-
-  def call(self, x, residual, training=None):
-    """Projects `x` [..., in] and returns LayerNorm(dropout(dense(x)) + residual).
-
-    Args:
-      x: float Tensor [..., in].
-      residual: float Tensor [..., units].
-      training: whether dropout is active.
-
-    Returns:
-      float Tensor [..., units].
-    """
-    y = dropout(self.dense(x), self.dropout_rate, training)
-    return self.layer_norm(y + residual)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(units=self.units, dropout_rate=self.dropout_rate,
                   initializer_range=self.initializer_range)
     return config
