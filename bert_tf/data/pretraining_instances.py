@@ -188,7 +188,7 @@ class SpanMasking(MaskingStrategy):
 
   Until `num_to_predict` tokens are chosen: draw a length L in words from
   the geometric distribution P(L = k) ~ p (1 - p)^(k - 1) truncated to
-  1 <= k <= max_span_length and renormalized (p = 0.2, max 10: mean 3.79
+  1 <= k <= max_span_length and renormalized (p = 0.2, max 10: mean 3.80
   words), draw an anchor uniformly among the tokens that are not `[CLS]` or
   `[SEP]`; if it is not masked yet, the span starts at the start of the
   anchor's word and takes L words, fewer where the segment ends (a span never
