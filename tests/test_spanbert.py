@@ -13,6 +13,7 @@ import random
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -204,7 +205,6 @@ def test_real_text_spans_start_and_end_at_word_boundaries(span_instances):
 
 def test_real_text_one_decision_per_span(span_instances):
   decisions = {"mask": 0, "keep": 0, "random": 0}
-  tokens_by_decision = dict(decisions)
   for _, instance in span_instances:
     tokens = original_tokens(instance)
     for first, last in _runs(instance.masked_lm_positions):
@@ -213,9 +213,7 @@ def test_real_text_one_decision_per_span(span_instances):
                for i in range(first, last + 1)}
       assert len(kinds) == 1, [(tokens[i], instance.tokens[i])
                                for i in range(first, last + 1)]
-      kind = kinds.pop()
-      decisions[kind] += 1
-      tokens_by_decision[kind] += last - first + 1
+      decisions[kinds.pop()] += 1
   total = sum(decisions.values())
   assert 0.77 < decisions["mask"] / total < 0.83
   assert 0.08 < decisions["keep"] / total < 0.12
@@ -268,6 +266,7 @@ def write_span_records(fixtures_dir, tmp_path, output, **extra):
                sentence_task="none", max_seq_length=64,
                max_predictions_per_seq=12, dupe_factor=2)
   flags.update(extra)
+  flags = {name: value for name, value in flags.items() if value is not None}
   script_runner.run_main("create_pretraining_data",
                          *["--%s=%s" % item for item in flags.items()])
   return str(output)
@@ -323,6 +322,27 @@ def test_detect_tasks_from_the_records(fixtures_dir, tmp_path):
                      "next sentence, .*span.tf has masked LM \\+ span "
                      "boundary"):
     pretraining_dataset.detect_tasks([plain, span])
+  # Single segments with the original masking: the masked LM alone.
+  mlm_only = write_span_records(fixtures_dir, tmp_path, tmp_path / "mlm.tf",
+                                masking="token", span_geometric_p=None,
+                                span_max_length=None)
+  tasks = pretraining_dataset.detect_tasks([mlm_only])
+  assert tasks == tfrecords.PretrainingTasks(False, False)
+  assert tasks.describe() == "masked LM"
+  # A record with only some of the span features.
+  records = tfrecords.read_examples(span)[:2]
+  partial = tmp_path / "partial.tf"
+  with tf.io.TFRecordWriter(str(partial)) as writer:
+    for record in records:
+      writer.write(tfrecords.features_to_example({
+          name: (tfrecords.create_float_feature(values)
+                 if name == "masked_lm_weights" else
+                 tfrecords.create_int_feature(values))
+          for name, values in record.items()
+          if name != "masked_lm_span_offset"}))
+  with pytest.raises(ValueError, match="partial.tf has masked_lm_span_left, "
+                     "masked_lm_span_right but not all of"):
+    pretraining_dataset.detect_tasks([str(partial)])
   masking = pretraining_dataset.DynamicMasking(4, 1, 2, 10)
   with pytest.raises(ValueError, match="--dynamic_masking .* span "
                      "boundaries"):
@@ -367,7 +387,8 @@ TINY = dict(vocab_size=11, hidden_size=4, num_hidden_layers=1,
 def test_span_boundary_head_matches_numpy():
   config = BertConfig.from_dict(TINY)
   rng = np.random.RandomState(0)
-  table = keras_variable(rng.randn(11, 4))
+  table = keras.Variable(rng.randn(11, 4).astype(np.float32),
+                         name="word_embeddings")
   head = heads.SpanBoundaryHead(config, table)
   head.build()
   values = {}
@@ -410,11 +431,6 @@ def test_span_boundary_head_matches_numpy():
                              v("position_embeddings")[0]]))
   weights = heads.span_boundary_weights(tf.ones([2, 3]), offset, 4).numpy()
   np.testing.assert_array_equal(weights, [[1, 1, 1], [1, 1, 0]])
-
-
-def keras_variable(value):
-  import keras  # pylint: disable=g-import-not-at-top
-  return keras.Variable(value.astype(np.float32), name="word_embeddings")
 
 
 def test_spanbert_pretrainer_variables_and_losses():
@@ -469,6 +485,15 @@ def test_spanbert_pretrainer_variables_and_losses():
   _, logs = metrics.pretraining_loss(model, features, training=False)
   assert sorted(logs) == ["mlm_accuracy", "mlm_loss", "sbo_accuracy",
                           "sbo_loss"]
+  # Single segments with token masking: the masked LM alone.
+  mlm_only = BertPretrainer(config, next_sentence=False)
+  assert not any(v.path.startswith(("cls/seq_relationship",
+                                    "cls/span_boundary"))
+                 for v in mlm_only.weights)
+  outputs = mlm_only(features, training=False)
+  assert float(outputs["total_loss"]) == float(outputs["mlm_loss"])
+  assert sorted(metrics.pretraining_eval_sums(mlm_only, features)) == [
+      "loss", "masked_lm_accuracy", "masked_lm_loss"]
 
 
 def test_span_boundary_config_keys_are_checked():
