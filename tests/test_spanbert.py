@@ -452,6 +452,10 @@ def test_spanbert_pretrainer_variables_and_losses():
       "cls/span_boundary/output_bias": (11,),
   }
   assert not any(k.startswith("cls/seq_relationship") for k in shapes)
+  # The pooler stays (for fine-tuning) but nothing trains it.
+  assert "bert/pooler/dense/kernel" in shapes
+  assert not any(v.path.startswith("bert/pooler")
+                 for v in model.trainable_variables)
   plain = {v.path for v in BertPretrainer(config).weights}
   assert not any("span_boundary" in k for k in plain)
   assert "cls/seq_relationship/output_weights" in plain
@@ -556,6 +560,8 @@ def test_spanbert_pretraining_end_to_end(fixtures_dir, tmp_path):
   assert names["cls/span_boundary/position_embeddings"] == [15, 16]
   assert "cls/span_boundary/transform_1/LayerNorm/gamma/adam_m" in names
   assert not any(n.startswith("cls/seq_relationship") for n in names)
+  assert "bert/pooler/dense/kernel" in names
+  assert "bert/pooler/dense/kernel/adam_m" not in names
   report = checkpoints.load_checkpoint(
       BertPretrainer(BertConfig.from_json_file(str(config)),
                      next_sentence=False, span_boundary=True),

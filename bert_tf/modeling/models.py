@@ -33,7 +33,8 @@ class BertPretrainer(keras.Model):
     Args:
       config: `BertConfig`.
       use_one_hot_embeddings: see `BertModel`.
-      next_sentence: train the next sentence head (`cls/seq_relationship`).
+      next_sentence: train the next sentence head (`cls/seq_relationship`);
+        without it `bert/pooler` is frozen.
       span_boundary: train the span boundary head (`cls/span_boundary`).
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
@@ -45,6 +46,11 @@ class BertPretrainer(keras.Model):
         config, self.bert.get_embedding_table(), next_sentence=next_sentence,
         span_boundary=span_boundary)
     self.heads.build()
+    if not next_sentence:
+      # Nothing reads the pooled output: `bert/pooler` stays in checkpoints
+      # (for fine-tuning) but is not trained, so it gets no weight decay
+      # either, as the original optimizer skips variables without gradient.
+      self.bert.pooler.trainable = False
 
   def call(self, features, training=None):
     """Runs the encoder and the heads; adds the losses when labels are given.
