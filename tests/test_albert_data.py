@@ -460,6 +460,13 @@ def test_script_errors_name_the_flag(sample_text, spm_model, tmp_path):
   with pytest.raises(ValueError, match="--ngram=0"):
     run_script(**_albert_flags(sample_text, spm_model, tmp_path / "x",
                                ngram=0))
+  with pytest.raises(ValueError, match="--ngram applies to --masking=ngram "
+                     "only, not --masking=token"):
+    run_script(**_albert_flags(sample_text, spm_model, tmp_path / "x",
+                               masking="token", ngram=2))
+  with pytest.raises(ValueError, match="--masking=span works on WordPiece"):
+    run_script(**_albert_flags(sample_text, spm_model, tmp_path / "x",
+                               masking="span"))
   bad = tmp_path / "bad.model"
   bad.write_bytes(b"not a model")
   with pytest.raises(ValueError, match="bad.model.*not a SentencePiece"):
