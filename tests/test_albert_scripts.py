@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+from absl import app
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,6 +20,7 @@ from bert_tf.data import sentence_pairs
 from bert_tf.data import tfrecords
 from bert_tf.modeling import BertClassifier, BertConfig, BertModel, BertSquad
 from bert_tf.training import metrics
+import script_runner
 import test_albert
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -369,3 +371,16 @@ def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
   first = tfrecords.read_examples(str(out / "train.tf_record"))[0]
   assert list(first["input_ids"]) == packed.input_ids
   assert packed.tokens[1].startswith("\u2581")
+
+
+def test_extract_features_needs_a_vocab_or_a_sentencepiece_model(albert,
+                                                                 tmp_path):
+  root, _, _ = albert
+  with pytest.raises(app.UsageError, match=r"--vocab_file \(WordPiece\) or "
+                     r"--spm_model_file \(SentencePiece, ALBERT\) is required"):
+    script_runner.run_main(
+        "extract_features", "--input_file=%s" % tmp_path,
+        "--output_file=%s" % (tmp_path / "out.jsonl"),
+        "--albert_config_file=%s" % (root / "albert_config.json"),
+        "--init_checkpoint=%s" % (root / "model.ckpt-best"))
+  assert not (tmp_path / "out.jsonl").exists()
