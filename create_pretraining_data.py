@@ -7,8 +7,13 @@ flags. New flags are additive:
 
   --masking         token (default) | whole_word (= --do_whole_word_mask) |
                     ngram (ALBERT: 1 to --ngram whole words, P(n) ~ 1/n with
-                    --favor_shorter_ngram)
-  --sentence_task   nsp (default) | sop (ALBERT's sentence order)
+                    --favor_shorter_ngram) |
+                    span (SpanBERT: spans of whole words, geometric lengths
+                    --span_geometric_p clipped at --span_max_length words,
+                    one 80/10/10 decision per span; the records carry the
+                    span boundaries, masked_lm_span_*)
+  --sentence_task   nsp (default) | sop (ALBERT's sentence order) | none (one
+                    segment [CLS] A [SEP], no next_sentence_labels feature)
   --spm_model_file  tokenize with a SentencePiece model as ALBERT
                     (--vocab_file then optional)
   --num_workers     N > 1 streams the input through N processes: a different
@@ -69,8 +74,10 @@ flags.DEFINE_enum(
     "masking", None, sorted(pi.MASKING_STRATEGIES),
     "Which positions the masked LM predicts: `token` (each WordPiece on its "
     "own, the original default), `whole_word` (all pieces of a word "
-    "together) or `ngram` (ALBERT: n-grams of 1 to --ngram whole words). "
-    "Default: `whole_word` if --do_whole_word_mask else `token`.")
+    "together), `ngram` (ALBERT: n-grams of 1 to --ngram whole words) or "
+    "`span` (SpanBERT: spans of whole words, one replacement decision per "
+    "span, span boundary features for the SBO). Default: `whole_word` if "
+    "--do_whole_word_mask else `token`.")
 flags.DEFINE_integer("ngram", 3,
                      "Maximum number of words in an n-gram of --masking=ngram "
                      "(ALBERT's --ngram).")
@@ -78,11 +85,20 @@ flags.DEFINE_bool(
     "favor_shorter_ngram", True,
     "--masking=ngram: draw n with probability proportional to 1/n (True, "
     "ALBERT's default) or to 1/(ngram + 1 - n).")
+flags.DEFINE_float(
+    "span_geometric_p", 0.2,
+    "--masking=span: p of the geometric distribution of span lengths in "
+    "words.")
+flags.DEFINE_integer(
+    "span_max_length", 10,
+    "--masking=span: the longest span in words (the geometric distribution "
+    "is truncated there and renormalized).")
 flags.DEFINE_enum(
     "sentence_task", "nsp", sorted(pi.SENTENCE_TASKS),
-    "How the two segments and the label are made: `nsp` (next sentence "
-    "prediction, the original) or `sop` (ALBERT's sentence order: the two "
-    "parts swapped with probability 0.5, label 1 = swapped).")
+    "How the segments and the label are made: `nsp` (next sentence "
+    "prediction, the original), `sop` (ALBERT's sentence order: the two "
+    "parts swapped with probability 0.5, label 1 = swapped) or `none` (one "
+    "segment, no label, as SpanBERT).")
 flags.DEFINE_integer(
     "num_workers", 1,
     "1: the original single-process stream, record for record. N > 1: N "
@@ -124,11 +140,30 @@ def masking_name(masking, do_whole_word_mask):
   return masking
 
 
-def make_masking(flag_values):
-  """Returns the `MaskingStrategy` of parsed flags."""
+def masking_from_flags(flag_values):
+  """Returns the `MaskingStrategy` of --masking and its own flags.
+
+  Raises:
+    ValueError: if the flags disagree, or a --span_* / --ngram flag is given
+      for another masking.
+  """
   name = masking_name(flag_values.masking, flag_values.do_whole_word_mask)
   sentencepiece = bool(flag_values.spm_model_file)
-  if name == "ngram":
+  own_flags = {pi.SpanMasking.name: ("span_geometric_p", "span_max_length"),
+               pi.NgramMasking.name: ("ngram", "favor_shorter_ngram")}
+  for masking, names in own_flags.items():
+    for flag in names:
+      if masking != name and flag_values[flag].present:
+        raise ValueError("--%s applies to --masking=%s only, not --masking=%s"
+                         % (flag, masking, name))
+  if name == pi.SpanMasking.name:
+    if sentencepiece:
+      raise ValueError("--masking=span works on WordPiece words; with "
+                       "--spm_model_file use --masking=ngram, whole_word or "
+                       "token")
+    return pi.SpanMasking(flag_values.span_geometric_p,
+                          flag_values.span_max_length)
+  if name == pi.NgramMasking.name:
     return pi.NgramMasking(flag_values.ngram, flag_values.favor_shorter_ngram,
                            sentencepiece, seed=flag_values.random_seed)
   return pi.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
@@ -141,7 +176,7 @@ def options_from_flags(flag_values):
       max_predictions_per_seq=flag_values.max_predictions_per_seq,
       masked_lm_prob=flag_values.masked_lm_prob,
       short_seq_prob=flag_values.short_seq_prob,
-      masking=make_masking(flag_values),
+      masking=masking_from_flags(flag_values),
       sentence_task=pi.SENTENCE_TASKS[flag_values.sentence_task]())
   return pi.RunOptions(
       input_file=flag_values.input_file,

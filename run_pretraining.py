@@ -5,6 +5,12 @@ original optimizer, writes `output_dir/model.ckpt-<step>` checkpoints under the
 original variable names (resuming from the latest one), and evaluates into
 `output_dir/eval_results.txt`. New flags choose the distribution strategy, the
 compute dtype, XLA, LAMB and dynamic masking.
+
+The objectives follow the records: the original ones (masked LM + next
+sentence); without `next_sentence_labels` (`--sentence_task=none`) no next
+sentence head; with `masked_lm_span_*` (`--masking=span`) SpanBERT's span
+boundary objective as well (loss = masked LM + span boundary [+ next
+sentence]; eval adds `span_boundary_accuracy` and `span_boundary_loss`).
 """
 
 from absl import app
@@ -68,11 +74,15 @@ flags.DEFINE_bool(
     "dynamic_masking", False,
     "Draw new masked positions every time a record is read (RoBERTa-style); "
     "stored masks are undone first, so any pretraining record works, also "
-    "ones written with all masked_lm_weights 0. Needs --vocab_file. Eval "
+    "ones written with all masked_lm_weights 0. Needs --vocab_file or "
+    "--spm_model_file. Eval "
     "masks are drawn from --seed (0 if unset), the same on every run.")
 flags.DEFINE_string("vocab_file", None,
                     "Vocabulary ([MASK], [CLS], [SEP] ids) for "
                     "--dynamic_masking.")
+flags.DEFINE_string("spm_model_file", None,
+                    "SentencePiece model (ALBERT) whose [MASK], [CLS], [SEP] "
+                    "pieces --dynamic_masking uses, instead of --vocab_file.")
 flags.DEFINE_float("masked_lm_prob", 0.15,
                    "Fraction of the tokens --dynamic_masking masks.")
 flags.DEFINE_bool(
@@ -88,8 +98,10 @@ def main(_):
   for flag in ("bert_config_file", "input_file", "output_dir"):
     if not getattr(FLAGS, flag):
       raise ValueError("--%s is required" % flag)
-  if FLAGS.dynamic_masking and not FLAGS.vocab_file:
-    raise ValueError("--dynamic_masking needs --vocab_file")
+  if FLAGS.dynamic_masking and not (FLAGS.vocab_file or
+                                    FLAGS.spm_model_file):
+    raise ValueError("--dynamic_masking needs --vocab_file or "
+                     "--spm_model_file")
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   config.check_max_seq_length(FLAGS.max_seq_length)
   # Before any TensorFlow op runs (multi_worker_mirrored requires it).
@@ -104,11 +116,21 @@ def main(_):
   logging.info("*** Input Files ***")
   for input_file in input_files:
     logging.info("  %s", input_file)
+  tasks = pretraining_dataset.detect_tasks(input_files)
+  logging.info("Pretraining tasks of the records: %s", tasks.describe())
   pretraining_dataset.check_record_lengths(
-      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-  masking = (pretraining_dataset.DynamicMasking.from_vocab_file(
-      FLAGS.vocab_file, FLAGS.masked_lm_prob)
-             if FLAGS.dynamic_masking else None)
+      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, tasks)
+  masking = None
+  if FLAGS.dynamic_masking and FLAGS.spm_model_file:
+    masking = pretraining_dataset.DynamicMasking.from_spm_model_file(
+        FLAGS.spm_model_file, FLAGS.masked_lm_prob)
+  elif FLAGS.dynamic_masking:
+    masking = pretraining_dataset.DynamicMasking.from_vocab_file(
+        FLAGS.vocab_file, FLAGS.masked_lm_prob)
+
+  def model_fn():
+    return BertPretrainer(config, next_sentence=tasks.next_sentence,
+                          span_boundary=tasks.span_boundary)
 
   def optimizer_fn():
     return optimization.create_optimizer(
@@ -116,7 +138,7 @@ def main(_):
         FLAGS.optimizer)
 
   trainer = trainer_lib.Trainer(
-      strategy, lambda: BertPretrainer(config), metrics.pretraining_loss,
+      strategy, model_fn, metrics.pretraining_loss,
       FLAGS.output_dir,
       optimizer_fn=optimizer_fn if FLAGS.do_train else None,
       global_batch_size=FLAGS.train_batch_size,
@@ -130,7 +152,8 @@ def main(_):
         lambda context, start_step: pretraining_dataset.pretraining_dataset(
             input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
             FLAGS.train_batch_size, is_training=True, input_context=context,
-            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking),
+            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking,
+            tasks=tasks),
         FLAGS.num_train_steps)
 
   if FLAGS.do_eval:
@@ -141,7 +164,7 @@ def main(_):
             input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
             FLAGS.eval_batch_size, is_training=False, input_context=context,
             seed=0 if FLAGS.seed is None else FLAGS.seed,
-            dynamic_masking=masking),
+            dynamic_masking=masking, tasks=tasks),
         metrics.pretraining_eval_sums, FLAGS.max_eval_steps)
     if trainer.is_chief:
       output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir

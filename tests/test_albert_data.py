@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bert_tf import tokenization
+from bert_tf.data import pretraining_dataset
 from bert_tf.data import pretraining_instances as pi
 from bert_tf.data import tfrecords
 import script_runner
@@ -464,3 +465,16 @@ def test_script_errors_name_the_flag(sample_text, spm_model, tmp_path):
   with pytest.raises(ValueError, match="bad.model.*not a SentencePiece"):
     run_script(**_albert_flags(sample_text, str(bad), tmp_path / "x"))
   assert not (tmp_path / "x").exists()
+
+
+def test_dynamic_masking_reads_the_sentencepiece_model(spm_model, tmp_path):
+  masking = pretraining_dataset.DynamicMasking.from_spm_model_file(spm_model)
+  assert (masking.mask_id, masking.cls_id, masking.sep_id,
+          masking.vocab_size) == (4, 2, 3, 400)
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(["a b c d e f g h"] * 20),
+      model_prefix=str(tmp_path / "plain"), vocab_size=12, minloglevel=2)
+  with pytest.raises(ValueError, match="plain.model has no \\[MASK\\] piece"):
+    pretraining_dataset.DynamicMasking.from_spm_model_file(
+        str(tmp_path / "plain.model"))

@@ -104,3 +104,10 @@ def test_sentencepiece_sop_ngram_lamb_pretraining(fixtures_dir, tmp_path):
   assert second["masked_lm_loss"] < first["masked_lm_loss"] - 0.5
   assert second["masked_lm_loss"] < math.log(len(tokenizer.vocab))
   assert second["masked_lm_accuracy"] > first["masked_lm_accuracy"]
+
+  # RoBERTa-style dynamic masking takes its ids from the SentencePiece model.
+  dynamic = tmp_path / "dynamic"
+  _run("run_pretraining.py", "--do_train", "--num_train_steps=2",
+       "--dynamic_masking", "--spm_model_file=%s" % spm_model,
+       *(common[:2] + ["--output_dir=%s" % dynamic] + common[3:]))
+  assert (dynamic / "model.ckpt-2.index").exists()

@@ -11,12 +11,21 @@ Each record is a `tf.train.Example` with the seven features that the original
   masked_lm_weights     float [max_predictions_per_seq]  1.0 real, 0.0 padding
   next_sentence_labels  int64 [1]                        1 = random next
 
+SpanBERT's records (`PretrainingTasks`): `--sentence_task=none` writes no
+`next_sentence_labels`; `--masking=span` adds, for each masked position i of
+a span [s, e] (zero padded like `masked_lm_positions`):
+
+  masked_lm_span_left    int64 [max_predictions_per_seq]  s - 1
+  masked_lm_span_right   int64 [max_predictions_per_seq]  e + 1
+  masked_lm_span_offset  int64 [max_predictions_per_seq]  i - s
+
 Files are written under a temporary name (`<name>.tmp-<pid>`) and renamed to
 their final name only when every record is in, so a failed run never leaves a
 truncated file that looks complete.
 """
 
 import collections
+import dataclasses
 import os
 
 import tensorflow as tf
@@ -24,30 +33,59 @@ import tensorflow as tf
 PRETRAINING_FEATURE_NAMES = (
     "input_ids", "input_mask", "segment_ids", "masked_lm_positions",
     "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+SPAN_BOUNDARY_FEATURE_NAMES = (
+    "masked_lm_span_left", "masked_lm_span_right", "masked_lm_span_offset")
 
 
-def pretraining_feature_spec(max_seq_length, max_predictions_per_seq):
+@dataclasses.dataclass(frozen=True)
+class PretrainingTasks:
+  """Which objectives beside the masked LM a pretraining record carries.
+
+  Attributes:
+    next_sentence: the record has `next_sentence_labels` (NSP, or SOP).
+    span_boundary: the record has the `masked_lm_span_*` features (SBO).
+  """
+  next_sentence: bool = True
+  span_boundary: bool = False
+
+  def describe(self):
+    """Returns e.g. "masked LM + next sentence" for log lines."""
+    return " + ".join(["masked LM"] +
+                      ["next sentence"] * self.next_sentence +
+                      ["span boundary"] * self.span_boundary)
+
+
+def pretraining_feature_spec(max_seq_length, max_predictions_per_seq,
+                             tasks=None):
   """Returns the `tf.io.parse_single_example` spec of a pretraining record.
 
   Args:
     max_seq_length: length of `input_ids`, `input_mask` and `segment_ids`.
-    max_predictions_per_seq: length of the three `masked_lm_*` features.
+    max_predictions_per_seq: length of the `masked_lm_*` features.
+    tasks: the record's `PretrainingTasks`; default the original's (masked
+      LM + next sentence).
 
   Returns:
     A dict from feature name to `tf.io.FixedLenFeature`, as in the original
-    `run_pretraining.input_fn_builder`.
+    `run_pretraining.input_fn_builder` for the original tasks.
   """
+  tasks = tasks or PretrainingTasks()
   seq = [max_seq_length]
   preds = [max_predictions_per_seq]
-  return {
+  spec = {
       "input_ids": tf.io.FixedLenFeature(seq, tf.int64),
       "input_mask": tf.io.FixedLenFeature(seq, tf.int64),
       "segment_ids": tf.io.FixedLenFeature(seq, tf.int64),
       "masked_lm_positions": tf.io.FixedLenFeature(preds, tf.int64),
       "masked_lm_ids": tf.io.FixedLenFeature(preds, tf.int64),
       "masked_lm_weights": tf.io.FixedLenFeature(preds, tf.float32),
-      "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
   }
+  if tasks.next_sentence:
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+  if tasks.span_boundary:
+    for name in SPAN_BOUNDARY_FEATURE_NAMES:
+      spec[name] = tf.io.FixedLenFeature(preds, tf.int64)
+  return spec
 
 
 def decode_record(record, name_to_features):
@@ -111,7 +149,9 @@ def instance_to_features(instance, vocab, max_seq_length,
 
   Args:
     instance: a `TrainingInstance` (tokens, segment_ids, masked_lm_positions,
-      masked_lm_labels, is_random_next).
+      masked_lm_labels, is_random_next, masked_lm_spans). An
+      `is_random_next` of None writes no `next_sentence_labels`; with
+      `masked_lm_spans` the `masked_lm_span_*` features follow.
     vocab: dict from token to id (`FullTokenizer.vocab`).
     max_seq_length: pad `input_ids`, `input_mask`, `segment_ids` to this.
     max_predictions_per_seq: pad the `masked_lm_*` features to this.
@@ -147,8 +187,18 @@ def instance_to_features(instance, vocab, max_seq_length,
       [vocab[token] for token in instance.masked_lm_labels] + pred_pad)
   features["masked_lm_weights"] = create_float_feature(
       [1.0] * num_predictions + [0.0] * len(pred_pad))
-  features["next_sentence_labels"] = create_int_feature(
-      [1 if instance.is_random_next else 0])
+  if instance.is_random_next is not None:
+    features["next_sentence_labels"] = create_int_feature(
+        [1 if instance.is_random_next else 0])
+  if instance.masked_lm_spans is not None:
+    spans = instance.masked_lm_spans
+    positions = instance.masked_lm_positions
+    features["masked_lm_span_left"] = create_int_feature(
+        [first - 1 for first, _ in spans] + pred_pad)
+    features["masked_lm_span_right"] = create_int_feature(
+        [last + 1 for _, last in spans] + pred_pad)
+    features["masked_lm_span_offset"] = create_int_feature(
+        [i - first for i, (first, _) in zip(positions, spans)] + pred_pad)
   return features
 
 

@@ -52,6 +52,11 @@ EXTENSION_DEFAULTS = {
     "same_length": False,
     "untie_r": False,
     "attention_chunk_size": None,
+    # SpanBERT's span boundary objective head (built only when the records
+    # carry span boundaries): width of its position-in-span embedding and
+    # the number of its rows (span tokens past it get no SBO prediction).
+    "span_boundary_position_embedding_size": 200,
+    "span_boundary_max_span_length": 15,
 }
 
 # ALBERT's keys: their presence selects ALBERT's encoder (`uses_albert_encoder`).
@@ -296,6 +301,10 @@ class BertConfig(object):
            "one of %s" % ", ".join(POSITION_EMBEDDING_TYPES))
     self._validate_albert(fail)
     self._validate_positions(fail)
+    for field in ("span_boundary_position_embedding_size",
+                  "span_boundary_max_span_length"):
+      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+        fail(field, "an int > 0")
     if self.attention_chunk_size is not None and (
         not is_int(self.attention_chunk_size) or
         self.attention_chunk_size <= 0):
