@@ -32,6 +32,10 @@ flags.DEFINE_string(
     "Initial checkpoint (usually from a pre-trained BERT model).")
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_string(
+    "spm_model_file", None,
+    "The model file for SentencePiece tokenization (ALBERT), instead of "
+    "--vocab_file.")
 flags.DEFINE_bool(
     "do_lower_case", True,
     "Whether to lower case the input text. Should be True for uncased "
@@ -55,13 +59,17 @@ def main(_):
     raise app.UsageError(
         "--use_tpu: extract_features.py runs on CPU/GPU in this version; "
         "drop the flag (the outputs are the same).")
+  if not FLAGS.vocab_file and not FLAGS.spm_model_file:
+    raise app.UsageError("--vocab_file (WordPiece) or --spm_model_file "
+                         "(SentencePiece, ALBERT) is required")
   count = feature_extraction.run(
       input_file=FLAGS.input_file,
       output_file=FLAGS.output_file,
       bert_config=BertConfig.from_json_file(FLAGS.bert_config_file),
       init_checkpoint=FLAGS.init_checkpoint,
-      tokenizer=tokenization.FullTokenizer(FLAGS.vocab_file,
-                                           FLAGS.do_lower_case),
+      tokenizer=tokenization.FullTokenizer(
+          FLAGS.vocab_file, FLAGS.do_lower_case,
+          spm_model_file=FLAGS.spm_model_file),
       layers=FLAGS.layers,
       max_seq_length=FLAGS.max_seq_length,
       batch_size=FLAGS.batch_size,
@@ -72,8 +80,8 @@ def main(_):
 
 def run_main():
   """Console-script entry point."""
-  for name in ("input_file", "vocab_file", "bert_config_file",
-               "init_checkpoint", "output_file"):
+  for name in ("input_file", "bert_config_file", "init_checkpoint",
+               "output_file"):
     flags.mark_flag_as_required(name)
   app.run(main)
 

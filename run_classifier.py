@@ -44,6 +44,10 @@ flags.DEFINE_string("task_name", None,
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string(
+    "spm_model_file", None,
+    "The model file for SentencePiece tokenization (ALBERT), instead of "
+    "--vocab_file.")
+flags.DEFINE_string(
     "output_dir", None,
     "The output directory where the model checkpoints will be written.")
 flags.DEFINE_string(
@@ -82,17 +86,20 @@ def main(_):
   if not FLAGS.do_train and not FLAGS.do_eval and not FLAGS.do_predict:
     raise ValueError(
         "At least one of `do_train`, `do_eval` or `do_predict' must be True.")
-  for flag in ("data_dir", "task_name", "vocab_file", "bert_config_file",
-               "output_dir"):
+  for flag in ("data_dir", "task_name", "bert_config_file", "output_dir"):
     if not getattr(FLAGS, flag):
       raise ValueError("--%s is required" % flag)
+  if not FLAGS.vocab_file and not FLAGS.spm_model_file:
+    raise ValueError("--vocab_file (WordPiece) or --spm_model_file "
+                     "(SentencePiece, ALBERT) is required")
   config = BertConfig.from_json_file(FLAGS.bert_config_file)
   config.check_max_seq_length(FLAGS.max_seq_length)
   if FLAGS.export_dir:
     serving.check_export_dir(FLAGS.export_dir)
   processor = glue.get_processor(FLAGS.task_name)
   tokenizer = tokenization.FullTokenizer(
-      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+      spm_model_file=FLAGS.spm_model_file)
 
   strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)
@@ -154,14 +161,13 @@ def main(_):
         FLAGS.max_seq_length,
         "regression" if processor.is_regression else "classifier",
         FLAGS.export_dir, num_labels=len(processor.get_labels()),
-        model=trainer.model)
+        model=trainer.model, spm_model_file=FLAGS.spm_model_file)
     logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
 
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("data_dir")
   flags.mark_flag_as_required("task_name")
-  flags.mark_flag_as_required("vocab_file")
   flags.mark_flag_as_required("bert_config_file")
   flags.mark_flag_as_required("output_dir")
   app.run(main)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+from absl import app
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,10 +15,12 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf import feature_extraction
 from bert_tf import tokenization
+from bert_tf.data import glue
 from bert_tf.data import sentence_pairs
 from bert_tf.data import tfrecords
 from bert_tf.modeling import BertClassifier, BertConfig, BertModel, BertSquad
 from bert_tf.training import metrics
+import script_runner
 import test_albert
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,6 +34,19 @@ def albert(fixtures_dir):
   root = fixtures_dir / "original_albert_small"
   return (root, BertConfig.from_json_file(str(root / "albert_config.json")),
           np.load(root / "io.npz"))
+
+
+@pytest.fixture(scope="module")
+def spm_model(fixtures_dir, tmp_path_factory):
+  """A SentencePiece model (400 pieces) trained on the bundled sample text."""
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  prefix = tmp_path_factory.mktemp("spm") / "30k-clean"
+  spm.SentencePieceTrainer.train(
+      input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
+      model_prefix=str(prefix), vocab_size=400, pad_id=0, unk_id=1,
+      bos_id=-1, eos_id=-1, minloglevel=2,
+      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
+  return str(prefix) + ".model"
 
 
 def _run(script, *args, timeout=300):
@@ -129,11 +145,10 @@ def test_extract_features_script_with_albert_flags(albert, tmp_path):
 
 
 @pytest.mark.slow
-def test_extract_features_script_on_groups_of_several_inner_blocks(albert,
-                                                                   tmp_path):
-  """A checkpoint of 6 layers in 3 groups of 2 inner blocks, against numpy."""
-  root, _, _ = albert
-  raw = test_albert.albert_config(vocab_size=413, max_position_embeddings=32)
+def test_extract_features_script_on_groups_of_several_inner_blocks(
+    spm_model, tmp_path):
+  """6 layers in 3 groups of 2 inner blocks, SentencePiece, against numpy."""
+  raw = test_albert.albert_config(vocab_size=400, max_position_embeddings=32)
   config_file = tmp_path / "albert_config.json"
   config_file.write_text(json.dumps(raw))
   model = BertModel(BertConfig.from_dict(raw))
@@ -147,16 +162,19 @@ def test_extract_features_script_on_groups_of_several_inner_blocks(albert,
                 "--output_file=%s" % output_file,
                 "--albert_config_file=%s" % config_file,
                 "--init_checkpoint=%s" % (tmp_path / "model.ckpt-best"),
-                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--spm_model_file=%s" % spm_model,
                 "--layers=-1,-2,0", "--max_seq_length=24", "--batch_size=2")
   assert result.returncode == 0, result.stderr[-3000:]
-  tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
+  tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
   out = [json.loads(l) for l in output_file.read_text().splitlines()]
+  assert len(out) == len(LINES)
   for line, result_line in zip(LINES, out):
     a, _, b = line.partition(" ||| ")
     packed = sentence_pairs.pack_tokens(
         tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, 24,
         tokenizer.convert_tokens_to_ids)
+    assert [f["token"] for f in result_line["features"]] == packed.tokens
+    assert packed.tokens[1].startswith("\u2581")  # SentencePiece pieces
     n = len(packed.tokens)
     expected = test_albert.numpy_albert(weights, raw, {
         "input_ids": np.array([packed.input_ids[:n]]),
@@ -306,7 +324,9 @@ def test_exported_albert_serves_the_original_outputs(albert, tmp_path,
 @pytest.mark.slow
 def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
                                                               fixtures_dir,
+                                                              spm_model,
                                                               tmp_path):
+  """With ALBERT's SentencePiece (its 400 ids index the checkpoint's table)."""
   root, _, _ = albert
   data_dir = tmp_path / "data"
   data_dir.mkdir()
@@ -317,7 +337,7 @@ def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
   out = tmp_path / "out"
   result = _run("run_classifier.py", "--task_name=MRPC",
                 "--data_dir=%s" % data_dir,
-                "--vocab_file=%s" % (root / "vocab.txt"),
+                "--spm_model_file=%s" % spm_model,
                 "--albert_config_file=%s" % (root / "albert_config.json"),
                 "--init_checkpoint=%s" % (root / "model.ckpt-best"),
                 "--output_dir=%s" % out, "--max_seq_length=40",
@@ -342,3 +362,25 @@ def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
   assert {n: s for n, s in written.items() if n.startswith("bert/") and
           not n.endswith(("adam_m", "adam_v"))} == encoder
   assert written["output_weights"] == [2, 48]
+  # The records hold the SentencePiece model's ids.
+  tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
+  example = glue.get_processor("mrpc").get_train_examples(str(data_dir))[0]
+  packed = sentence_pairs.pack_tokens(
+      tokenizer.tokenize(example.text_a), tokenizer.tokenize(example.text_b),
+      40, tokenizer.convert_tokens_to_ids)
+  first = tfrecords.read_examples(str(out / "train.tf_record"))[0]
+  assert list(first["input_ids"]) == packed.input_ids
+  assert packed.tokens[1].startswith("\u2581")
+
+
+def test_extract_features_needs_a_vocab_or_a_sentencepiece_model(albert,
+                                                                 tmp_path):
+  root, _, _ = albert
+  with pytest.raises(app.UsageError, match=r"--vocab_file \(WordPiece\) or "
+                     r"--spm_model_file \(SentencePiece, ALBERT\) is required"):
+    script_runner.run_main(
+        "extract_features", "--input_file=%s" % tmp_path,
+        "--output_file=%s" % (tmp_path / "out.jsonl"),
+        "--albert_config_file=%s" % (root / "albert_config.json"),
+        "--init_checkpoint=%s" % (root / "model.ckpt-best"))
+  assert not (tmp_path / "out.jsonl").exists()
