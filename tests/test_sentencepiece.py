@@ -112,14 +112,18 @@ def test_missing_or_bad_model_file(tmp_path):
 
 # --------------------------------------------------------------- fast path --
 
-ALPHABET = ("aAbZz\u03a3\u03c3\u03c2\u039f ,.,1290\t\n\u00a0\u3000\u2028"
+ALPHABET = ("aAbZz\u03a3\u03c3\u03c2\u039f ,.,1290\t\n\x0b\x1f\x00\u00a0\u3000\u2028"
             "\u0301\u0300\u00e9\u00c9\u0130\ufb01\u00bd\u2460\u00b2'`\u200b"
             "\u6f22\uac00\U0001d400")
 
 
-def _random_texts(count, seed):
+# ASCII texts take the byte-level path: every ASCII whitespace of str.split().
+ASCII_ALPHABET = "aAbZz ,.,129\t\n\x0b\x0c\r\x1c\x1f\x00'`=<"
+
+
+def _random_texts(count, seed, alphabet=ALPHABET):
   rng = random.Random(seed)
-  return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 14)))
+  return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
           for _ in range(count)]
 
 
@@ -165,7 +169,7 @@ def test_fast_path_gives_full_tokenizer_ids(spm_files, sp, fixtures_dir,
       encoding="utf-8").splitlines()
   texts = (["In 1990, the 2,000, x9, 15,", "  H\u00e9llo \u039f\u03a3. ",
             "", "   ", "\u0301", "12,3 4, 5,,"] + _random_texts(3000, 0) +
-           corpus[:1000])
+           _random_texts(1000, 1, ASCII_ALPHABET) + corpus[:1000])
   num_ties = _assert_same_ids(fast, full, sp, texts)
   assert num_ties <= 3
 
