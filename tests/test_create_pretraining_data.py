@@ -13,6 +13,7 @@ import sys
 
 from absl import logging
 import pytest
+import tensorflow as tf
 
 from bert_tf import tokenization
 from bert_tf.data import pretraining_instances as pi
@@ -248,6 +249,59 @@ def test_truncate_seq_pair_cuts_the_longer_at_random_ends():
   tokens_a, tokens_b = list("ab"), list("xy")
   pi.truncate_seq_pair(tokens_a, tokens_b, 3, random.Random(1))
   assert (tokens_a, tokens_b) == (list("ab"), list("y"))
+
+
+def _reference_example(instance, vocab, max_seq_length, max_predictions):
+  """Builds the record as the original does, from `tf.train.Feature`s."""
+  n, p = len(instance.tokens), len(instance.masked_lm_positions)
+  ints = {
+      "input_ids": [vocab[t] for t in instance.tokens] + [0] * (
+          max_seq_length - n),
+      "input_mask": [1] * n + [0] * (max_seq_length - n),
+      "segment_ids": instance.segment_ids + [0] * (max_seq_length - n),
+      "masked_lm_positions": instance.masked_lm_positions + [0] * (
+          max_predictions - p),
+      "masked_lm_ids": [vocab[t] for t in instance.masked_lm_labels] + [0] * (
+          max_predictions - p),
+      "next_sentence_labels": [1 if instance.is_random_next else 0],
+  }
+  features = {name: tfrecords.create_int_feature(values)
+              for name, values in ints.items()}
+  features["masked_lm_weights"] = tfrecords.create_float_feature(
+      [1.0] * p + [0.0] * (max_predictions - p))
+  return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def test_record_encoder_writes_the_original_examples(data):
+  tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
+  documents = pi.read_documents(
+      [str(data / "sample_text.txt")],
+      lambda lines: [tokenizer.tokenize(line) for line in lines])
+  instances = pi.create_training_instances(
+      documents, pi.InstanceOptions(), 2, list(tokenizer.vocab),
+      random.Random(3))
+  # Long instances: multi-byte varints for positions and ids.
+  instances.append(pi.TrainingInstance(
+      ["[CLS]"] + ["##s"] * 300 + ["[SEP]"], [0] * 150 + [1] * 152,
+      [130, 299], ["##s", "[SEP]"], True))
+  for max_seq_length, max_predictions in ((128, 20), (512, 30)):
+    encoder = tfrecords.PretrainingRecordEncoder(
+        tokenizer.vocab, max_seq_length, max_predictions)
+    for instance in instances:
+      if len(instance.tokens) > max_seq_length:
+        with pytest.raises(ValueError, match="more than max_seq_length=128"):
+          encoder.encode(instance)
+        continue
+      record = encoder.encode(instance)
+      assert tf.train.Example.FromString(record) == _reference_example(
+          instance, tokenizer.vocab, max_seq_length, max_predictions)
+  parsed = tf.io.parse_single_example(
+      record, tfrecords.pretraining_feature_spec(512, 30))
+  assert parsed["masked_lm_positions"].numpy().tolist()[:3] == [130, 299, 0]
+  assert parsed["masked_lm_weights"].numpy().tolist()[:3] == [1.0, 1.0, 0.0]
+  encoder = tfrecords.PretrainingRecordEncoder(tokenizer.vocab, 128, 1)
+  with pytest.raises(ValueError, match="more than max_predictions_per_seq=1"):
+    encoder.encode(instances[0])
 
 
 def test_plan_worker_units():

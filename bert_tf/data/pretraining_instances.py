@@ -760,37 +760,46 @@ def check_options(options):
         inst.max_predictions_per_seq)
 
 
-def _log_example(instance, features):
+def _log_example(instance, record):
   """Logs one instance as the original does: tokens, then every feature."""
   logging.info("*** Example ***")
   logging.info("tokens: %s", " ".join(
       tokenization.printable_text(x) for x in instance.tokens))
-  for name, feature in features.items():
+  features = tf.train.Example.FromString(record).features.feature
+  for name in tfrecords.PRETRAINING_FEATURE_NAMES:
     logging.info("%s: %s", name, " ".join(
-        str(x) for x in tfrecords.feature_values(feature)))
+        str(x) for x in tfrecords.feature_values(features[name])))
 
 
-def _write_instances(instances, writer, vocab, options, summary,
+def _write_instances(instances, writer, encoder, options, summary,
                      log_examples):
   """Writes instances, counting them into `summary`.
 
   Args:
     instances: list of `TrainingInstance`s.
     writer: a `tfrecords.RoundRobinRecordWriter`.
-    vocab: token -> id dict.
+    encoder: a `tfrecords.PretrainingRecordEncoder`.
     options: `RunOptions`.
     summary: `RunSummary` to count into.
     log_examples: whether this stream logs its first instances.
   """
-  inst = options.instance
-  for instance in instances:
-    features = tfrecords.instance_to_features(
-        instance, vocab, inst.max_seq_length, inst.max_predictions_per_seq)
-    writer.write(tfrecords.features_to_example(features))
-    if log_examples and summary.num_instances < options.num_logged_examples:
-      _log_example(instance, features)
-    summary.num_instances += 1
-    summary.num_masked_tokens += len(instance.masked_lm_positions)
+  num_logged = (options.num_logged_examples - summary.num_instances
+                if log_examples else 0)
+  for index, instance in enumerate(instances):
+    record = encoder.encode(instance)
+    writer.write(record)
+    if index < num_logged:
+      _log_example(instance, record)
+  summary.num_instances += len(instances)
+  summary.num_masked_tokens += sum(len(instance.masked_lm_positions)
+                                   for instance in instances)
+
+
+def _record_encoder(tokenizer, options):
+  """Returns the `tfrecords.PretrainingRecordEncoder` of a run."""
+  return tfrecords.PretrainingRecordEncoder(
+      tokenizer.vocab, options.instance.max_seq_length,
+      options.instance.max_predictions_per_seq)
 
 
 def _no_instance_error(input_files):
@@ -819,8 +828,8 @@ def _run_faithful(options, input_files, tokenizer):
   for output_file in output_files:
     logging.info("  %s", output_file)
   with tfrecords.RoundRobinRecordWriter(output_files) as writer:
-    _write_instances(instances, writer, tokenizer.vocab, options, summary,
-                     log_examples=True)
+    _write_instances(instances, writer, _record_encoder(tokenizer, options),
+                     options, summary, log_examples=True)
   summary.output_files = output_files
   return summary
 
@@ -866,6 +875,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   output_files = worker_output_files(options.output_file, worker_index,
                                      options.num_workers)
   writer = tfrecords.RoundRobinRecordWriter(output_files, tmp_token)
+  encoder = _record_encoder(tokenizer, options)
   try:
     for path, part, num_parts in units:
       documents = read_documents([path], tokenize_lines, part, num_parts,
@@ -880,7 +890,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
           instances.extend(made)
           progress.add(instances=len(made))
         rng.shuffle(instances)
-        _write_instances(instances, writer, tokenizer.vocab, options, summary,
+        _write_instances(instances, writer, encoder, options, summary,
                          log_examples=worker_index == 0)
     writer.close(rename=False)
   except BaseException:

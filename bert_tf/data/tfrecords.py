@@ -18,6 +18,7 @@ truncated file that looks complete.
 
 import collections
 import os
+import struct
 
 import tensorflow as tf
 
@@ -105,51 +106,116 @@ def create_float_feature(values):
   return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
-def instance_to_features(instance, vocab, max_seq_length,
-                         max_predictions_per_seq):
-  """Converts a training instance to the padded pretraining features.
+def _varint(value):
+  """Returns the protobuf base-128 varint bytes of a non-negative int."""
+  if value < 0:
+    raise ValueError("negative value %d in a pretraining record" % value)
+  out = bytearray()
+  while value > 0x7F:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
 
-  Args:
-    instance: a `TrainingInstance` (tokens, segment_ids, masked_lm_positions,
-      masked_lm_labels, is_random_next).
-    vocab: dict from token to id (`FullTokenizer.vocab`).
-    max_seq_length: pad `input_ids`, `input_mask`, `segment_ids` to this.
-    max_predictions_per_seq: pad the `masked_lm_*` features to this.
 
-  Returns:
-    An `OrderedDict` from feature name (in the original order) to
-    `tf.train.Feature`.
+def _field(tag, payload):
+  """Returns a length-delimited protobuf field: tag, length, payload."""
+  return tag + _varint(len(payload)) + payload
 
-  Raises:
-    ValueError: if the instance is longer than the padded lengths.
+
+# Wire tags (field number << 3 | 2, length-delimited) of the messages of
+# `tf.train.Example`: Example.features = 1, Features.feature (map entries) = 1,
+# entry key = 1 and value = 2, Feature.float_list = 2 and .int64_list = 3, and
+# the packed `value` = 1 of Int64List and FloatList.
+_TAG_1, _TAG_2, _TAG_3 = b"\x0a", b"\x12", b"\x1a"
+_FLOAT_ONE, _FLOAT_ZERO = struct.pack("<f", 1.0), struct.pack("<f", 0.0)
+
+
+class PretrainingRecordEncoder(object):
+  """Serializes training instances to pretraining `tf.train.Example`s.
+
+  The bytes are written directly in the protobuf wire format (packed int64
+  varints, fixed32 floats): they parse to the same `tf.train.Example` as
+  building it from `tf.train.Feature`s, at a fraction of the cost. Each
+  token's varint is computed once, from the vocabulary.
   """
-  num_tokens = len(instance.tokens)
-  num_predictions = len(instance.masked_lm_positions)
-  if num_tokens > max_seq_length:
-    raise ValueError("instance has %d tokens, more than max_seq_length=%d" %
-                     (num_tokens, max_seq_length))
-  if num_predictions > max_predictions_per_seq:
-    raise ValueError(
-        "instance has %d masked positions, more than "
-        "max_predictions_per_seq=%d" % (num_predictions,
-                                        max_predictions_per_seq))
-  seq_pad = [0] * (max_seq_length - num_tokens)
-  pred_pad = [0] * (max_predictions_per_seq - num_predictions)
-  features = collections.OrderedDict()
-  features["input_ids"] = create_int_feature(
-      [vocab[token] for token in instance.tokens] + seq_pad)
-  features["input_mask"] = create_int_feature([1] * num_tokens + seq_pad)
-  features["segment_ids"] = create_int_feature(
-      list(instance.segment_ids) + seq_pad)
-  features["masked_lm_positions"] = create_int_feature(
-      list(instance.masked_lm_positions) + pred_pad)
-  features["masked_lm_ids"] = create_int_feature(
-      [vocab[token] for token in instance.masked_lm_labels] + pred_pad)
-  features["masked_lm_weights"] = create_float_feature(
-      [1.0] * num_predictions + [0.0] * len(pred_pad))
-  features["next_sentence_labels"] = create_int_feature(
-      [1 if instance.is_random_next else 0])
-  return features
+
+  def __init__(self, vocab, max_seq_length, max_predictions_per_seq):
+    """Prepares the encoder.
+
+    Args:
+      vocab: dict from token to id (`FullTokenizer.vocab`).
+      max_seq_length: pad `input_ids`, `input_mask`, `segment_ids` to this.
+      max_predictions_per_seq: pad the `masked_lm_*` features to this.
+    """
+    self.max_seq_length = max_seq_length
+    self.max_predictions_per_seq = max_predictions_per_seq
+    self._token_bytes = {token: _varint(i) for token, i in vocab.items()}
+    # Varints of positions and segment ids.
+    self._int_bytes = [_varint(i) for i in range(max(max_seq_length, 2))]
+    # Map entry key of each feature, up to the value's tag.
+    self._keys = {name: _field(_TAG_1, name.encode("utf-8")) + _TAG_2
+                  for name in PRETRAINING_FEATURE_NAMES}
+
+  def encode(self, instance):
+    """Returns the serialized `tf.train.Example` of one instance.
+
+    Args:
+      instance: a `TrainingInstance` (tokens, segment_ids,
+        masked_lm_positions, masked_lm_labels, is_random_next).
+
+    Returns:
+      bytes with the seven padded features of the module docstring, in the
+      original order.
+
+    Raises:
+      ValueError: if the instance is longer than the padded lengths.
+    """
+    num_tokens = len(instance.tokens)
+    num_predictions = len(instance.masked_lm_positions)
+    if num_tokens > self.max_seq_length:
+      raise ValueError("instance has %d tokens, more than max_seq_length=%d" %
+                       (num_tokens, self.max_seq_length))
+    if num_predictions > self.max_predictions_per_seq:
+      raise ValueError(
+          "instance has %d masked positions, more than "
+          "max_predictions_per_seq=%d" % (num_predictions,
+                                          self.max_predictions_per_seq))
+    seq_pad = b"\x00" * (self.max_seq_length - num_tokens)
+    num_pad = self.max_predictions_per_seq - num_predictions
+    pred_pad = b"\x00" * num_pad
+    token_bytes = self._token_bytes.__getitem__
+    int_bytes = self._int_bytes.__getitem__
+    ints = (
+        ("input_ids", b"".join(map(token_bytes, instance.tokens)) + seq_pad),
+        ("input_mask", b"\x01" * num_tokens + seq_pad),
+        ("segment_ids",
+         b"".join(map(int_bytes, instance.segment_ids)) + seq_pad),
+        ("masked_lm_positions",
+         b"".join(map(int_bytes, instance.masked_lm_positions)) + pred_pad),
+        ("masked_lm_ids",
+         b"".join(map(token_bytes, instance.masked_lm_labels)) + pred_pad),
+    )
+    entries = [self._entry(name, _TAG_3, payload) for name, payload in ints]
+    entries.append(self._entry(
+        "masked_lm_weights", _TAG_2,
+        _FLOAT_ONE * num_predictions + _FLOAT_ZERO * num_pad))
+    entries.append(self._entry("next_sentence_labels", _TAG_3,
+                               b"\x01" if instance.is_random_next else
+                               b"\x00"))
+    return _field(_TAG_1, b"".join(entries))
+
+  def _entry(self, name, kind_tag, payload):
+    """Returns the `Features.feature` map entry of one feature.
+
+    Args:
+      name: the feature name.
+      kind_tag: `_TAG_3` (int64_list) or `_TAG_2` (float_list).
+      payload: the packed values (varints or fixed32 floats).
+    """
+    value_list = _field(_TAG_1, payload) if payload else b""
+    feature = _field(kind_tag, value_list)
+    return _field(_TAG_1, self._keys[name] + _varint(len(feature)) + feature)
 
 
 def features_to_example(features):
