@@ -137,7 +137,8 @@ class PretrainingRecordEncoder(object):
   The bytes are written directly in the protobuf wire format (packed int64
   varints, fixed32 floats): they parse to the same `tf.train.Example` as
   building it from `tf.train.Feature`s, at a fraction of the cost. Each
-  token's varint is computed once, from the vocabulary.
+  token's varint is computed once, from the vocabulary, and so is the framing
+  of a feature for each length of its values.
   """
 
   def __init__(self, vocab, max_seq_length, max_predictions_per_seq):
@@ -153,9 +154,34 @@ class PretrainingRecordEncoder(object):
     self._token_bytes = {token: _varint(i) for token, i in vocab.items()}
     # Varints of positions and segment ids.
     self._int_bytes = [_varint(i) for i in range(max(max_seq_length, 2))]
-    # Map entry key of each feature, up to the value's tag.
-    self._keys = {name: _field(_TAG_1, name.encode("utf-8")) + _TAG_2
-                  for name in PRETRAINING_FEATURE_NAMES}
+    # (feature name, payload length) -> the bytes of its map entry before
+    # the payload; see `_prefix`.
+    self._prefixes = {}
+
+  def _prefix(self, name, num_bytes):
+    """Returns the framing of a feature's map entry, up to its values.
+
+    Args:
+      name: the feature name (`masked_lm_weights` is a float feature, the
+        others int64).
+      num_bytes: the length of the packed values (varints or fixed32).
+
+    Returns:
+      The bytes of `Features.feature` entry {key: name, value: Feature{
+      int64_list or float_list {value: packed}}} without the packed values.
+    """
+    key = (name, num_bytes)
+    prefix = self._prefixes.get(key)
+    if prefix is None:
+      kind_tag = _TAG_2 if name == "masked_lm_weights" else _TAG_3
+      # Tag and length of the packed values (none when empty).
+      values = _TAG_1 + _varint(num_bytes) if num_bytes else b""
+      feature = kind_tag + _varint(len(values) + num_bytes) + values
+      entry = (_field(_TAG_1, name.encode("utf-8")) + _TAG_2 +
+               _varint(len(feature) + num_bytes) + feature)
+      prefix = _TAG_1 + _varint(len(entry) + num_bytes) + entry
+      self._prefixes[key] = prefix
+    return prefix
 
   def encode(self, instance):
     """Returns the serialized `tf.train.Example` of one instance.
@@ -186,36 +212,20 @@ class PretrainingRecordEncoder(object):
     pred_pad = b"\x00" * num_pad
     token_bytes = self._token_bytes.__getitem__
     int_bytes = self._int_bytes.__getitem__
-    ints = (
-        ("input_ids", b"".join(map(token_bytes, instance.tokens)) + seq_pad),
-        ("input_mask", b"\x01" * num_tokens + seq_pad),
-        ("segment_ids",
-         b"".join(map(int_bytes, instance.segment_ids)) + seq_pad),
-        ("masked_lm_positions",
-         b"".join(map(int_bytes, instance.masked_lm_positions)) + pred_pad),
-        ("masked_lm_ids",
-         b"".join(map(token_bytes, instance.masked_lm_labels)) + pred_pad),
+    payloads = (
+        b"".join(map(token_bytes, instance.tokens)) + seq_pad,
+        b"\x01" * num_tokens + seq_pad,
+        b"".join(map(int_bytes, instance.segment_ids)) + seq_pad,
+        b"".join(map(int_bytes, instance.masked_lm_positions)) + pred_pad,
+        b"".join(map(token_bytes, instance.masked_lm_labels)) + pred_pad,
+        _FLOAT_ONE * num_predictions + _FLOAT_ZERO * num_pad,
+        b"\x01" if instance.is_random_next else b"\x00",
     )
-    entries = [self._entry(name, _TAG_3, payload) for name, payload in ints]
-    entries.append(self._entry(
-        "masked_lm_weights", _TAG_2,
-        _FLOAT_ONE * num_predictions + _FLOAT_ZERO * num_pad))
-    entries.append(self._entry("next_sentence_labels", _TAG_3,
-                               b"\x01" if instance.is_random_next else
-                               b"\x00"))
-    return _field(_TAG_1, b"".join(entries))
-
-  def _entry(self, name, kind_tag, payload):
-    """Returns the `Features.feature` map entry of one feature.
-
-    Args:
-      name: the feature name.
-      kind_tag: `_TAG_3` (int64_list) or `_TAG_2` (float_list).
-      payload: the packed values (varints or fixed32 floats).
-    """
-    value_list = _field(_TAG_1, payload) if payload else b""
-    feature = _field(kind_tag, value_list)
-    return _field(_TAG_1, self._keys[name] + _varint(len(feature)) + feature)
+    prefix = self._prefix
+    features = b"".join([
+        prefix(name, len(payload)) + payload
+        for name, payload in zip(PRETRAINING_FEATURE_NAMES, payloads)])
+    return _field(_TAG_1, features)
 
 
 def features_to_example(features):
