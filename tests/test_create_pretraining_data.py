@@ -304,6 +304,44 @@ def test_record_encoder_writes_the_original_examples(data):
     encoder.encode(instances[0])
 
 
+def _truncate_step_by_step(tokens_a, tokens_b, max_num_tokens, rng):
+  """The original's loop: one token of the longer segment per step."""
+  while len(tokens_a) + len(tokens_b) > max_num_tokens:
+    trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    if rng.random() < 0.5:
+      del trunc_tokens[0]
+    else:
+      trunc_tokens.pop()
+
+
+def test_truncate_seq_pair_equals_the_step_by_step_loop():
+  lengths = random.Random(0)
+  for seed in range(400):
+    len_a, len_b = lengths.randint(0, 140), lengths.randint(0, 140)
+    max_num_tokens = lengths.randint(max(1, (len_a + len_b) // 3), 130)
+    if min(len_a, len_b) == 0:
+      max_num_tokens = max(1, min(max_num_tokens, len_a + len_b))
+    expected = (list(range(len_a)), list(range(100, 100 + len_b)))
+    got = (list(range(len_a)), list(range(100, 100 + len_b)))
+    rng_expected, rng_got = random.Random(seed), random.Random(seed)
+    _truncate_step_by_step(*expected, max_num_tokens, rng_expected)
+    pi.truncate_seq_pair(*got, max_num_tokens, rng_got)
+    assert got == expected, (len_a, len_b, max_num_tokens)
+    assert rng_got.random() == rng_expected.random()  # Same draws used.
+
+
+def test_instance_random_shuffles_as_random():
+  for seed in (0, 12345, "12345:1"):
+    ours, theirs = pi.InstanceRandom(seed), random.Random(seed)
+    for n in (0, 1, 2, 3, 5, 17, 64, 127, 128, 129, 1000):
+      x, y = list(range(n)), list(range(n))
+      ours.shuffle(x)
+      theirs.shuffle(y)
+      assert x == y, (seed, n)
+      assert ours.random() == theirs.random()
+      assert ours.randint(0, n) == theirs.randint(0, n)
+
+
 def test_plan_worker_units():
   assert pi.plan_worker_units(["f"], 2) == [[("f", 0, 2)], [("f", 1, 2)]]
   assert pi.plan_worker_units(["f", "g", "h"], 2) == [
