@@ -152,8 +152,12 @@ class PretrainingRecordEncoder(object):
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
     self._token_bytes = {token: _varint(i) for token, i in vocab.items()}
-    # Varints of positions and segment ids.
-    self._int_bytes = [_varint(i) for i in range(max(max_seq_length, 2))]
+    # Varints of positions and segment ids (below max_seq_length). Below
+    # 128 a varint is the byte itself, and `bytes(list)` encodes them all.
+    int_bytes = [_varint(i) for i in range(max(max_seq_length, 2))]
+    self._encode_small_ints = (
+        bytes if max_seq_length <= 128 else
+        lambda values: b"".join(map(int_bytes.__getitem__, values)))
     # (feature name, payload length) -> the bytes of its map entry before
     # the payload; see `_prefix`.
     self._prefixes = {}
@@ -211,12 +215,12 @@ class PretrainingRecordEncoder(object):
     num_pad = self.max_predictions_per_seq - num_predictions
     pred_pad = b"\x00" * num_pad
     token_bytes = self._token_bytes.__getitem__
-    int_bytes = self._int_bytes.__getitem__
+    small_ints = self._encode_small_ints
     payloads = (
         b"".join(map(token_bytes, instance.tokens)) + seq_pad,
         b"\x01" * num_tokens + seq_pad,
-        b"".join(map(int_bytes, instance.segment_ids)) + seq_pad,
-        b"".join(map(int_bytes, instance.masked_lm_positions)) + pred_pad,
+        small_ints(instance.segment_ids) + seq_pad,
+        small_ints(instance.masked_lm_positions) + pred_pad,
         b"".join(map(token_bytes, instance.masked_lm_labels)) + pred_pad,
         _FLOAT_ONE * num_predictions + _FLOAT_ZERO * num_pad,
         b"\x01" if instance.is_random_next else b"\x00",
