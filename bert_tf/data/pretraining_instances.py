@@ -955,6 +955,11 @@ def _run_parallel(options, input_files, tokenizer):
   logging.info("*** Writing to output files ***")
   for output_file in all_outputs:
     logging.info("  %s", output_file)
+  if options.fast_tokenizer:
+    # Loaded once here (no TensorFlow op runs): forked workers inherit
+    # tensorflow_text's ops and the Unicode tables.
+    from bert_tf.text import unicode_tables  # pylint: disable=g-import-not-at-top
+    unicode_tables.get_tables(options.do_lower_case)
   context = multiprocessing.get_context(_start_method())
   try:
     with futures.ProcessPoolExecutor(options.num_workers,
