@@ -46,7 +46,8 @@ FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus", os.path.join(FIXTURES, "corpora",
                                            "wikitext2_valid.tokens"),
-                    "Input text.")
+                    "Input text: a file or a comma list of files, "
+                    "concatenated (documents kept apart) into one input.")
 flags.DEFINE_string("vocab_file", os.path.join(FIXTURES, "vocab",
                                                "uncased_vocab.txt"),
                     "WordPiece vocabulary (uncased).")
@@ -114,13 +115,16 @@ def main(_):
   load_before = os.getloadavg()[0]
   with tempfile.TemporaryDirectory() as tmp:
     corpus = FLAGS.corpus
-    if FLAGS.corpus_copies > 1:
+    if FLAGS.corpus_copies > 1 or "," in corpus:
       corpus = os.path.join(tmp, "corpus.txt")
-      with open(FLAGS.corpus, encoding="utf-8") as f:
-        text = f.read()
+      texts = []
+      for path in FLAGS.corpus.split(","):
+        with open(path, encoding="utf-8") as f:
+          texts.append(f.read())
       with open(corpus, "w", encoding="utf-8") as f:
         for _ in range(FLAGS.corpus_copies):
-          f.write(text + "\n\n")
+          for text in texts:
+            f.write(text + "\n\n")
     runs = {side: [] for side in sides}
     for _ in range(FLAGS.repeats):
       for side in sides:
@@ -135,7 +139,8 @@ def main(_):
     results[side] = median
   base = results.get("original")
   print("corpus %s x%d, max_seq_length %d, dupe_factor %d, %d repeats "
-        "(medians)" % (os.path.basename(FLAGS.corpus), FLAGS.corpus_copies,
+        "(medians)" % (",".join(os.path.basename(path) for path in
+                                FLAGS.corpus.split(",")), FLAGS.corpus_copies,
                        FLAGS.max_seq_length, FLAGS.dupe_factor,
                        FLAGS.repeats))
   print("load average before: %.2f, after: %.2f" % (load_before,
