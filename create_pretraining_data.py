@@ -5,8 +5,13 @@ The flags and, by default, the output of google-research/bert's
 `create_pretraining_data.py`: the same records in the same order for the same
 flags. New flags are additive:
 
-  --masking         token (default) | whole_word (= --do_whole_word_mask)
-  --sentence_task   nsp (default)
+  --masking         token (default) | whole_word (= --do_whole_word_mask) |
+                    span (SpanBERT: spans of whole words, geometric lengths
+                    --span_geometric_p clipped at --span_max_length words,
+                    one 80/10/10 decision per span; the records carry the
+                    span boundaries, masked_lm_span_*)
+  --sentence_task   nsp (default) | none (one segment [CLS] A [SEP], no
+                    next_sentence_labels feature)
   --num_workers     N > 1 streams the input through N processes: a different
                     (but reproducible for a given seed and N) stream than the
                     original, whose memory does not grow with the corpus times
@@ -59,11 +64,22 @@ flags.DEFINE_enum(
     "masking", None, sorted(pi.MASKING_STRATEGIES),
     "Which positions the masked LM predicts: `token` (each WordPiece on its "
     "own, the original default) or `whole_word` (all pieces of a word "
-    "together). Default: `whole_word` if --do_whole_word_mask else `token`.")
+    "together) or `span` (SpanBERT: spans of whole words, one replacement "
+    "decision per span, span boundary features for the SBO). Default: "
+    "`whole_word` if --do_whole_word_mask else `token`.")
+flags.DEFINE_float(
+    "span_geometric_p", 0.2,
+    "--masking=span: p of the geometric distribution of span lengths in "
+    "words.")
+flags.DEFINE_integer(
+    "span_max_length", 10,
+    "--masking=span: the longest span in words (the geometric distribution "
+    "is truncated there and renormalized).")
 flags.DEFINE_enum(
     "sentence_task", "nsp", sorted(pi.SENTENCE_TASKS),
-    "How the two segments and the label are made: `nsp` (next sentence "
-    "prediction, the original).")
+    "How the segments and the label are made: `nsp` (next sentence "
+    "prediction, the original) or `none` (one segment, no label, as "
+    "SpanBERT).")
 flags.DEFINE_integer(
     "num_workers", 1,
     "1: the original single-process stream, record for record. N > 1: N "
@@ -104,6 +120,24 @@ def masking_name(masking, do_whole_word_mask):
   return masking
 
 
+def masking_from_flags(flag_values):
+  """Returns the `MaskingStrategy` of --masking and its own flags.
+
+  Raises:
+    ValueError: if the flags disagree, or a --span_* flag is given for
+      another masking.
+  """
+  name = masking_name(flag_values.masking, flag_values.do_whole_word_mask)
+  if name == pi.SpanMasking.name:
+    return pi.SpanMasking(flag_values.span_geometric_p,
+                          flag_values.span_max_length)
+  for flag in ("span_geometric_p", "span_max_length"):
+    if flag_values[flag].present:
+      raise ValueError("--%s applies to --masking=span only, not --masking=%s"
+                       % (flag, name))
+  return pi.MASKING_STRATEGIES[name]()
+
+
 def options_from_flags(flag_values):
   """Returns the `RunOptions` of parsed flags."""
   instance = pi.InstanceOptions(
@@ -111,8 +145,7 @@ def options_from_flags(flag_values):
       max_predictions_per_seq=flag_values.max_predictions_per_seq,
       masked_lm_prob=flag_values.masked_lm_prob,
       short_seq_prob=flag_values.short_seq_prob,
-      masking=pi.MASKING_STRATEGIES[masking_name(
-          flag_values.masking, flag_values.do_whole_word_mask)](),
+      masking=masking_from_flags(flag_values),
       sentence_task=pi.SENTENCE_TASKS[flag_values.sentence_task]())
   return pi.RunOptions(
       input_file=flag_values.input_file,

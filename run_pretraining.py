@@ -5,6 +5,12 @@ original optimizer, writes `output_dir/model.ckpt-<step>` checkpoints under the
 original variable names (resuming from the latest one), and evaluates into
 `output_dir/eval_results.txt`. New flags choose the distribution strategy, the
 compute dtype, XLA, LAMB and dynamic masking.
+
+The objectives follow the records: the original ones (masked LM + next
+sentence); without `next_sentence_labels` (`--sentence_task=none`) no next
+sentence head; with `masked_lm_span_*` (`--masking=span`) SpanBERT's span
+boundary objective as well (loss = masked LM + span boundary [+ next
+sentence]; eval adds `span_boundary_accuracy` and `span_boundary_loss`).
 """
 
 from absl import app
@@ -102,11 +108,17 @@ def main(_):
   logging.info("*** Input Files ***")
   for input_file in input_files:
     logging.info("  %s", input_file)
+  tasks = pretraining_dataset.detect_tasks(input_files)
+  logging.info("Pretraining tasks of the records: %s", tasks.describe())
   pretraining_dataset.check_record_lengths(
-      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, tasks)
   masking = (pretraining_dataset.DynamicMasking.from_vocab_file(
       FLAGS.vocab_file, FLAGS.masked_lm_prob)
              if FLAGS.dynamic_masking else None)
+
+  def model_fn():
+    return BertPretrainer(config, next_sentence=tasks.next_sentence,
+                          span_boundary=tasks.span_boundary)
 
   def optimizer_fn():
     return optimization.create_optimizer(
@@ -114,7 +126,7 @@ def main(_):
         FLAGS.optimizer)
 
   trainer = trainer_lib.Trainer(
-      strategy, lambda: BertPretrainer(config), metrics.pretraining_loss,
+      strategy, model_fn, metrics.pretraining_loss,
       FLAGS.output_dir,
       optimizer_fn=optimizer_fn if FLAGS.do_train else None,
       global_batch_size=FLAGS.train_batch_size,
@@ -128,7 +140,8 @@ def main(_):
         lambda context, start_step: pretraining_dataset.pretraining_dataset(
             input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
             FLAGS.train_batch_size, is_training=True, input_context=context,
-            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking),
+            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking,
+            tasks=tasks),
         FLAGS.num_train_steps)
 
   if FLAGS.do_eval:
@@ -139,7 +152,7 @@ def main(_):
             input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
             FLAGS.eval_batch_size, is_training=False, input_context=context,
             seed=0 if FLAGS.seed is None else FLAGS.seed,
-            dynamic_masking=masking),
+            dynamic_masking=masking, tasks=tasks),
         metrics.pretraining_eval_sums, FLAGS.max_eval_steps)
     if trainer.is_chief:
       output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir

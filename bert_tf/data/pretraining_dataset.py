@@ -48,7 +48,7 @@ _LENGTH_FLAGS = dict(
      for name in ("input_ids", "input_mask", "segment_ids")] +
     [(name, " (--max_predictions_per_seq)")
      for name in ("masked_lm_positions", "masked_lm_ids",
-                  "masked_lm_weights")])
+                  "masked_lm_weights") + tfrecords.SPAN_BOUNDARY_FEATURE_NAMES])
 
 
 def expand_input_patterns(input_file):
@@ -78,25 +78,73 @@ def expand_input_patterns(input_file):
   return files
 
 
-def check_record_lengths(input_files, max_seq_length, max_predictions_per_seq):
+def _first_record_features(path):
+  """Returns the feature map of the first record of `path`."""
+  first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+  if first is None:
+    raise ValueError("TFRecord file %s holds no record" % path)
+  return tf.train.Example.FromString(first.numpy()).features.feature
+
+
+def detect_tasks(input_files):
+  """Tells from the records' features which objectives they carry.
+
+  `next_sentence_labels` means a next sentence task (the original records;
+  `--sentence_task=none` writes none); the `masked_lm_span_*` features mean
+  the span boundary objective (`--masking=span`). The first record of every
+  file is read.
+
+  Args:
+    input_files: list of TFRecord files.
+
+  Returns:
+    The `tfrecords.PretrainingTasks` of the records.
+
+  Raises:
+    ValueError: for an empty file, for a file with only some of the span
+      features, or for files that carry different tasks (naming two of them).
+  """
+  first = None  # (path, tasks) of the first file
+  for path in input_files:
+    names = set(_first_record_features(path))
+    span = [n for n in tfrecords.SPAN_BOUNDARY_FEATURE_NAMES if n in names]
+    if span and len(span) != len(tfrecords.SPAN_BOUNDARY_FEATURE_NAMES):
+      raise ValueError(
+          "Record of %s has %s but not all of %s (records of --masking=span "
+          "have the three)" % (path, ", ".join(span),
+                               ", ".join(tfrecords.SPAN_BOUNDARY_FEATURE_NAMES)))
+    tasks = tfrecords.PretrainingTasks(
+        next_sentence="next_sentence_labels" in names,
+        span_boundary=bool(span))
+    if first is None:
+      first = (path, tasks)
+    elif first[1] != tasks:
+      raise ValueError(
+          "Input files carry different pretraining tasks: %s has %s, %s has "
+          "%s; train on records of one kind" %
+          (first[0], first[1].describe(), path, tasks.describe()))
+  return first[1]
+
+
+def check_record_lengths(input_files, max_seq_length, max_predictions_per_seq,
+                         tasks=None):
   """Checks the first record of every file against the expected lengths.
 
   Args:
     input_files: list of TFRecord files.
     max_seq_length: expected length of input_ids, input_mask, segment_ids.
     max_predictions_per_seq: expected length of the masked_lm_* features.
+    tasks: the `tfrecords.PretrainingTasks` whose features are expected
+      (default the original ones).
 
   Raises:
     ValueError: naming the file, the feature, the expected and the found
       length, for an empty file, a missing feature or a length mismatch.
   """
   spec = tfrecords.pretraining_feature_spec(max_seq_length,
-                                            max_predictions_per_seq)
+                                            max_predictions_per_seq, tasks)
   for path in input_files:
-    first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-    if first is None:
-      raise ValueError("TFRecord file %s holds no record" % path)
-    features = tf.train.Example.FromString(first.numpy()).features.feature
+    features = _first_record_features(path)
     for name, feature_spec in spec.items():
       if name not in features:
         raise ValueError("Record of %s lacks the feature %r (a pretraining "
@@ -207,7 +255,8 @@ class DynamicMasking:
 
 def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
                         global_batch_size, is_training, input_context=None,
-                        seed=None, start_step=0, dynamic_masking=None):
+                        seed=None, start_step=0, dynamic_masking=None,
+                        tasks=None):
   """Builds the dataset of one input pipeline.
 
   Args:
@@ -223,15 +272,24 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
     start_step: training steps already done; their records are skipped so
       that a resumed run continues where the interrupted one stopped.
     dynamic_masking: a `DynamicMasking`, or None to use the stored masks.
+    tasks: the records' `tfrecords.PretrainingTasks` (see `detect_tasks`);
+      default the original's.
 
   Returns:
     A `tf.data.Dataset` of dicts of per-replica batches: int32
     [batch, max_seq_length] / [batch, max_predictions_per_seq] /
-    next_sentence_labels [batch, 1], float32 masked_lm_weights.
+    next_sentence_labels [batch, 1], float32 masked_lm_weights; the
+    `masked_lm_span_*` [batch, max_predictions_per_seq] with span boundaries.
 
   Raises:
-    ValueError: if the global batch does not divide among the replicas.
+    ValueError: if the global batch does not divide among the replicas, or
+      dynamic masking is asked for on records with span boundaries.
   """
+  if dynamic_masking is not None and tasks is not None and (
+      tasks.span_boundary):
+    raise ValueError("--dynamic_masking draws single tokens and cannot keep "
+                     "the span boundaries (masked_lm_span_*) of --masking=span "
+                     "records")
   context = input_context or tf.distribute.InputContext()
   if global_batch_size % context.num_replicas_in_sync:
     raise ValueError("The global batch size %d is not divisible by the %d "
@@ -239,7 +297,7 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
                                    context.num_replicas_in_sync))
   batch_size = context.get_per_replica_batch_size(global_batch_size)
   spec = tfrecords.pretraining_feature_spec(max_seq_length,
-                                            max_predictions_per_seq)
+                                            max_predictions_per_seq, tasks)
   num_pipelines = context.num_input_pipelines
   pipeline_id = context.input_pipeline_id
   shard_files = len(input_files) >= num_pipelines

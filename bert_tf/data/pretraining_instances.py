@@ -17,10 +17,14 @@ Two interfaces let other schemes plug in without copying that loop:
   (SpanBERT). A random replacement draws its word per token either way.
 * `SentenceTask` turns a chunk of consecutive sentences of a document into the
   segments of one instance and its label. `nsp` is the original next sentence
-  prediction; a task with `num_segments = 1` (e.g. a later `none`) returns no
-  `tokens_b` and the instance becomes `[CLS] A [SEP]`.
+  prediction; a task with `num_segments = 1` (`none`, SpanBERT's single
+  segment) returns no `tokens_b` and the instance becomes `[CLS] A [SEP]`;
+  `none` has no label either.
 
 Registries `MASKING_STRATEGIES` and `SENTENCE_TASKS` map flag values to them.
+SpanBERT's `span` masking (`SpanMasking`) selects spans of whole words and
+decides per span; its instances keep each masked position's span
+(`masked_lm_spans`), which the records carry for the span boundary objective.
 
 `create_pretraining_data(RunOptions)` runs the whole program: flag checks,
 vocabulary checks, reading (`read_documents`, with `PieceCachingTokenizer`
@@ -31,6 +35,7 @@ streams (file, part) units through worker processes with their own seeds: a
 different, reproducible stream whose memory holds one unit at a time.
 """
 
+import collections
 from concurrent import futures
 import dataclasses
 import itertools
@@ -53,7 +58,7 @@ class TrainingInstance(object):
   """A single training instance (a sentence pair, or one segment)."""
 
   def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels,
-               is_random_next):
+               is_random_next, masked_lm_spans=None):
     """Holds one instance.
 
     Args:
@@ -61,13 +66,18 @@ class TrainingInstance(object):
       segment_ids: list of ints (0 for A, 1 for B), same length as `tokens`.
       masked_lm_positions: sorted list of masked positions.
       masked_lm_labels: the original tokens at those positions.
-      is_random_next: the sentence task's label (True = 1).
+      is_random_next: the sentence task's label (True = 1), or None for a
+        task without a label (no `next_sentence_labels` feature is written).
+      masked_lm_spans: None, or for each masked position the (first, last)
+        positions of the masked span that holds it, for the span boundary
+        objective (SpanBERT).
     """
     self.tokens = tokens
     self.segment_ids = segment_ids
     self.masked_lm_positions = masked_lm_positions
     self.masked_lm_labels = masked_lm_labels
     self.is_random_next = is_random_next
+    self.masked_lm_spans = masked_lm_spans
 
   def __str__(self):
     return ("tokens: %s\nsegment_ids: %s\nis_random_next: %s\n"
@@ -78,6 +88,10 @@ class TrainingInstance(object):
                 " ".join(self.masked_lm_labels)))
 
   __repr__ = __str__
+
+
+MaskedLmInstance = collections.namedtuple("MaskedLmInstance",
+                                          ["index", "label"])
 
 
 class InstanceRandom(random.Random):
@@ -117,6 +131,9 @@ class MaskingStrategy(object):
   name = None
   # True: one 80/10/10 decision per group (SpanBERT); False: one per token.
   decide_per_group = False
+  # True: each group is a span whose boundaries the records carry
+  # (`masked_lm_span_*`, for the span boundary objective).
+  span_boundary_features = False
 
   def candidate_groups(self, tokens):
     """Returns the candidate groups of positions.
@@ -188,6 +205,141 @@ class WholeWordMasking(MaskingStrategy):
 
 MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking)}
 
+
+class SpanMasking(MaskingStrategy):
+  """SpanBERT's span masking: spans of whole words, one decision per span.
+
+  Until `num_to_predict` tokens are chosen: draw a length L in words from
+  the geometric distribution P(L = k) ~ p (1 - p)^(k - 1) truncated to
+  1 <= k <= max_span_length and renormalized (p = 0.2, max 10: mean 3.80
+  words), draw an anchor uniformly among the tokens that are not `[CLS]` or
+  `[SEP]`; if it is not masked yet, the span starts at the start of the
+  anchor's word and takes L words, fewer where the segment ends (a span never
+  crosses `[CLS]`/`[SEP]`). The last span is cut at the token that fills the
+  budget. Overlapping or adjacent spans are merged, as SpanBERT's
+  `merge_intervals`; each merged span gets one 80/10/10 decision.
+
+  A word is a token not starting with `##` and the `##` pieces after it; a
+  `##` piece right after `[CLS]`/`[SEP]` starts a word.
+  """
+
+  name = "span"
+  decide_per_group = True
+  span_boundary_features = True
+
+  def __init__(self, geometric_p=0.2, max_span_length=10):
+    """Sets the span length distribution.
+
+    Args:
+      geometric_p: p of the geometric distribution, in (0, 1]
+        (--span_geometric_p).
+      max_span_length: the longest span, in words, at least 1
+        (--span_max_length).
+
+    Raises:
+      ValueError: naming the flag, for a value out of range.
+    """
+    if not 0.0 < geometric_p <= 1.0:
+      raise ValueError("--span_geometric_p=%g: expected a value in (0, 1]" %
+                       geometric_p)
+    if max_span_length < 1:
+      raise ValueError("--span_max_length=%d: expected at least 1" %
+                       max_span_length)
+    self.geometric_p = geometric_p
+    self.max_span_length = max_span_length
+    weights = [geometric_p * (1.0 - geometric_p) ** (k - 1)
+               for k in range(1, max_span_length + 1)]
+    total = sum(weights)
+    # length_probabilities[k - 1] = P(L = k).
+    self.length_probabilities = [w / total for w in weights]
+    self._cumulative = []
+    running = 0.0
+    for probability in self.length_probabilities:
+      running += probability
+      self._cumulative.append(running)
+
+  def expected_span_length(self):
+    """Returns E[L], the mean drawn span length in words."""
+    return sum(k * prob
+               for k, prob in enumerate(self.length_probabilities, start=1))
+
+  def sample_span_length(self, rng):
+    """Draws a span length in words (one `rng.random()`)."""
+    u = rng.random()
+    for k, bound in enumerate(self._cumulative, start=1):
+      if u < bound:
+        return k
+    return self.max_span_length
+
+  def candidate_groups(self, tokens):
+    """Returns the words (lists of positions) between the special tokens."""
+    words = []
+    for i, token in enumerate(tokens):
+      if token in (CLS, SEP):
+        continue
+      if token.startswith("##") and words and words[-1][-1] == i - 1:
+        words[-1].append(i)
+      else:
+        words.append([i])
+    return words
+
+  def sample_spans(self, tokens, num_to_predict, rng):
+    """Draws the spans, before merging.
+
+    Args:
+      tokens: list of token strings.
+      num_to_predict: how many positions to mask (fewer if there are fewer
+        candidates).
+      rng: a `random.Random`.
+
+    Returns:
+      A list of (start, end, num_words) in the order drawn: positions
+      [start, end) are masked, `num_words` is the drawn length (the span
+      holds fewer words when the segment or the budget ends it).
+    """
+    words = self.candidate_groups(tokens)
+    word_of = {}
+    for w, word in enumerate(words):
+      for i in word:
+        word_of[i] = w
+    candidates = sorted(word_of)
+    num_to_predict = min(num_to_predict, len(candidates))
+    masked = set()
+    spans = []
+    while len(masked) < num_to_predict:
+      num_words = self.sample_span_length(rng)
+      anchor = candidates[rng.randint(0, len(candidates) - 1)]
+      if anchor in masked:
+        continue
+      w = word_of[anchor]
+      start = end = words[w][0]
+      for k in range(num_words):
+        # The next word must follow without a special token in between.
+        if k and (w + k >= len(words) or words[w + k][0] != end):
+          break
+        for i in words[w + k]:
+          if len(masked) >= num_to_predict:
+            break
+          masked.add(i)
+          end = i + 1
+      spans.append((start, end, num_words))
+    return spans
+
+  def select_groups(self, tokens, num_to_predict, rng):
+    """Yields the merged spans, by position, as lists of positions."""
+    merged = []
+    for start, end, _ in sorted(self.sample_spans(tokens, num_to_predict,
+                                                  rng)):
+      if merged and start <= merged[-1][1]:
+        merged[-1][1] = max(merged[-1][1], end)
+      else:
+        merged.append([start, end])
+    for start, end in merged:
+      yield list(range(start, end))
+
+
+MASKING_STRATEGIES[SpanMasking.name] = SpanMasking
+
 # The three replacements of a masked position.
 _REPLACE_MASK, _REPLACE_KEEP, _REPLACE_RANDOM = "mask", "keep", "random"
 
@@ -205,6 +357,44 @@ def num_predictions(num_tokens, masked_lm_prob, max_predictions_per_seq):
   """Returns how many positions the original masks in `num_tokens` tokens."""
   return min(max_predictions_per_seq,
              max(1, int(round(num_tokens * masked_lm_prob))))
+
+
+def mask_groups(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
+                rng, masking=None):
+  """Masks the groups a strategy selects; keeps each position's group.
+
+  Args:
+    tokens: list of token strings of one instance.
+    masked_lm_prob: fraction of the tokens to mask.
+    max_predictions_per_seq: cap on the number of masked positions.
+    vocab_words: list of vocabulary tokens, for random replacements.
+    rng: a `random.Random`.
+    masking: a `MaskingStrategy`; default `TokenMasking()`.
+
+  Returns:
+    (output_tokens, masked_lms, groups): the tokens with the replacements
+    applied, the `MaskedLmInstance`s sorted by position, and for each of them
+    the (first, last) position of its group.
+  """
+  masking = masking or TokenMasking()
+  num_to_predict = num_predictions(len(tokens), masked_lm_prob,
+                                   max_predictions_per_seq)
+  output_tokens = list(tokens)
+  masked_lms = []
+  group_of = {}
+  for group in masking.select_groups(tokens, num_to_predict, rng):
+    group_decision = (_draw_replacement(rng) if masking.decide_per_group
+                      else None)
+    for index in group:
+      decision = group_decision or _draw_replacement(rng)
+      if decision == _REPLACE_MASK:
+        output_tokens[index] = MASK
+      elif decision == _REPLACE_RANDOM:
+        output_tokens[index] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
+      masked_lms.append(MaskedLmInstance(index=index, label=tokens[index]))
+      group_of[index] = (min(group), max(group))
+  masked_lms.sort(key=lambda x: x.index)
+  return output_tokens, masked_lms, [group_of[m.index] for m in masked_lms]
 
 
 def create_masked_lm_predictions(tokens, masked_lm_prob,
@@ -225,24 +415,11 @@ def create_masked_lm_predictions(tokens, masked_lm_prob,
     the replacements applied, the sorted masked positions and their original
     tokens.
   """
-  masking = masking or TokenMasking()
-  num_to_predict = num_predictions(len(tokens), masked_lm_prob,
-                                   max_predictions_per_seq)
-  output_tokens = list(tokens)
-  masked_positions = []
-  for group in masking.select_groups(tokens, num_to_predict, rng):
-    group_decision = (_draw_replacement(rng) if masking.decide_per_group
-                      else None)
-    for index in group:
-      decision = group_decision or _draw_replacement(rng)
-      if decision == _REPLACE_MASK:
-        output_tokens[index] = MASK
-      elif decision == _REPLACE_RANDOM:
-        output_tokens[index] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-      masked_positions.append(index)
-  masked_positions.sort()
-  return (output_tokens, masked_positions,
-          [tokens[index] for index in masked_positions])
+  output_tokens, masked_lms, _ = mask_groups(
+      tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng,
+      masking)
+  return (output_tokens, [m.index for m in masked_lms],
+          [m.label for m in masked_lms])
 
 
 # ----------------------------------------------------------- sentence tasks --
@@ -277,8 +454,9 @@ class SentenceTask(object):
 
     Returns:
       (tokens_a, tokens_b, label, num_unused): new token lists (`tokens_b` is
-      None for one-segment tasks), the bool label, and how many sentences at
-      the end of the chunk were not used (they start the next chunk).
+      None for one-segment tasks), the bool label (None for a task without
+      one), and how many sentences at the end of the chunk were not used
+      (they start the next chunk).
     """
     raise NotImplementedError
 
@@ -323,6 +501,24 @@ class NextSentencePrediction(SentenceTask):
 
 
 SENTENCE_TASKS = {cls.name: cls for cls in (NextSentencePrediction,)}
+
+
+class NoSentenceTask(SentenceTask):
+  """SpanBERT's single segment: the whole chunk, `[CLS] A [SEP]`, no label.
+
+  Its instances carry no `next_sentence_labels` feature, so run_pretraining
+  trains no next sentence head on them.
+  """
+
+  name = "none"
+  num_segments = 1
+
+  def make_segments(self, chunk, all_documents, document_index,
+                    target_seq_length, rng):
+    return _concat(chunk), None, None, 0
+
+
+SENTENCE_TASKS[NoSentenceTask.name] = NoSentenceTask
 
 
 @dataclasses.dataclass
@@ -421,11 +617,13 @@ def create_instances_from_document(all_documents, document_index, options,
       if tokens_b is not None:
         tokens += tokens_b + [SEP]
         segment_ids += [1] * (len(tokens_b) + 1)
-      tokens, positions, labels = create_masked_lm_predictions(
+      tokens, masked_lms, groups = mask_groups(
           tokens, options.masked_lm_prob, options.max_predictions_per_seq,
           vocab_words, rng, options.masking)
-      instances.append(TrainingInstance(tokens, segment_ids, positions, labels,
-                                        label))
+      instances.append(TrainingInstance(
+          tokens, segment_ids, [m.index for m in masked_lms],
+          [m.label for m in masked_lms], label,
+          groups if options.masking.span_boundary_features else None))
       current_chunk = []
       current_length = 0
     i += 1
@@ -797,9 +995,11 @@ def _log_example(instance, record):
   logging.info("tokens: %s", " ".join(
       tokenization.printable_text(x) for x in instance.tokens))
   features = tf.train.Example.FromString(record).features.feature
-  for name in tfrecords.PRETRAINING_FEATURE_NAMES:
-    logging.info("%s: %s", name, " ".join(
-        str(x) for x in tfrecords.feature_values(features[name])))
+  for name in (tfrecords.PRETRAINING_FEATURE_NAMES +
+               tfrecords.SPAN_BOUNDARY_FEATURE_NAMES):
+    if name in features:
+      logging.info("%s: %s", name, " ".join(
+          str(x) for x in tfrecords.feature_values(features[name])))
 
 
 def _write_instances(instances, writer, encoder, options, summary,

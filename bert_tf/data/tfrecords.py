@@ -11,12 +11,21 @@ Each record is a `tf.train.Example` with the seven features that the original
   masked_lm_weights     float [max_predictions_per_seq]  1.0 real, 0.0 padding
   next_sentence_labels  int64 [1]                        1 = random next
 
+SpanBERT's records (`PretrainingTasks`): `--sentence_task=none` writes no
+`next_sentence_labels`; `--masking=span` adds, for each masked position i of
+a span [s, e] (zero padded like `masked_lm_positions`):
+
+  masked_lm_span_left    int64 [max_predictions_per_seq]  s - 1
+  masked_lm_span_right   int64 [max_predictions_per_seq]  e + 1
+  masked_lm_span_offset  int64 [max_predictions_per_seq]  i - s
+
 Files are written under a temporary name (`<name>.tmp-<pid>`) and renamed to
 their final name only when every record is in, so a failed run never leaves a
 truncated file that looks complete.
 """
 
 import collections
+import dataclasses
 import os
 import struct
 
@@ -25,30 +34,59 @@ import tensorflow as tf
 PRETRAINING_FEATURE_NAMES = (
     "input_ids", "input_mask", "segment_ids", "masked_lm_positions",
     "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
+SPAN_BOUNDARY_FEATURE_NAMES = (
+    "masked_lm_span_left", "masked_lm_span_right", "masked_lm_span_offset")
 
 
-def pretraining_feature_spec(max_seq_length, max_predictions_per_seq):
+@dataclasses.dataclass(frozen=True)
+class PretrainingTasks:
+  """Which objectives beside the masked LM a pretraining record carries.
+
+  Attributes:
+    next_sentence: the record has `next_sentence_labels` (NSP, or SOP).
+    span_boundary: the record has the `masked_lm_span_*` features (SBO).
+  """
+  next_sentence: bool = True
+  span_boundary: bool = False
+
+  def describe(self):
+    """Returns e.g. "masked LM + next sentence" for log lines."""
+    return " + ".join(["masked LM"] +
+                      ["next sentence"] * self.next_sentence +
+                      ["span boundary"] * self.span_boundary)
+
+
+def pretraining_feature_spec(max_seq_length, max_predictions_per_seq,
+                             tasks=None):
   """Returns the `tf.io.parse_single_example` spec of a pretraining record.
 
   Args:
     max_seq_length: length of `input_ids`, `input_mask` and `segment_ids`.
-    max_predictions_per_seq: length of the three `masked_lm_*` features.
+    max_predictions_per_seq: length of the `masked_lm_*` features.
+    tasks: the record's `PretrainingTasks`; default the original's (masked
+      LM + next sentence).
 
   Returns:
     A dict from feature name to `tf.io.FixedLenFeature`, as in the original
-    `run_pretraining.input_fn_builder`.
+    `run_pretraining.input_fn_builder` for the original tasks.
   """
+  tasks = tasks or PretrainingTasks()
   seq = [max_seq_length]
   preds = [max_predictions_per_seq]
-  return {
+  spec = {
       "input_ids": tf.io.FixedLenFeature(seq, tf.int64),
       "input_mask": tf.io.FixedLenFeature(seq, tf.int64),
       "segment_ids": tf.io.FixedLenFeature(seq, tf.int64),
       "masked_lm_positions": tf.io.FixedLenFeature(preds, tf.int64),
       "masked_lm_ids": tf.io.FixedLenFeature(preds, tf.int64),
       "masked_lm_weights": tf.io.FixedLenFeature(preds, tf.float32),
-      "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
   }
+  if tasks.next_sentence:
+    spec["next_sentence_labels"] = tf.io.FixedLenFeature([1], tf.int64)
+  if tasks.span_boundary:
+    for name in SPAN_BOUNDARY_FEATURE_NAMES:
+      spec[name] = tf.io.FixedLenFeature(preds, tf.int64)
+  return spec
 
 
 def decode_record(record, name_to_features):
@@ -131,6 +169,11 @@ _TAG_1, _TAG_2, _TAG_3 = b"\x0a", b"\x12", b"\x1a"
 _FLOAT_ONE, _FLOAT_ZERO = struct.pack("<f", 1.0), struct.pack("<f", 0.0)
 
 
+# The features before the span ones, by "has no next sentence label".
+_FEATURE_NAMES = {False: PRETRAINING_FEATURE_NAMES,
+                  True: PRETRAINING_FEATURE_NAMES[:-1]}
+
+
 class PretrainingRecordEncoder(object):
   """Serializes training instances to pretraining `tf.train.Example`s.
 
@@ -192,11 +235,13 @@ class PretrainingRecordEncoder(object):
 
     Args:
       instance: a `TrainingInstance` (tokens, segment_ids,
-        masked_lm_positions, masked_lm_labels, is_random_next).
+        masked_lm_positions, masked_lm_labels, is_random_next,
+        masked_lm_spans).
 
     Returns:
-      bytes with the seven padded features of the module docstring, in the
-      original order.
+      bytes with the padded features of the module docstring, in its order:
+      no `next_sentence_labels` when `is_random_next` is None, the
+      `masked_lm_span_*` features when `masked_lm_spans` is not None.
 
     Raises:
       ValueError: if the instance is longer than the padded lengths.
@@ -223,12 +268,21 @@ class PretrainingRecordEncoder(object):
         small_ints(instance.masked_lm_positions) + pred_pad,
         b"".join(map(token_bytes, instance.masked_lm_labels)) + pred_pad,
         _FLOAT_ONE * num_predictions + _FLOAT_ZERO * num_pad,
-        b"\x01" if instance.is_random_next else b"\x00",
     )
+    if instance.is_random_next is not None:
+      payloads += (b"\x01" if instance.is_random_next else b"\x00",)
+    names = _FEATURE_NAMES[instance.is_random_next is None]
+    if instance.masked_lm_spans is not None:
+      spans = instance.masked_lm_spans
+      payloads += (
+          small_ints([first - 1 for first, _ in spans]) + pred_pad,
+          small_ints([last + 1 for _, last in spans]) + pred_pad,
+          small_ints([i - first for i, (first, _) in zip(
+              instance.masked_lm_positions, spans)]) + pred_pad)
+      names += SPAN_BOUNDARY_FEATURE_NAMES
     prefix = self._prefix
-    features = b"".join([
-        prefix(name, len(payload)) + payload
-        for name, payload in zip(PRETRAINING_FEATURE_NAMES, payloads)])
+    features = b"".join([prefix(name, len(payload)) + payload
+                         for name, payload in zip(names, payloads)])
     return _field(_TAG_1, features)
 
 

@@ -44,6 +44,11 @@ EXTENSION_DEFAULTS = {
     "same_length": False,
     "untie_r": False,
     "attention_chunk_size": None,
+    # SpanBERT's span boundary objective head (built only when the records
+    # carry span boundaries): width of its position-in-span embedding and
+    # the number of its rows (span tokens past it get no SBO prediction).
+    "span_boundary_position_embedding_size": 200,
+    "span_boundary_max_span_length": 15,
 }
 
 HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
@@ -239,6 +244,10 @@ class BertConfig(object):
       fail("embedding_size", "null or hidden_size in this version of bert_tf "
            "(the ALBERT projection is not implemented yet)")
     self._validate_positions(fail)
+    for field in ("span_boundary_position_embedding_size",
+                  "span_boundary_max_span_length"):
+      if not is_int(getattr(self, field)) or getattr(self, field) <= 0:
+        fail(field, "an int > 0")
     if self.attention_chunk_size is not None and (
         not is_int(self.attention_chunk_size) or
         self.attention_chunk_size <= 0):

@@ -5,6 +5,9 @@
   plus `output_bias` [vocab_size].
 - `cls/seq_relationship`: the next-sentence head, `output_weights` [2, hidden]
   and `output_bias` [2] on the pooled output.
+- `cls/span_boundary`: SpanBERT's span boundary objective, each masked token
+  predicted from the two tokens around its span and its position in the span
+  (`SpanBoundaryHead`).
 """
 
 import keras
@@ -72,9 +75,17 @@ class MaskedLMHead(keras.layers.Layer):
 class TransformScope(keras.layers.Layer):
   """The `cls/predictions/transform` scope: dense (hidden_act) then LayerNorm."""
 
-  def __init__(self, config, name="transform", **kwargs):
+  def __init__(self, config, units=None, name="transform", **kwargs):
+    """Creates `dense` and `LayerNorm`.
+
+    Args:
+      config: `BertConfig` (activation, initializer range).
+      units: output width; default `config.embedding_width`.
+      name: scope name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
     super().__init__(name=name, **kwargs)
-    self.units = config.embedding_width
+    self.units = units or config.embedding_width
     self.dense = layers.dense_layer(
         self.units, config.initializer_range,
         activation=layers.get_activation(config.hidden_act))
@@ -85,8 +96,98 @@ class TransformScope(keras.layers.Layer):
     self.layer_norm.build((None, self.units))
 
   def call(self, x):
-    """[N, hidden] -> [N, embedding width]."""
+    """[N, in] -> [N, units]."""
     return self.layer_norm(self.dense(x))
+
+
+class SpanBoundaryHead(keras.layers.Layer):
+  """The `cls/span_boundary` scope: SpanBERT's span boundary objective (SBO).
+
+  For a masked token i of the span [s, e] it predicts the original token from
+  h0 = [x(s-1); x(e+1); p(i-s)], x the sequence output and p the learned
+  `position_embeddings` [span_boundary_max_span_length,
+  span_boundary_position_embedding_size]:
+
+    h1 = LayerNorm(act(h0 W0 + b0))   `transform_0`, width hidden_size
+    h2 = LayerNorm(act(h1 W1 + b1))   `transform_1`, width embedding_width
+    log_softmax(h2 E^T + output_bias) E the word embeddings (tied)
+
+  as SpanBERT's pair target head (MLPWithLayerNorm); act is `hidden_act`.
+  """
+
+  def __init__(self, config, embedding_table, name="span_boundary", **kwargs):
+    """Creates the head.
+
+    Args:
+      config: `BertConfig`.
+      embedding_table: the word embedding variable [vocab_size, width]
+        (tied output layer).
+      name: scope name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.embedding_table = embedding_table
+    self.transform_0 = TransformScope(config, units=config.hidden_size,
+                                      name="transform_0")
+    self.transform_1 = TransformScope(config, name="transform_1")
+
+  def build(self, input_shape=None):
+    config = self.config
+    width = config.span_boundary_position_embedding_size
+    self.position_embeddings = self.add_weight(
+        name="position_embeddings",
+        shape=(config.span_boundary_max_span_length, width),
+        initializer=layers.create_initializer(config.initializer_range))
+    self.transform_0.build((None, 2 * config.hidden_size + width))
+    self.transform_1.build((None, config.hidden_size))
+    self.output_bias = self.add_weight(
+        name="output_bias", shape=(config.vocab_size,), initializer="zeros")
+
+  def call(self, sequence_output, left, right, offset):
+    """Log-probabilities of every vocabulary id at the masked positions.
+
+    Args:
+      sequence_output: float Tensor [batch, seq, hidden].
+      left: int Tensor [batch, P], the position before each token's span.
+      right: int Tensor [batch, P], the position after it.
+      offset: int Tensor [batch, P], the token's position in its span;
+        offsets past the table use its last row (`span_boundary_weights`
+        gives them no weight).
+
+    Returns:
+      float32 Tensor [batch * P, vocab_size].
+    """
+    rows = self.config.span_boundary_max_span_length
+    offset = tf.clip_by_value(tf.reshape(tf.cast(offset, tf.int32), [-1]), 0,
+                              rows - 1)
+    positions = tf.gather(self.position_embeddings, offset)  # [B*P, width]
+    h = tf.concat([gather_indexes(sequence_output, left),
+                   gather_indexes(sequence_output, right),
+                   tf.cast(positions, sequence_output.dtype)], axis=-1)
+    h = self.transform_1(self.transform_0(h))
+    logits = tf.matmul(h, tf.cast(self.embedding_table, h.dtype),
+                       transpose_b=True)
+    logits = tf.cast(logits, tf.float32) + self.output_bias
+    return tf.nn.log_softmax(logits, axis=-1)
+
+
+def span_boundary_weights(masked_lm_weights, offset, max_span_length):
+  """The weights of the SBO loss: the masked LM's, 0 past the position table.
+
+  SpanBERT predicts at most `max_pair_targets` tokens of a span; here the
+  table's rows (`span_boundary_max_span_length`) set that limit.
+
+  Args:
+    masked_lm_weights: float Tensor [batch, P].
+    offset: int Tensor [batch, P], positions in the spans.
+    max_span_length: rows of the position table.
+
+  Returns:
+    float32 Tensor [batch, P].
+  """
+  inside = tf.cast(tf.cast(offset, tf.int32) < max_span_length, tf.float32)
+  return tf.cast(masked_lm_weights, tf.float32) * inside
 
 
 class NextSentenceHead(keras.layers.Layer):
@@ -116,21 +217,59 @@ class NextSentenceHead(keras.layers.Layer):
 
 
 class PretrainingHeads(keras.layers.Layer):
-  """The `cls` scope: `predictions` (masked LM) and `seq_relationship` (NSP)."""
+  """The `cls` scope: `predictions` (masked LM), `seq_relationship` (NSP), `span_boundary` (SBO).
 
-  def __init__(self, config, embedding_table, name="cls", **kwargs):
+  The original has the first two; SpanBERT's records without a next sentence
+  task drop `seq_relationship` and add `span_boundary`.
+  """
+
+  def __init__(self, config, embedding_table, next_sentence=True,
+               span_boundary=False, name="cls", **kwargs):
+    """Creates the heads.
+
+    Args:
+      config: `BertConfig`.
+      embedding_table: the word embedding variable (tied output layers).
+      next_sentence: build `seq_relationship`.
+      span_boundary: build `span_boundary`.
+      name: scope name.
+      **kwargs: passed to `keras.layers.Layer`.
+    """
     super().__init__(name=name, **kwargs)
     self.predictions = MaskedLMHead(config, embedding_table)
-    self.seq_relationship = NextSentenceHead(config)
+    self.seq_relationship = (NextSentenceHead(config) if next_sentence
+                             else None)
+    self.span_boundary = (SpanBoundaryHead(config, embedding_table)
+                          if span_boundary else None)
 
   def build(self, input_shape=None):
-    self.predictions.build()
-    self.seq_relationship.build()
+    for head in (self.predictions, self.seq_relationship, self.span_boundary):
+      if head is not None:
+        head.build()
 
-  def call(self, sequence_output, pooled_output, masked_lm_positions):
-    """Returns (mlm_log_probs [B*P, vocab], nsp_log_probs [B, 2])."""
-    return (self.predictions(sequence_output, masked_lm_positions),
-            self.seq_relationship(pooled_output))
+  def call(self, sequence_output, pooled_output, features):
+    """Runs the heads.
+
+    Args:
+      sequence_output: float Tensor [batch, seq, hidden].
+      pooled_output: float Tensor [batch, hidden].
+      features: dict with `masked_lm_positions` [batch, P] and, for the span
+        boundary head, `masked_lm_span_left`, `masked_lm_span_right`,
+        `masked_lm_span_offset` [batch, P].
+
+    Returns:
+      A dict with `mlm_log_probs` [B*P, vocab], and `nsp_log_probs` [B, 2] and
+      `sbo_log_probs` [B*P, vocab] for the heads that exist.
+    """
+    outputs = {"mlm_log_probs": self.predictions(
+        sequence_output, features["masked_lm_positions"])}
+    if self.seq_relationship is not None:
+      outputs["nsp_log_probs"] = self.seq_relationship(pooled_output)
+    if self.span_boundary is not None:
+      outputs["sbo_log_probs"] = self.span_boundary(
+          sequence_output, features["masked_lm_span_left"],
+          features["masked_lm_span_right"], features["masked_lm_span_offset"])
+    return outputs
 
 
 def masked_lm_loss(log_probs, label_ids, label_weights):

@@ -1,7 +1,8 @@
 """Task models: `BertModel` plus the heads of the original scripts.
 
 - `BertPretrainer`: masked LM + next sentence (run_pretraining.py), `bert/*`
-  and `cls/*`.
+  and `cls/*`; as an option SpanBERT's span boundary objective, with or
+  without next sentence.
 - `BertClassifier`: sentence (pair) classification (run_classifier.py),
   `bert/*` and the top-level `output_weights` / `output_bias`.
 - `BertSquad`: span prediction (run_squad.py), `bert/*` and `cls/squad/*`.
@@ -18,54 +19,83 @@ from bert_tf.modeling.encoder import BertModel
 
 
 class BertPretrainer(keras.Model):
-  """The model of the original run_pretraining.py: encoder + masked LM + NSP."""
+  """The model of the original run_pretraining.py: encoder + masked LM + NSP.
 
-  def __init__(self, config, use_one_hot_embeddings=False,
-               name="bert_pretrainer", **kwargs):
+  With `span_boundary` it adds SpanBERT's span boundary objective
+  (`cls/span_boundary`); without `next_sentence` it has no NSP head
+  (SpanBERT's single segments).
+  """
+
+  def __init__(self, config, use_one_hot_embeddings=False, next_sentence=True,
+               span_boundary=False, name="bert_pretrainer", **kwargs):
     """Creates the encoder (scope `bert`) and the heads (scope `cls`).
 
     Args:
       config: `BertConfig`.
       use_one_hot_embeddings: see `BertModel`.
+      next_sentence: train the next sentence head (`cls/seq_relationship`);
+        without it `bert/pooler` is frozen.
+      span_boundary: train the span boundary head (`cls/span_boundary`).
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
     """
     super().__init__(name=name, **kwargs)
     self.config = config
     self.bert = BertModel(config, use_one_hot_embeddings)
-    self.heads = heads.PretrainingHeads(config, self.bert.get_embedding_table())
+    self.heads = heads.PretrainingHeads(
+        config, self.bert.get_embedding_table(), next_sentence=next_sentence,
+        span_boundary=span_boundary)
     self.heads.build()
+    if not next_sentence:
+      # Nothing reads the pooled output: `bert/pooler` stays in checkpoints
+      # (for fine-tuning) but is not trained, so it gets no weight decay
+      # either, as the original optimizer skips variables without gradient.
+      self.bert.pooler.trainable = False
 
   def call(self, features, training=None):
     """Runs the encoder and the heads; adds the losses when labels are given.
 
     Args:
       features: dict with `input_ids`, `input_mask`, `segment_ids`,
-        `masked_lm_positions` [batch, P], and optionally the labels
+        `masked_lm_positions` [batch, P], for the span boundary head
+        `masked_lm_span_left`, `masked_lm_span_right`,
+        `masked_lm_span_offset` [batch, P], and optionally the labels
         `masked_lm_ids` [batch, P], `masked_lm_weights` [batch, P],
-        `next_sentence_labels` [batch] or [batch, 1].
+        `next_sentence_labels` [batch] or [batch, 1] (with the NSP head).
       training: whether dropout is active.
 
     Returns:
-      A dict with the `BertModel` outputs plus `mlm_log_probs` [batch*P, vocab]
-      and `nsp_log_probs` [batch, 2]; with labels also `mlm_loss`,
-      `mlm_per_example_loss`, `nsp_loss`, `nsp_per_example_loss` and
-      `total_loss` = mlm_loss + nsp_loss.
+      A dict with the `BertModel` outputs plus `mlm_log_probs` [batch*P, vocab],
+      `nsp_log_probs` [batch, 2] (NSP head) and `sbo_log_probs`
+      [batch*P, vocab] (SBO head); with labels also `mlm_loss`,
+      `mlm_per_example_loss`, `nsp_loss`, `nsp_per_example_loss`,
+      `sbo_loss`, `sbo_per_example_loss`, `sbo_weights` [batch, P] (of the
+      heads that exist) and `total_loss`, their sum.
     """
     outputs = dict(self.bert(features, training=training))
-    mlm_log_probs, nsp_log_probs = self.heads(
-        outputs["sequence_output"], outputs["pooled_output"],
-        features["masked_lm_positions"])
-    outputs["mlm_log_probs"] = mlm_log_probs
-    outputs["nsp_log_probs"] = nsp_log_probs
+    outputs.update(self.heads(outputs["sequence_output"],
+                              outputs["pooled_output"], features))
     if "masked_lm_ids" in features:
       outputs["mlm_loss"], outputs["mlm_per_example_loss"] = (
-          heads.masked_lm_loss(mlm_log_probs, features["masked_lm_ids"],
+          heads.masked_lm_loss(outputs["mlm_log_probs"],
+                               features["masked_lm_ids"],
                                features["masked_lm_weights"]))
-      outputs["nsp_loss"], outputs["nsp_per_example_loss"] = (
-          heads.next_sentence_loss(nsp_log_probs,
-                                   features["next_sentence_labels"]))
-      outputs["total_loss"] = outputs["mlm_loss"] + outputs["nsp_loss"]
+      total_loss = outputs["mlm_loss"]
+      if "nsp_log_probs" in outputs:
+        outputs["nsp_loss"], outputs["nsp_per_example_loss"] = (
+            heads.next_sentence_loss(outputs["nsp_log_probs"],
+                                     features["next_sentence_labels"]))
+        total_loss += outputs["nsp_loss"]
+      if "sbo_log_probs" in outputs:
+        outputs["sbo_weights"] = heads.span_boundary_weights(
+            features["masked_lm_weights"], features["masked_lm_span_offset"],
+            self.config.span_boundary_max_span_length)
+        outputs["sbo_loss"], outputs["sbo_per_example_loss"] = (
+            heads.masked_lm_loss(outputs["sbo_log_probs"],
+                                 features["masked_lm_ids"],
+                                 outputs["sbo_weights"]))
+        total_loss += outputs["sbo_loss"]
+      outputs["total_loss"] = total_loss
     return outputs
 
 
