@@ -263,8 +263,16 @@ def _reference_example(instance, vocab, max_seq_length, max_predictions):
           max_predictions - p),
       "masked_lm_ids": [vocab[t] for t in instance.masked_lm_labels] + [0] * (
           max_predictions - p),
-      "next_sentence_labels": [1 if instance.is_random_next else 0],
   }
+  if instance.is_random_next is not None:
+    ints["next_sentence_labels"] = [1 if instance.is_random_next else 0]
+  if instance.masked_lm_spans is not None:
+    pad = [0] * (max_predictions - p)
+    spans = instance.masked_lm_spans
+    ints["masked_lm_span_left"] = [s - 1 for s, _ in spans] + pad
+    ints["masked_lm_span_right"] = [e + 1 for _, e in spans] + pad
+    ints["masked_lm_span_offset"] = [
+        i - s for i, (s, _) in zip(instance.masked_lm_positions, spans)] + pad
   features = {name: tfrecords.create_int_feature(values)
               for name, values in ints.items()}
   features["masked_lm_weights"] = tfrecords.create_float_feature(
@@ -284,6 +292,10 @@ def test_record_encoder_writes_the_original_examples(data):
   instances.append(pi.TrainingInstance(
       ["[CLS]"] + ["##s"] * 300 + ["[SEP]"], [0] * 150 + [1] * 152,
       [130, 299], ["##s", "[SEP]"], True))
+  # No next sentence label; span boundary features (SpanBERT).
+  instances.append(pi.TrainingInstance(
+      ["[CLS]", "the", "##s", "the", "[SEP]"], [0] * 5, [1, 2, 3],
+      ["the", "##s", "the"], None, [(1, 2), (1, 2), (3, 3)]))
   for max_seq_length, max_predictions in ((128, 20), (512, 30)):
     encoder = tfrecords.PretrainingRecordEncoder(
         tokenizer.vocab, max_seq_length, max_predictions)
@@ -296,9 +308,16 @@ def test_record_encoder_writes_the_original_examples(data):
       assert tf.train.Example.FromString(record) == _reference_example(
           instance, tokenizer.vocab, max_seq_length, max_predictions)
   parsed = tf.io.parse_single_example(
-      record, tfrecords.pretraining_feature_spec(512, 30))
+      encoder.encode(instances[-2]),
+      tfrecords.pretraining_feature_spec(512, 30))
   assert parsed["masked_lm_positions"].numpy().tolist()[:3] == [130, 299, 0]
   assert parsed["masked_lm_weights"].numpy().tolist()[:3] == [1.0, 1.0, 0.0]
+  parsed = tf.io.parse_single_example(
+      encoder.encode(instances[-1]), tfrecords.pretraining_feature_spec(
+          512, 30, tfrecords.PretrainingTasks(next_sentence=False,
+                                              span_boundary=True)))
+  assert "next_sentence_labels" not in parsed
+  assert parsed["masked_lm_span_right"].numpy().tolist()[:4] == [3, 3, 4, 0]
   encoder = tfrecords.PretrainingRecordEncoder(tokenizer.vocab, 128, 1)
   with pytest.raises(ValueError, match="more than max_predictions_per_seq=1"):
     encoder.encode(instances[0])
