@@ -174,6 +174,22 @@ _FEATURE_NAMES = {False: PRETRAINING_FEATURE_NAMES,
                   True: PRETRAINING_FEATURE_NAMES[:-1]}
 
 
+class _TokenVarints(dict):
+  """Token -> the varint of its id, filled from a vocabulary.
+
+  A token the vocabulary's items do not list is looked up in the vocabulary
+  itself: a SentencePiece vocabulary (`tokenization.SentencePieceVocab`)
+  gives `<unk>`'s id, a WordPiece one raises KeyError as `convert_by_vocab`.
+  """
+
+  def __init__(self, vocab):
+    super().__init__((token, _varint(i)) for token, i in vocab.items())
+    self._vocab = vocab
+
+  def __missing__(self, token):
+    return _varint(self._vocab[token])
+
+
 class PretrainingRecordEncoder(object):
   """Serializes training instances to pretraining `tf.train.Example`s.
 
@@ -188,13 +204,14 @@ class PretrainingRecordEncoder(object):
     """Prepares the encoder.
 
     Args:
-      vocab: dict from token to id (`FullTokenizer.vocab`).
+      vocab: dict from token to id (`FullTokenizer.vocab`; a SentencePiece
+        one maps unknown pieces to `<unk>`).
       max_seq_length: pad `input_ids`, `input_mask`, `segment_ids` to this.
       max_predictions_per_seq: pad the `masked_lm_*` features to this.
     """
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
-    self._token_bytes = {token: _varint(i) for token, i in vocab.items()}
+    self._token_bytes = _TokenVarints(vocab)
     # Varints of positions and segment ids (below max_seq_length). Below
     # 128 a varint is the byte itself, and `bytes(list)` encodes them all.
     int_bytes = [_varint(i) for i in range(max(max_seq_length, 2))]
