@@ -109,8 +109,10 @@ flags.DEFINE_integer(
 flags.DEFINE_bool(
     "fast_tokenizer", False,
     "Tokenize with the in-graph FastBertTokenizer (tensorflow-text) in "
-    "batches of lines; the ids, so the records, are the same. It costs a few "
-    "seconds to build per process, so it pays on large corpora.")
+    "batches of lines; the ids, so the records, are the same. It costs about "
+    "a CPU second per process (TensorFlow's runtime, the WordPiece models), "
+    "more than the word cache's Python tokenization of a few MB of text: it "
+    "pays when that cache misses often.")
 flags.DEFINE_integer(
     "tokenizer_cache_size", 500000,
     "Tokenize each distinct space-separated piece of text once and remember "

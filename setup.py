@@ -14,6 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["bert_tf", "bert_tf.*"]),
+    package_data={"bert_tf.text": ["unicode_tables.npz"]},
     py_modules=["extract_features"],
     install_requires=[
         "tensorflow~=2.20.0",

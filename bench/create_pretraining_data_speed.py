@@ -14,8 +14,10 @@ and reports medians:
 
 For each side: instances, work seconds (the script's own summary: from flag
 checks to the last file renamed, without Python and TensorFlow start-up),
-instances per work second, end-to-end wall seconds of the process, CPU
-seconds (user + system, workers included) and the peak resident memory of its
+instances per work second, the CPU seconds of that work (user + system,
+workers included; on a busy machine the least noisy number), end-to-end wall
+seconds of the process, CPU seconds of the process (interpreter and TensorFlow
+start-up included) and the peak resident memory of its
 largest process (`os.wait4` rusage, which covers the process and the workers
 it waited for). Ratios are against `original`. The machine's other load
 moves wall and work seconds; CPU seconds move less.
@@ -44,7 +46,8 @@ FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("corpus", os.path.join(FIXTURES, "corpora",
                                            "wikitext2_valid.tokens"),
-                    "Input text.")
+                    "Input text: a file or a comma list of files, "
+                    "concatenated (documents kept apart) into one input.")
 flags.DEFINE_string("vocab_file", os.path.join(FIXTURES, "vocab",
                                                "uncased_vocab.txt"),
                     "WordPiece vocabulary (uncased).")
@@ -60,7 +63,8 @@ flags.DEFINE_string("sides", "original,faithful,fast_parallel,parallel",
 flags.DEFINE_string("output_json", None, "Also write the results here.")
 
 _SUMMARY = re.compile(r"Summary: (\d+) documents, (\d+) instances, (\d+) "
-                      r"masked tokens in ([\d.]+) s")
+                      r"masked tokens in ([\d.]+) s \([\d.]+ instances/s, "
+                      r"([\d.]+) CPU s\)")
 
 
 def side_flags(side, num_workers):
@@ -98,24 +102,29 @@ def run_once(side, corpus, out_dir):
   if process.returncode or not match:
     raise RuntimeError("%s failed (exit %d):\n%s" % (
         " ".join(command), process.returncode, output[-3000:]))
-  documents, instances, masked, seconds = match.groups()
+  documents, instances, masked, seconds, cpu_seconds = match.groups()
   return {"documents": int(documents), "instances": int(instances),
           "masked_tokens": int(masked), "work_seconds": float(seconds),
+          "work_cpu_seconds": float(cpu_seconds),
           "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
           "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
 def main(_):
   sides = FLAGS.sides.split(",")
+  load_before = os.getloadavg()[0]
   with tempfile.TemporaryDirectory() as tmp:
     corpus = FLAGS.corpus
-    if FLAGS.corpus_copies > 1:
+    if FLAGS.corpus_copies > 1 or "," in corpus:
       corpus = os.path.join(tmp, "corpus.txt")
-      with open(FLAGS.corpus, encoding="utf-8") as f:
-        text = f.read()
+      texts = []
+      for path in FLAGS.corpus.split(","):
+        with open(path, encoding="utf-8") as f:
+          texts.append(f.read())
       with open(corpus, "w", encoding="utf-8") as f:
         for _ in range(FLAGS.corpus_copies):
-          f.write(text + "\n\n")
+          for text in texts:
+            f.write(text + "\n\n")
     runs = {side: [] for side in sides}
     for _ in range(FLAGS.repeats):
       for side in sides:
@@ -130,19 +139,23 @@ def main(_):
     results[side] = median
   base = results.get("original")
   print("corpus %s x%d, max_seq_length %d, dupe_factor %d, %d repeats "
-        "(medians)" % (os.path.basename(FLAGS.corpus), FLAGS.corpus_copies,
+        "(medians)" % (",".join(os.path.basename(path) for path in
+                                FLAGS.corpus.split(",")), FLAGS.corpus_copies,
                        FLAGS.max_seq_length, FLAGS.dupe_factor,
                        FLAGS.repeats))
-  print("%-14s %9s %8s %10s %8s %8s %8s %9s %9s" % (
-      "side", "instances", "work s", "inst/s", "wall s", "cpu s", "peak MB",
-      "x work", "x wall"))
+  print("load average before: %.2f, after: %.2f" % (load_before,
+                                                   os.getloadavg()[0]))
+  print("%-14s %9s %8s %10s %10s %8s %8s %8s %9s %9s" % (
+      "side", "instances", "work s", "inst/s", "work cpu s", "wall s",
+      "cpu s", "peak MB", "x work", "x wall"))
   for side, r in results.items():
     work_ratio = base["work_seconds"] / r["work_seconds"] if base else 0.0
     wall_ratio = base["wall_seconds"] / r["wall_seconds"] if base else 0.0
     r["speedup_work"], r["speedup_wall"] = work_ratio, wall_ratio
-    print("%-14s %9d %8.2f %10.1f %8.2f %8.2f %8.1f %8.2fx %8.2fx" % (
+    print("%-14s %9d %8.2f %10.1f %10.2f %8.2f %8.2f %8.1f %8.2fx %8.2fx" % (
         side, r["instances"], r["work_seconds"],
-        r["instances_per_work_second"], r["wall_seconds"], r["cpu_seconds"],
+        r["instances_per_work_second"], r["work_cpu_seconds"],
+        r["wall_seconds"], r["cpu_seconds"],
         r["peak_rss_mb"], work_ratio, wall_ratio))
   if FLAGS.output_json:
     with open(FLAGS.output_json, "w") as f:

@@ -124,16 +124,15 @@ def load_vocab(vocab_file):
   """
   if not tf.io.gfile.exists(vocab_file):
     raise ValueError("Vocabulary file %r does not exist." % (vocab_file,))
-  vocab = collections.OrderedDict()
-  index = 0
   with tf.io.gfile.GFile(vocab_file, "r") as reader:
-    while True:
-      token = convert_to_unicode(reader.readline())
-      if not token:
-        break
-      token = token.strip()
-      vocab[token] = index
-      index += 1
+    # Read at once, cut as `readline` does: after each "\n", and the text
+    # after the last one is a line unless it is empty.
+    lines = convert_to_unicode(reader.read()).split("\n")
+  if not lines[-1]:
+    lines.pop()
+  vocab = collections.OrderedDict()
+  for index, line in enumerate(lines):
+    vocab[line.strip()] = index
   if not vocab:
     raise ValueError("Vocabulary file %r is empty: expected one WordPiece "
                      "token per line." % (vocab_file,))

@@ -13,6 +13,7 @@ import sys
 
 from absl import logging
 import pytest
+import tensorflow as tf
 
 from bert_tf import tokenization
 from bert_tf.data import pretraining_instances as pi
@@ -248,6 +249,116 @@ def test_truncate_seq_pair_cuts_the_longer_at_random_ends():
   tokens_a, tokens_b = list("ab"), list("xy")
   pi.truncate_seq_pair(tokens_a, tokens_b, 3, random.Random(1))
   assert (tokens_a, tokens_b) == (list("ab"), list("y"))
+
+
+def _reference_example(instance, vocab, max_seq_length, max_predictions):
+  """Builds the record as the original does, from `tf.train.Feature`s."""
+  n, p = len(instance.tokens), len(instance.masked_lm_positions)
+  ints = {
+      "input_ids": [vocab[t] for t in instance.tokens] + [0] * (
+          max_seq_length - n),
+      "input_mask": [1] * n + [0] * (max_seq_length - n),
+      "segment_ids": instance.segment_ids + [0] * (max_seq_length - n),
+      "masked_lm_positions": instance.masked_lm_positions + [0] * (
+          max_predictions - p),
+      "masked_lm_ids": [vocab[t] for t in instance.masked_lm_labels] + [0] * (
+          max_predictions - p),
+  }
+  if instance.is_random_next is not None:
+    ints["next_sentence_labels"] = [1 if instance.is_random_next else 0]
+  if instance.masked_lm_spans is not None:
+    pad = [0] * (max_predictions - p)
+    spans = instance.masked_lm_spans
+    ints["masked_lm_span_left"] = [s - 1 for s, _ in spans] + pad
+    ints["masked_lm_span_right"] = [e + 1 for _, e in spans] + pad
+    ints["masked_lm_span_offset"] = [
+        i - s for i, (s, _) in zip(instance.masked_lm_positions, spans)] + pad
+  features = {name: tfrecords.create_int_feature(values)
+              for name, values in ints.items()}
+  features["masked_lm_weights"] = tfrecords.create_float_feature(
+      [1.0] * p + [0.0] * (max_predictions - p))
+  return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def test_record_encoder_writes_the_original_examples(data):
+  tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
+  documents = pi.read_documents(
+      [str(data / "sample_text.txt")],
+      lambda lines: [tokenizer.tokenize(line) for line in lines])
+  instances = pi.create_training_instances(
+      documents, pi.InstanceOptions(), 2, list(tokenizer.vocab),
+      random.Random(3))
+  # Long instances: multi-byte varints for positions and ids.
+  instances.append(pi.TrainingInstance(
+      ["[CLS]"] + ["##s"] * 300 + ["[SEP]"], [0] * 150 + [1] * 152,
+      [130, 299], ["##s", "[SEP]"], True))
+  # No next sentence label; span boundary features (SpanBERT).
+  instances.append(pi.TrainingInstance(
+      ["[CLS]", "the", "##s", "the", "[SEP]"], [0] * 5, [1, 2, 3],
+      ["the", "##s", "the"], None, [(1, 2), (1, 2), (3, 3)]))
+  for max_seq_length, max_predictions in ((128, 20), (512, 30)):
+    encoder = tfrecords.PretrainingRecordEncoder(
+        tokenizer.vocab, max_seq_length, max_predictions)
+    for instance in instances:
+      if len(instance.tokens) > max_seq_length:
+        with pytest.raises(ValueError, match="more than max_seq_length=128"):
+          encoder.encode(instance)
+        continue
+      record = encoder.encode(instance)
+      assert tf.train.Example.FromString(record) == _reference_example(
+          instance, tokenizer.vocab, max_seq_length, max_predictions)
+  parsed = tf.io.parse_single_example(
+      encoder.encode(instances[-2]),
+      tfrecords.pretraining_feature_spec(512, 30))
+  assert parsed["masked_lm_positions"].numpy().tolist()[:3] == [130, 299, 0]
+  assert parsed["masked_lm_weights"].numpy().tolist()[:3] == [1.0, 1.0, 0.0]
+  parsed = tf.io.parse_single_example(
+      encoder.encode(instances[-1]), tfrecords.pretraining_feature_spec(
+          512, 30, tfrecords.PretrainingTasks(next_sentence=False,
+                                              span_boundary=True)))
+  assert "next_sentence_labels" not in parsed
+  assert parsed["masked_lm_span_right"].numpy().tolist()[:4] == [3, 3, 4, 0]
+  encoder = tfrecords.PretrainingRecordEncoder(tokenizer.vocab, 128, 1)
+  with pytest.raises(ValueError, match="more than max_predictions_per_seq=1"):
+    encoder.encode(instances[0])
+
+
+def _truncate_step_by_step(tokens_a, tokens_b, max_num_tokens, rng):
+  """The original's loop: one token of the longer segment per step."""
+  while len(tokens_a) + len(tokens_b) > max_num_tokens:
+    trunc_tokens = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    if rng.random() < 0.5:
+      del trunc_tokens[0]
+    else:
+      trunc_tokens.pop()
+
+
+def test_truncate_seq_pair_equals_the_step_by_step_loop():
+  lengths = random.Random(0)
+  for seed in range(400):
+    len_a, len_b = lengths.randint(0, 140), lengths.randint(0, 140)
+    max_num_tokens = lengths.randint(max(1, (len_a + len_b) // 3), 130)
+    if min(len_a, len_b) == 0:
+      max_num_tokens = max(1, min(max_num_tokens, len_a + len_b))
+    expected = (list(range(len_a)), list(range(100, 100 + len_b)))
+    got = (list(range(len_a)), list(range(100, 100 + len_b)))
+    rng_expected, rng_got = random.Random(seed), random.Random(seed)
+    _truncate_step_by_step(*expected, max_num_tokens, rng_expected)
+    pi.truncate_seq_pair(*got, max_num_tokens, rng_got)
+    assert got == expected, (len_a, len_b, max_num_tokens)
+    assert rng_got.random() == rng_expected.random()  # Same draws used.
+
+
+def test_instance_random_shuffles_as_random():
+  for seed in (0, 12345, "12345:1"):
+    ours, theirs = pi.InstanceRandom(seed), random.Random(seed)
+    for n in (0, 1, 2, 3, 5, 17, 64, 127, 128, 129, 1000):
+      x, y = list(range(n)), list(range(n))
+      ours.shuffle(x)
+      theirs.shuffle(y)
+      assert x == y, (seed, n)
+      assert ours.random() == theirs.random()
+      assert ours.randint(0, n) == theirs.randint(0, n)
 
 
 def test_plan_worker_units():

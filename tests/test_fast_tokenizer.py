@@ -6,11 +6,13 @@ import unicodedata
 
 import hypothesis
 from hypothesis import strategies as st
+import numpy as np
 import pytest
 import tensorflow as tf
 
 from bert_tf import tokenization
 from bert_tf.text import FastBertTokenizer
+from bert_tf.text import unicode_tables
 
 VOCABS = {
     "uncased": ("uncased_vocab.txt", True),
@@ -227,6 +229,59 @@ def test_inside_tf_function_and_tf_data(tokenizers):
       fast.tokenize)
   got = [ids for batch in dataset for ids in batch.to_list()]
   assert got == expected
+
+
+def test_eager_ops_give_the_same_ids(tokenizers):
+  for name in ("uncased", "cased"):
+    fast, full = tokenizers[name]
+    # ASCII, accents, a capital sigma and a reordering mark (step by step).
+    texts = ["Hello, World!", "na\u00efve \u03a3\u039f\u03a6\u0399\u0391\u03a3",
+             "\u4e2d\u6587 a\u0328\u0301", "", "x" * 201, "\x00\u200b"]
+    got = fast.tokenize_ops(tf.constant(texts)).to_list()
+    assert got == [full.convert_tokens_to_ids(full.tokenize(t))
+                   for t in texts]
+    assert got == fast.tokenize(tf.constant(texts)).to_list()
+
+
+def _table_arrays(tables):
+  """Returns {attribute: array} of every table of a `UnicodeTables`."""
+  arrays = {}
+  for name in ("basic_code", "sigma_class", "combining_class"):
+    arrays[name] = getattr(tables, name)
+  for name in ("clean", "lower", "split"):
+    table = getattr(tables, name)
+    arrays[name + ".values"] = None if table is None else table.values
+    arrays[name + ".splits"] = None if table is None else table.splits
+  return arrays
+
+
+@pytest.mark.parametrize("do_lower_case", [True, False])
+def test_shipped_tables_equal_a_fresh_build(do_lower_case):
+  # The file must be for this Python's Unicode version, or it is not used.
+  shipped = unicode_tables.load_tables(unicode_tables.TABLE_FILE,
+                                       do_lower_case)
+  assert shipped is not None, (
+      "rerun scripts/generate_unicode_tables.py for Unicode %s" %
+      unicodedata.unidata_version)
+  built = _table_arrays(unicode_tables.UnicodeTables(do_lower_case))
+  for name, array in _table_arrays(shipped).items():
+    if built[name] is None:
+      assert array is None, name
+    else:
+      assert array.dtype == built[name].dtype, name
+      np.testing.assert_array_equal(array, built[name], err_msg=name)
+  assert unicode_tables.get_tables(do_lower_case).basic_code is not None
+
+
+def test_tables_of_another_unicode_version_are_not_used(tmp_path):
+  path = str(tmp_path / "tables.npz")
+  with np.load(unicode_tables.TABLE_FILE) as npz:
+    arrays = {name: npz[name] for name in npz.files}
+  arrays["unidata_version"] = np.array("1.0.0")
+  np.savez(path, **arrays)
+  assert unicode_tables.load_tables(path, True) is None
+  assert unicode_tables.load_tables(str(tmp_path / "missing.npz"),
+                                    True) is None
 
 
 def test_saved_model_round_trip(tokenizers, fixtures_dir, tmp_path):

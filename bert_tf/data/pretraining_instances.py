@@ -39,9 +39,11 @@ different, reproducible stream whose memory holds one unit at a time.
 import collections
 from concurrent import futures
 import dataclasses
+import itertools
 import multiprocessing
 import os
 import random
+import resource
 import time
 
 from absl import logging
@@ -92,6 +94,27 @@ class TrainingInstance(object):
 
 MaskedLmInstance = collections.namedtuple("MaskedLmInstance",
                                           ["index", "label"])
+
+
+class InstanceRandom(random.Random):
+  """`random.Random` whose `shuffle` is faster and gives the same orders.
+
+  `random.Random.shuffle` draws `_randbelow(i + 1)` for i = n-1 .. 1, each a
+  Python call around `getrandbits`; this one does the same draws inline.
+  Seeded alike, every other method is `random.Random`'s, so the stream of
+  choices is the original's.
+  """
+
+  def shuffle(self, x):
+    """Shuffles list `x` in place, as `random.Random.shuffle`."""
+    getrandbits = self.getrandbits
+    for i in reversed(range(1, len(x))):
+      n = i + 1
+      k = n.bit_length()
+      j = getrandbits(k)  # Rejection sampling, as `_randbelow`.
+      while j >= n:
+        j = getrandbits(k)
+      x[i], x[j] = x[j], x[i]
 
 
 # ------------------------------------------------------------------ masking --
@@ -594,7 +617,7 @@ def _split_point(chunk, rng):
 
 
 def _concat(sentences):
-  return [token for sentence in sentences for token in sentence]
+  return list(itertools.chain.from_iterable(sentences))
 
 
 def _random_segment(all_documents, document_index, target_b_length, rng):
@@ -715,8 +738,10 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
   """Truncates the longer segment, at a random end, until both fit (in place).
 
   Each step removes one token of the longer segment (B on a tie), from the
-  front or the back with one `rng.random()` each, as the original; the steps
-  are counted first and the lists cut once.
+  front or the back with one `rng.random()` each, as the original. The order
+  of the steps is known beforehand: the longer segment alone until it is the
+  shorter by one, then the two in turn; so the draws are made at once and
+  counted per segment, and the lists cut once.
 
   Args:
     tokens_a: list of tokens, shortened in place.
@@ -724,15 +749,22 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
     max_num_tokens: the budget for both together.
     rng: a `random.Random`.
   """
-  # cuts[k] = [from the front, from the back] of segment k (0 = A, 1 = B).
-  cuts = [[0, 0], [0, 0]]
-  lengths = [len(tokens_a), len(tokens_b)]
-  while lengths[0] + lengths[1] > max_num_tokens:
-    k = 0 if lengths[0] > lengths[1] else 1
-    lengths[k] -= 1
-    cuts[k][0 if rng.random() < 0.5 else 1] += 1
-  for tokens, (front, back) in zip((tokens_a, tokens_b), cuts):
-    del tokens[len(tokens) - back:]
+  num_steps = len(tokens_a) + len(tokens_b) - max_num_tokens
+  if num_steps <= 0:
+    return
+  random = rng.random
+  fronts = [random() < 0.5 for _ in range(num_steps)]  # True: cut the front.
+  if len(tokens_a) > len(tokens_b):
+    first, second = tokens_a, tokens_b
+    alone = len(tokens_a) - len(tokens_b)
+  else:
+    first, second = tokens_b, tokens_a
+    alone = len(tokens_b) - len(tokens_a) + 1
+  # Steps 0 .. alone-1 cut `first`; then `second`, `first`, `second`, ...
+  for tokens, steps in ((first, fronts[:alone] + fronts[alone + 1::2]),
+                        (second, fronts[alone::2])):
+    front = sum(steps)
+    del tokens[len(tokens) - (len(steps) - front):]
     del tokens[:front]
 
 
@@ -962,12 +994,15 @@ class RunSummary:
     num_instances: instances written.
     num_masked_tokens: masked positions over all instances.
     seconds: wall time of the run.
+    cpu_seconds: CPU time of the run (user + system), its worker processes
+      included.
     output_files: the files written, final names.
   """
   num_documents: int = 0
   num_instances: int = 0
   num_masked_tokens: int = 0
   seconds: float = 0.0
+  cpu_seconds: float = 0.0
   output_files: list = dataclasses.field(default_factory=list)
 
 
@@ -1127,7 +1162,8 @@ def make_line_tokenizer(tokenizer, options):
       def tokenize_texts(texts):
         if not texts:
           return []
-        ids = fast.tokenize(tf.constant(texts)).to_list()  # [batch, (tokens)]
+        # Eager ops: a few large batches do not repay tracing `tokenize`.
+        ids = fast.tokenize_ops(tf.constant(texts)).to_list()  # [batch, (tokens)]
         return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
   else:
 
@@ -1199,37 +1235,48 @@ def check_options(options):
         inst.max_predictions_per_seq)
 
 
-def _log_example(instance, features):
+def _log_example(instance, record):
   """Logs one instance as the original does: tokens, then every feature."""
   logging.info("*** Example ***")
   logging.info("tokens: %s", " ".join(
       tokenization.printable_text(x) for x in instance.tokens))
-  for name, feature in features.items():
-    logging.info("%s: %s", name, " ".join(
-        str(x) for x in tfrecords.feature_values(feature)))
+  features = tf.train.Example.FromString(record).features.feature
+  for name in (tfrecords.PRETRAINING_FEATURE_NAMES +
+               tfrecords.SPAN_BOUNDARY_FEATURE_NAMES):
+    if name in features:
+      logging.info("%s: %s", name, " ".join(
+          str(x) for x in tfrecords.feature_values(features[name])))
 
 
-def _write_instances(instances, writer, vocab, options, summary,
+def _write_instances(instances, writer, encoder, options, summary,
                      log_examples):
   """Writes instances, counting them into `summary`.
 
   Args:
     instances: list of `TrainingInstance`s.
     writer: a `tfrecords.RoundRobinRecordWriter`.
-    vocab: token -> id dict.
+    encoder: a `tfrecords.PretrainingRecordEncoder`.
     options: `RunOptions`.
     summary: `RunSummary` to count into.
     log_examples: whether this stream logs its first instances.
   """
-  inst = options.instance
-  for instance in instances:
-    features = tfrecords.instance_to_features(
-        instance, vocab, inst.max_seq_length, inst.max_predictions_per_seq)
-    writer.write(tfrecords.features_to_example(features))
-    if log_examples and summary.num_instances < options.num_logged_examples:
-      _log_example(instance, features)
-    summary.num_instances += 1
-    summary.num_masked_tokens += len(instance.masked_lm_positions)
+  num_logged = (options.num_logged_examples - summary.num_instances
+                if log_examples else 0)
+  for index, instance in enumerate(instances):
+    record = encoder.encode(instance)
+    writer.write(record)
+    if index < num_logged:
+      _log_example(instance, record)
+  summary.num_instances += len(instances)
+  summary.num_masked_tokens += sum(len(instance.masked_lm_positions)
+                                   for instance in instances)
+
+
+def _record_encoder(tokenizer, options):
+  """Returns the `tfrecords.PretrainingRecordEncoder` of a run."""
+  return tfrecords.PretrainingRecordEncoder(
+      tokenizer.vocab, options.instance.max_seq_length,
+      options.instance.max_predictions_per_seq)
 
 
 def _blank_line_rule(options):
@@ -1254,7 +1301,7 @@ def _run_faithful(options, input_files, tokenizer):
   summary.num_documents = len(documents)
   if not documents:
     raise _no_instance_error(input_files)
-  rng = random.Random(options.random_seed)
+  rng = InstanceRandom(options.random_seed)
   options.instance.masking.start(options.random_seed)
   instances = create_training_instances(documents, options.instance,
                                         options.dupe_factor,
@@ -1265,8 +1312,8 @@ def _run_faithful(options, input_files, tokenizer):
   for output_file in output_files:
     logging.info("  %s", output_file)
   with tfrecords.RoundRobinRecordWriter(output_files) as writer:
-    _write_instances(instances, writer, tokenizer.vocab, options, summary,
-                     log_examples=True)
+    _write_instances(instances, writer, _record_encoder(tokenizer, options),
+                     options, summary, log_examples=True)
   summary.output_files = output_files
   return summary
 
@@ -1305,7 +1352,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
     tf.config.threading.set_inter_op_parallelism_threads(1)
   tokenize_lines = make_line_tokenizer(tokenizer, options)
   vocab_words = list(tokenizer.vocab.keys())
-  rng = random.Random("%d:%d" % (options.random_seed, worker_index))
+  rng = InstanceRandom("%d:%d" % (options.random_seed, worker_index))
   options.instance.masking.start(
       random.Random("numpy:%d:%d" % (options.random_seed,
                                      worker_index)).getrandbits(32))
@@ -1315,6 +1362,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   output_files = worker_output_files(options.output_file, worker_index,
                                      options.num_workers)
   writer = tfrecords.RoundRobinRecordWriter(output_files, tmp_token)
+  encoder = _record_encoder(tokenizer, options)
   try:
     for path, part, num_parts in units:
       documents = read_documents([path], tokenize_lines, part, num_parts,
@@ -1329,7 +1377,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
           instances.extend(made)
           progress.add(instances=len(made))
         rng.shuffle(instances)
-        _write_instances(instances, writer, tokenizer.vocab, options, summary,
+        _write_instances(instances, writer, encoder, options, summary,
                          log_examples=worker_index == 0)
     writer.close(rename=False)
   except BaseException:
@@ -1367,6 +1415,11 @@ def _run_parallel(options, input_files, tokenizer):
   logging.info("*** Writing to output files ***")
   for output_file in all_outputs:
     logging.info("  %s", output_file)
+  if options.fast_tokenizer:
+    # Loaded once here (no TensorFlow op runs): forked workers inherit
+    # tensorflow_text's ops and the Unicode tables.
+    from bert_tf.text import unicode_tables  # pylint: disable=g-import-not-at-top
+    unicode_tables.get_tables(options.do_lower_case)
   context = multiprocessing.get_context(_start_method())
   try:
     with futures.ProcessPoolExecutor(options.num_workers,
@@ -1388,6 +1441,13 @@ def _run_parallel(options, input_files, tokenizer):
     raise _no_instance_error(input_files)
   tfrecords.commit_temporary_files(all_outputs, tmp_token)
   return summary
+
+
+def _cpu_seconds():
+  """Returns the CPU seconds of this process and of its waited-for children."""
+  own, children = (resource.getrusage(who) for who in (
+      resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def create_pretraining_data(options):
@@ -1417,7 +1477,7 @@ def create_pretraining_data(options):
   Raises:
     ValueError: bad flags, inputs or vocabulary (the message names them).
   """
-  start = time.time()
+  start, start_cpu = time.time(), _cpu_seconds()
   check_options(options)
   tokenizer = load_tokenizer(options.vocab_file, options.do_lower_case,
                             options.spm_model_file)
@@ -1430,11 +1490,12 @@ def create_pretraining_data(options):
   else:
     summary = _run_parallel(options, input_files, tokenizer)
   summary.seconds = time.time() - start
+  summary.cpu_seconds = _cpu_seconds() - start_cpu
   logging.info("Wrote %d total instances", summary.num_instances)
   logging.info(
-      "Summary: %d documents, %d instances, %d masked tokens in %.1f s "
-      "(%.1f instances/s); output files: %s", summary.num_documents,
-      summary.num_instances, summary.num_masked_tokens, summary.seconds,
-      summary.num_instances / max(summary.seconds, 1e-9),
-      ", ".join(summary.output_files))
+      "Summary: %d documents, %d instances, %d masked tokens in %.2f s "
+      "(%.1f instances/s, %.2f CPU s); output files: %s",
+      summary.num_documents, summary.num_instances, summary.num_masked_tokens,
+      summary.seconds, summary.num_instances / max(summary.seconds, 1e-9),
+      summary.cpu_seconds, ", ".join(summary.output_files))
   return summary

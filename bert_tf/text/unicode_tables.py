@@ -13,13 +13,21 @@ every other code point to the last row, `IDENTITY_ROW`. `UnicodeTables` checks
 that claim against `unicodedata` and fails if a newer Python breaks it.
 
 `basic_code` packs the whole basic step of one code point into an int32 (see
-`UnicodeTables`). A mapping table (`MappingTable`) is a ragged table stored as `values` and `splits` (int32):
-row r holds `values[splits[r]:splits[r + 1]]`, the code points that replace a
-code point of index r. The value `SAME` stands for the input code point
-itself, so identity rows need no per-code-point storage of their own.
+`UnicodeTables`). A mapping table (`MappingTable`) is a ragged table stored as
+`values` and `splits` (int32): row r holds `values[splits[r]:splits[r + 1]]`,
+the code points that replace a code point of index r. The value `SAME` stands
+for the input code point itself, so identity rows need no per-code-point
+storage of their own.
+
+Building the tables asks Python about every code point (seconds). They ship
+precomputed in `unicode_tables.npz` (written by
+`scripts/generate_unicode_tables.py`, checked against a fresh build by the
+tests), which `get_tables` loads when its Unicode version is this Python's and
+otherwise builds the tables.
 """
 
 import functools
+import os
 import unicodedata
 
 import numpy as np
@@ -80,6 +88,23 @@ def _domain_code_points():
     yield domain_index(code_point), code_point
 
 
+def _row_code_points():
+  """Returns int32 [DOMAIN_SIZE]: the code point of each row (-3 for the last).
+
+  `IDENTITY_ROW` stands for many code points; -3 is none of them and no table
+  value.
+  """
+  rows = np.arange(DOMAIN_SIZE, dtype=np.int32)
+  return np.where(rows < PLANE_LIMIT, rows,
+                  np.where(rows < IDENTITY_ROW,
+                           rows - PLANE_LIMIT + TAGS_START, -3)).astype(
+                               np.int32)
+
+
+# In the table file, a value equal to its row's code point.
+_FILE_SOURCE = -2
+
+
 class MappingTable(object):
   """A ragged code point -> code points table (see the module docstring).
 
@@ -94,6 +119,34 @@ class MappingTable(object):
     lengths = np.array([len(row) for row in rows], dtype=np.int64)
     self.splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     self.values = np.array([v for row in rows for v in row], dtype=np.int32)
+
+  def to_arrays(self):
+    """Returns (lengths int8 [DOMAIN_SIZE], deltas int32): a compact form.
+
+    A value equal to its row's code point becomes `_FILE_SOURCE`, then the
+    values are stored as differences from the previous one: runs such as
+    "A -> a, B -> b, ..." or "ideograph -> space, itself, space" become
+    repeated numbers, which compress well.
+    """
+    lengths = np.diff(self.splits)
+    if lengths.max() > np.iinfo(np.int8).max:
+      raise ValueError("a mapping row of %d code points does not fit int8" %
+                       lengths.max())
+    sources = np.repeat(_row_code_points(), lengths)
+    marked = np.where(self.values == sources, _FILE_SOURCE, self.values)
+    return lengths.astype(np.int8), np.diff(marked, prepend=0).astype(np.int32)
+
+  @classmethod
+  def from_arrays(cls, lengths, deltas):
+    """Inverts `to_arrays`."""
+    table = cls.__new__(cls)
+    lengths = lengths.astype(np.int64)
+    table.splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    marked = np.cumsum(deltas, dtype=np.int64).astype(np.int32)
+    sources = np.repeat(_row_code_points(), lengths)
+    table.values = np.where(marked == _FILE_SOURCE, sources, marked).astype(
+        np.int32)
+    return table
 
 
 def _row(code_point, output):
@@ -252,10 +305,96 @@ class UnicodeTables(object):
       self.sigma_class = self.combining_class = None
 
 
+  def to_arrays(self):
+    """Returns a dict of name -> numpy array holding these tables."""
+    arrays = {"basic_code": self.basic_code}
+    if self.clean is not None:
+      for name in _MAPPING_NAMES:
+        lengths, deltas = getattr(self, name).to_arrays()
+        arrays[name + "_lengths"] = lengths
+        arrays[name + "_deltas"] = deltas
+      arrays["sigma_class"] = self.sigma_class
+      arrays["combining_class"] = self.combining_class
+    return arrays
+
+  @classmethod
+  def from_arrays(cls, arrays):
+    """Inverts `to_arrays`: the tables without building them."""
+    tables = cls.__new__(cls)
+    tables.basic_code = arrays["basic_code"]
+    if "clean_lengths" in arrays:
+      for name in _MAPPING_NAMES:
+        setattr(tables, name, MappingTable.from_arrays(
+            arrays[name + "_lengths"], arrays[name + "_deltas"]))
+      tables.sigma_class = arrays["sigma_class"]
+      tables.combining_class = arrays["combining_class"]
+    else:
+      tables.clean = tables.lower = tables.split = None
+      tables.sigma_class = tables.combining_class = None
+    return tables
+
+
+_MAPPING_NAMES = ("clean", "lower", "split")
+
+# The precomputed tables shipped with the package.
+TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "unicode_tables.npz")
+
+
+def _casing_prefix(do_lower_case):
+  return "uncased_" if do_lower_case else "cased_"
+
+
+def save_tables(path):
+  """Builds the tables of both casing modes and writes them to `path`.
+
+  The file (numpy `.npz`, compressed) records this Python's
+  `unicodedata.unidata_version`; `load_tables` uses it only under the same
+  version.
+
+  Args:
+    path: the file to write (written under a temporary name, then renamed).
+  """
+  arrays = {"unidata_version": np.array(unicodedata.unidata_version)}
+  for do_lower_case in (True, False):
+    prefix = _casing_prefix(do_lower_case)
+    for name, array in UnicodeTables(do_lower_case).to_arrays().items():
+      arrays[prefix + name] = array
+  tmp_path = path + ".tmp-%d.npz" % os.getpid()
+  np.savez_compressed(tmp_path, **arrays)
+  os.replace(tmp_path, path)
+
+
+def load_tables(path, do_lower_case):
+  """Reads the tables of one casing mode from a `save_tables` file.
+
+  Args:
+    path: the file.
+    do_lower_case: which casing mode.
+
+  Returns:
+    The `UnicodeTables`, or None when the file is missing or was built under
+    another Unicode version than this Python's.
+  """
+  if not os.path.exists(path):
+    return None
+  with np.load(path) as npz:
+    if str(npz["unidata_version"]) != unicodedata.unidata_version:
+      return None
+    prefix = _casing_prefix(do_lower_case)
+    return UnicodeTables.from_arrays(
+        {name[len(prefix):]: npz[name] for name in npz.files
+         if name.startswith(prefix)})
+
+
 @functools.lru_cache(maxsize=2)
 def get_tables(do_lower_case):
-  """Returns the (cached) `UnicodeTables` of one casing mode."""
-  return UnicodeTables(bool(do_lower_case))
+  """Returns the (cached) `UnicodeTables` of one casing mode.
+
+  From `TABLE_FILE` when it matches this Python's Unicode version, else built.
+  """
+  return (load_tables(TABLE_FILE, bool(do_lower_case)) or
+          UnicodeTables(bool(do_lower_case)))
 
 
 def _check_preprocess_identity_outside_domain():
