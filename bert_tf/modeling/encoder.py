@@ -91,7 +91,7 @@ class TransformerLayer(keras.layers.Layer):
     """
     attention_output = self.attention(x, attention_mask, attention_bias,
                                       training=training)
-    intermediate = self.intermediate(attention_output)
+    intermediate = self.intermediate(attention_output, training=training)
     return self.output_block(intermediate, attention_output, training=training)
 
 
