@@ -187,9 +187,12 @@ def _layer_norm(x, gamma, beta, epsilon):
   return forward(x, gamma, beta)
 
 
-def _moments32(x, epsilon):
-  """x in float32, its mean and 1 / sqrt(variance + epsilon) over the last axis."""
-  x32 = tf.cast(x, tf.float32)
+def _moments32(x, residual, epsilon):
+  """x + residual in float32, its mean and 1 / sqrt(variance + epsilon).
+
+  The statistics are over the last axis; the sum is taken in float32.
+  """
+  x32 = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
   mean = tf.reduce_mean(x32, -1, keepdims=True)
   variance = tf.reduce_mean(tf.math.squared_difference(x32, mean), -1,
                             keepdims=True)
@@ -199,14 +202,14 @@ def _moments32(x, epsilon):
 @_fused_kernel
 def _layer_norm_forward(x, residual, gamma, beta, epsilon):
   """Layer normalization of reduced-precision x + residual, as one kernel."""
-  x32, mean, inv_std = _moments32(x + residual, epsilon)
+  x32, mean, inv_std = _moments32(x, residual, epsilon)
   return tf.cast((x32 - mean) * (inv_std * gamma) + beta, x.dtype)
 
 
 @_fused_kernel
 def _layer_norm_backward(dy, x, residual, gamma, epsilon):
   """`_layer_norm_grads` for reduced-precision x + residual, as one kernel."""
-  x32, mean, inv_std = _moments32(x + residual, epsilon)
+  x32, mean, inv_std = _moments32(x, residual, epsilon)
   dx, dgamma, dbeta = _layer_norm_grads(tf.cast(dy, tf.float32), x32, mean,
                                         inv_std, gamma)
   return tf.cast(dx, x.dtype), dgamma, dbeta
