@@ -92,12 +92,6 @@ class SelfAttention(keras.layers.Layer):
     for dense in (self.query, self.key, self.value):
       dense.build(input_shape)
 
-  def _split_heads(self, x):
-    """[batch, seq, N*H] -> [batch, seq, N, H]."""
-    shape = tf.shape(x)
-    return tf.reshape(x, [shape[0], shape[1], self.num_heads,
-                          self.size_per_head])
-
   def call(self, x, attention_mask=None, attention_bias=None, training=None):
     """Attends from every position of `x` to every unmasked position.
 
@@ -112,9 +106,14 @@ class SelfAttention(keras.layers.Layer):
     Returns:
       float Tensor [batch, seq, N*H]: the heads' contexts, concatenated.
     """
-    q = self._split_heads(self.query(x))  # [B, F, N, H]
-    k = self._split_heads(self.key(x))  # [B, T, N, H]
-    v = self._split_heads(self.value(x))  # [B, T, N, H]
+    shape = tf.shape(x)
+    batch, seq = shape[0], shape[1]
+    # One matmul for the three projections (see `layers.apply_dense`), then a
+    # single transpose [B, S, 3, N, H] -> [3, B, N, S, H] splits the heads.
+    qkv = layers.apply_dense(layers.to_matrix(x),
+                             [self.query, self.key, self.value])
+    qkv = tf.reshape(qkv, [batch, seq, 3, self.num_heads, self.size_per_head])
+    q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))  # [B, N, S, H]
     num_queries = x.shape[1]
     if self.chunk_size is None or (num_queries is not None and
                                    num_queries <= self.chunk_size):
@@ -122,31 +121,35 @@ class SelfAttention(keras.layers.Layer):
     else:
       context = self._attend_in_chunks(q, k, v, attention_mask, attention_bias,
                                        training)
-    shape = tf.shape(context)  # [B, F, N, H]
-    return tf.reshape(context, [shape[0], shape[1],
+    context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, H]
+    return tf.reshape(context, [batch, seq,
                                 self.num_heads * self.size_per_head])
 
   def _attend(self, q, k, v, attention_mask, attention_bias, training):
-    """Scaled dot-product attention of q [B, F, N, H] to k, v [B, T, N, H].
+    """Scaled dot-product attention of q [B, N, F, H] to k, v [B, N, T, H].
+
+    The query is scaled before the product, on [B, N, F, H] rather than on the
+    logits [B, N, F, T]: the same numbers when the scale is a power of two
+    (1/8 for heads of 64), otherwise the same to float round-off.
 
     Returns:
-      The context [B, F, N, H].
+      The context [B, N, F, H].
     """
-    logits = tf.einsum("bfnh,btnh->bnft", q, k)  # [B, N, F, T]
-    logits *= 1.0 / math.sqrt(float(self.scale_factor * self.size_per_head))
+    scale = 1.0 / math.sqrt(float(self.scale_factor * self.size_per_head))
+    logits = tf.matmul(q * scale, k, transpose_b=True)  # [B, N, F, T]
     if attention_bias is not None:
       logits += tf.cast(attention_bias, logits.dtype)
     if attention_mask is not None:
       logits += tf.cast(attention_mask_adder(attention_mask), logits.dtype)
     probs = tf.nn.softmax(logits)
     probs = layers.dropout(probs, self.dropout_rate, training)
-    return tf.einsum("bnft,btnh->bfnh", probs, v)  # [B, F, N, H]
+    return tf.matmul(probs, v)  # [B, N, F, H]
 
   def _attend_in_chunks(self, q, k, v, attention_mask, attention_bias,
                         training):
     """`_attend` over `chunk_size` queries at a time; the same context."""
     chunk = self.chunk_size
-    num_chunks = (tf.shape(q)[1] + chunk - 1) // chunk
+    num_chunks = (tf.shape(q)[2] + chunk - 1) // chunk
 
     def query_rows(tensor, start):
       """Rows [start, start + chunk) of a rank-4 mask or bias (if it has)."""
@@ -156,18 +159,18 @@ class SelfAttention(keras.layers.Layer):
 
     def body(index, contexts):
       start = index * chunk
-      context = self._attend(q[:, start:start + chunk], k, v,
+      context = self._attend(q[:, :, start:start + chunk], k, v,
                              query_rows(attention_mask, start),
                              query_rows(attention_bias, start), training)
       # Chunks are stacked along the queries: [C, B, N, H].
       return index + 1, contexts.write(index,
-                                       tf.transpose(context, [1, 0, 2, 3]))
+                                       tf.transpose(context, [2, 0, 1, 3]))
 
     contexts = tf.TensorArray(q.dtype, size=num_chunks, infer_shape=False)
     _, contexts = tf.while_loop(lambda index, _: index < num_chunks, body,
                                 (tf.constant(0), contexts),
                                 parallel_iterations=1)
-    return tf.transpose(contexts.concat(), [1, 0, 2, 3])  # [B, F, N, H]
+    return tf.transpose(contexts.concat(), [1, 2, 0, 3])  # [B, N, F, H]
 
   def get_config(self):
     config = super().get_config()

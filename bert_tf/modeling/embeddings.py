@@ -116,18 +116,22 @@ class BertEmbeddings(keras.layers.Layer):
     self.layer_norm = layers.LayerNorm()
 
   def build(self, input_shape=None):
+    # The tables are read in float32 (autocast=False) and the looked-up rows
+    # cast to the compute dtype: under mixed precision this casts [batch, seq,
+    # width] values instead of the whole [vocab_size, width] table every step.
     init = layers.create_initializer(self.config.initializer_range)
     self.word_embeddings = self.add_weight(
         name="word_embeddings", shape=(self.config.vocab_size, self.width),
-        initializer=init)
+        initializer=init, autocast=False)
     self.token_type_embeddings = self.add_weight(
         name="token_type_embeddings",
-        shape=(self.config.type_vocab_size, self.width), initializer=init)
+        shape=(self.config.type_vocab_size, self.width), initializer=init,
+        autocast=False)
     if self._adds_learned_positions():
       self.position_embeddings = self.add_weight(
           name="position_embeddings",
           shape=(self.config.max_position_embeddings, self.width),
-          initializer=init)
+          initializer=init, autocast=False)
     self.layer_norm.build((None, None, self.width))
 
   def _adds_learned_positions(self):
@@ -136,11 +140,17 @@ class BertEmbeddings(keras.layers.Layer):
             self.config.tupe is None)
 
   def _lookup(self, table, ids, depth):
-    """Looks `ids` [B, S] up in `table` [depth, W]: gather or one-hot matmul."""
+    """Looks `ids` [B, S] up in `table` [depth, W]: gather or one-hot matmul.
+
+    Returns:
+      [B, S, W] in the compute dtype.
+    """
     if self.use_one_hot_embeddings:
       one_hot = tf.one_hot(ids, depth=depth, dtype=table.dtype)
-      return tf.einsum("bsv,vw->bsw", one_hot, table)
-    return tf.gather(table, ids)
+      rows = tf.einsum("bsv,vw->bsw", one_hot, table)
+    else:
+      rows = tf.gather(table, ids)
+    return tf.cast(rows, self.compute_dtype)
 
   def _check_seq_length(self, seq_length):
     """Fails clearly when the sequence is longer than the positions reach."""

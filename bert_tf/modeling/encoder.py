@@ -134,13 +134,31 @@ class TransformerLayer(keras.layers.Layer):
     """
     context = self.self_attention(x, attention_mask, attention_bias,
                                   training=training)
-    attention_output = self.attention_layer_norm(
-        layers.dropout(self.attention_dense(context), self.dropout_rate,
-                       training) + x)
-    intermediate = self.intermediate(attention_output)
-    return self.output_layer_norm(
-        layers.dropout(self.output_dense(intermediate), self.dropout_rate,
-                       training) + attention_output)
+    attention_output = self._residual_output(
+        self.attention_dense, self.attention_layer_norm, context, x, training)
+    intermediate = layers.apply_dense(
+        layers.to_matrix(attention_output), [self.intermediate],
+        layers.training_activation(self.intermediate.activation, training))
+    return self._residual_output(self.output_dense, self.output_layer_norm,
+                                 intermediate, attention_output, training)
+
+  def _residual_output(self, dense, layer_norm, x, residual, training):
+    """LayerNorm(dropout(dense(x)) + residual), computed on matrices.
+
+    Args:
+      dense: the `Dense` layer applied to `x`.
+      layer_norm: the `LayerNorm` applied after the residual.
+      x: float Tensor [batch, seq, in] or [batch * seq, in].
+      residual: float Tensor [batch, seq, hidden].
+      training: whether dropout is active.
+
+    Returns:
+      float Tensor [batch, seq, hidden].
+    """
+    y = layers.dropout(layers.apply_dense(layers.to_matrix(x), [dense]),
+                       self.dropout_rate, training)
+    y = layer_norm(y, layers.to_matrix(residual))
+    return tf.reshape(y, tf.shape(residual))
 
 
 class TransformerEncoder(keras.layers.Layer):

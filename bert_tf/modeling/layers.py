@@ -18,15 +18,62 @@ import tensorflow as tf
 LAYER_NORM_EPSILON = 1e-12
 
 
-def gelu(x):
+def _fused_kernel(fn):
+  """`fn` compiled by XLA: a chain of element-wise ops becomes one kernel."""
+  return tf.function(fn, jit_compile=True, autograph=False,
+                     reduce_retracing=True)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+@_fused_kernel
+def _gelu_forward(x):
+  """The tanh GELU of `x`, computed in float32, returned in x's dtype."""
+  x32 = tf.cast(x, tf.float32)
+  cdf = 0.5 * (1.0 + tf.tanh(_GELU_C * (x32 + 0.044715 * x32 * x32 * x32)))
+  return tf.cast(x32 * cdf, x.dtype)
+
+
+@_fused_kernel
+def _gelu_backward(dy, x):
+  """dy * GELU'(x), computed in float32, returned in x's dtype."""
+  x32 = tf.cast(x, tf.float32)
+  t = tf.tanh(_GELU_C * (x32 + 0.044715 * x32 * x32 * x32))
+  dt = (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * 0.044715 * x32 * x32)
+  return tf.cast(tf.cast(dy, tf.float32) * 0.5 * (1.0 + t + x32 * dt),
+                 x.dtype)
+
+
+@tf.custom_gradient
+def _gelu_fused(x):
+  """The tanh GELU as two XLA kernels (forward and gradient) in float32."""
+  return _gelu_forward(x), lambda dy: _gelu_backward(dy, x)
+
+
+def gelu(x, training=None):
   """Gaussian Error Linear Unit in the original's tanh approximation.
+
+  In float32 these are the original's ops (bitwise its numbers). In a
+  lower-precision compute dtype (mixed_bfloat16) the same formula is evaluated
+  in float32 inside fused kernels, where the original's eight element-wise ops
+  would each round to bfloat16: for inference `tf.nn.gelu(approximate=True)`,
+  which oneDNN fuses with the matmul and bias add before it; for training an
+  XLA kernel for the forward pass and one for the gradient (instead of about
+  twenty bfloat16 ops).
 
   Args:
     x: float Tensor.
+    training: whether the result will be differentiated (selects the fused
+      kernels in reduced precision; no effect in float32).
 
   Returns:
     `x` with the GELU activation applied.
   """
+  if x.dtype != tf.float32:
+    if training:
+      return _gelu_fused(x)
+    return tf.nn.gelu(x, approximate=True)
   cdf = 0.5 * (1.0 + tf.tanh(
       (math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3)))))
   return x * cdf
@@ -83,11 +130,129 @@ def dropout(x, rate, training):
                  lambda: tf.nn.dropout(x, rate=rate), lambda: x)
 
 
+def _layer_norm_grads(dy, x, mean, inv_std, gamma):
+  """The closed-form gradient of layer normalization (float32).
+
+  With x^ = (x - mean) * inv_std and g = dy * gamma:
+  dx = inv_std * (g - mean(g) - x^ mean(g x^)), dgamma = sum(dy x^),
+  dbeta = sum(dy), means over the last axis, sums over all the others.
+
+  Args:
+    dy: float32 Tensor [..., width], the gradient of the output.
+    x: float32 Tensor [..., width], the input.
+    mean: float32 Tensor [..., 1], the mean of `x` over the last axis.
+    inv_std: float32 Tensor [..., 1], 1 / sqrt(variance + epsilon).
+    gamma: float32 Tensor [width].
+
+  Returns:
+    (dx [..., width], dgamma [width], dbeta [width]).
+  """
+  x_hat = (x - mean) * inv_std
+  g = dy * gamma
+  dx = inv_std * (g - tf.reduce_mean(g, -1, keepdims=True) -
+                  x_hat * tf.reduce_mean(g * x_hat, -1, keepdims=True))
+  rows = tf.range(tf.rank(dy) - 1)
+  return dx, tf.reduce_sum(dy * x_hat, rows), tf.reduce_sum(dy, rows)
+
+
+def _layer_norm(x, gamma, beta, epsilon):
+  """The original's layer normalization of float32 `x`, closed-form gradient.
+
+  The forward pass is the original's ops (`tf.nn.moments`,
+  `tf.nn.batch_normalization`); the gradient `_layer_norm_grads` has about
+  half the element-wise ops of differentiating them.
+
+  Args:
+    x: float32 Tensor [..., width].
+    gamma: float32 Tensor [width].
+    beta: float32 Tensor [width].
+    epsilon: float added to the variance.
+
+  Returns:
+    float32 Tensor, the shape of `x`.
+  """
+
+  @tf.custom_gradient
+  def forward(x, gamma, beta):
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    y = tf.nn.batch_normalization(x, mean, variance, offset=beta, scale=gamma,
+                                  variance_epsilon=epsilon)
+
+    def grad(dy):
+      return _layer_norm_grads(dy, x, mean, tf.math.rsqrt(variance + epsilon),
+                               gamma)
+
+    return y, grad
+
+  return forward(x, gamma, beta)
+
+
+def _moments32(x, residual, epsilon):
+  """x + residual in float32, its mean and 1 / sqrt(variance + epsilon).
+
+  The statistics are over the last axis; the sum is taken in float32.
+  """
+  x32 = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+  mean = tf.reduce_mean(x32, -1, keepdims=True)
+  variance = tf.reduce_mean(tf.math.squared_difference(x32, mean), -1,
+                            keepdims=True)
+  return x32, mean, tf.math.rsqrt(variance + epsilon)
+
+
+@_fused_kernel
+def _layer_norm_forward(x, residual, gamma, beta, epsilon):
+  """Layer normalization of reduced-precision x + residual, as one kernel."""
+  x32, mean, inv_std = _moments32(x, residual, epsilon)
+  return tf.cast((x32 - mean) * (inv_std * gamma) + beta, x.dtype)
+
+
+@_fused_kernel
+def _layer_norm_backward(dy, x, residual, gamma, epsilon):
+  """`_layer_norm_grads` for reduced-precision x + residual, as one kernel."""
+  x32, mean, inv_std = _moments32(x, residual, epsilon)
+  dx, dgamma, dbeta = _layer_norm_grads(tf.cast(dy, tf.float32), x32, mean,
+                                        inv_std, gamma)
+  return tf.cast(dx, x.dtype), dgamma, dbeta
+
+
+def _layer_norm_fused(x, residual, gamma, beta, epsilon):
+  """Layer normalization of bfloat16/float16 x + residual, float32 statistics.
+
+  Two XLA kernels (the forward pass, and the gradient, which recomputes the
+  statistics) replace about thirty element-wise ops and casts, most of them
+  in bfloat16, which the CPU computes more slowly than float32.
+
+  Args:
+    x: reduced-precision Tensor [..., width].
+    residual: Tensor of x's dtype and shape (zeros for none).
+    gamma: float32 Tensor [width].
+    beta: float32 Tensor [width].
+    epsilon: float added to the variance.
+
+  Returns:
+    Tensor of x's dtype and shape.
+  """
+
+  @tf.custom_gradient
+  def forward(x, residual, gamma, beta):
+    y = _layer_norm_forward(x, residual, gamma, beta, epsilon)
+
+    def grad(dy):
+      dx, dgamma, dbeta = _layer_norm_backward(dy, x, residual, gamma,
+                                               epsilon)
+      return dx, dx, dgamma, dbeta
+
+    return y, grad
+
+  return forward(x, residual, gamma, beta)
+
+
 class LayerNorm(keras.layers.Layer):
   """Layer normalization over the last axis, named and computed as the original.
 
   Variables: `gamma` and `beta` of shape [width]. Statistics are computed in
-  float32 whatever the compute dtype, then cast back.
+  float32 whatever the compute dtype, then cast back: in float32 with the
+  original's ops, in a reduced-precision compute dtype by fused XLA kernels.
   """
 
   def __init__(self, epsilon=LAYER_NORM_EPSILON, name="LayerNorm", **kwargs):
@@ -101,15 +266,26 @@ class LayerNorm(keras.layers.Layer):
     self.gamma = self.add_weight(name="gamma", shape=(width,),
                                  initializer="ones", autocast=False)
 
-  def call(self, x):
-    """Normalizes `x` [..., width] over its last axis."""
-    dtype = x.dtype
-    x = tf.cast(x, tf.float32)
-    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-    y = tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
-                                  scale=self.gamma,
-                                  variance_epsilon=self.epsilon)
-    return tf.cast(y, dtype)
+  def call(self, x, residual=None):
+    """Normalizes `x` [..., width] (plus `residual`) over its last axis.
+
+    Args:
+      x: float Tensor [..., width].
+      residual: optional Tensor of x's shape and dtype added to `x` first
+        (inside the fused kernel in reduced precision).
+
+    Returns:
+      Tensor of x's shape and dtype.
+    """
+    gamma = tf.convert_to_tensor(self.gamma)
+    beta = tf.convert_to_tensor(self.beta)
+    if x.dtype == tf.float32:
+      if residual is not None:
+        x += residual
+      return _layer_norm(x, gamma, beta, self.epsilon)
+    if residual is None:
+      residual = tf.zeros_like(x)
+    return _layer_norm_fused(x, residual, gamma, beta, self.epsilon)
 
   def get_config(self):
     config = super().get_config()
@@ -122,6 +298,53 @@ def dense_layer(units, initializer_range, activation=None, name="dense"):
   return keras.layers.Dense(
       units, activation=activation, name=name,
       kernel_initializer=create_initializer(initializer_range))
+
+
+def to_matrix(x):
+  """[..., width] -> [rows, width], as the original's `reshape_to_matrix`."""
+  return tf.reshape(x, [-1, x.shape[-1]])
+
+
+def apply_dense(x, dense_layers, activation=None):
+  """Applies Dense layers side by side as one matmul on a matrix.
+
+  The kernels (and biases) of `dense_layers` are concatenated at call time: the
+  variables stay each layer's own (the original checkpoint names, e.g. the
+  attention's `query`, `key`, `value`) while the work is a single
+  MatMul + BiasAdd (+ activation) on a 2-D input, the pattern that Grappler's
+  oneDNN remapper fuses into one kernel. Each output column is the same dot
+  product as with the layers one by one.
+
+  Args:
+    x: float Tensor [rows, in] in the compute dtype.
+    dense_layers: built `keras.layers.Dense` layers with input width `in`;
+      their own `activation` is not applied.
+    activation: optional function applied to the result.
+
+  Returns:
+    float Tensor [rows, sum of the layers' units].
+  """
+  kernels = [tf.cast(dense.kernel, x.dtype) for dense in dense_layers]
+  biases = [tf.cast(dense.bias, x.dtype) for dense in dense_layers]
+  if len(dense_layers) > 1:
+    kernels, biases = [tf.concat(kernels, 1)], [tf.concat(biases, 0)]
+  y = tf.nn.bias_add(tf.matmul(x, kernels[0]), biases[0])
+  return y if activation is None else activation(y)
+
+
+def training_activation(activation, training):
+  """`activation` with `training` passed on where it matters (`gelu`).
+
+  Args:
+    activation: a function of one Tensor, or None.
+    training: whether the result will be differentiated.
+
+  Returns:
+    A function of one Tensor, or None.
+  """
+  if activation is gelu:
+    return lambda y: gelu(y, training)
+  return activation
 
 
 class ScopedDense(keras.layers.Layer):
@@ -138,14 +361,24 @@ class ScopedDense(keras.layers.Layer):
     self.activation = activation
     self.initializer_range = initializer_range
     self.dense = dense_layer(units, initializer_range,
-                        activation=get_activation(activation))
+                             activation=get_activation(activation))
 
   def build(self, input_shape):
     self.dense.build(input_shape)
 
-  def call(self, x):
-    """Applies the dense layer: [..., in] -> [..., units]."""
-    return self.dense(x)
+  def call(self, x, training=None):
+    """Applies the dense layer: [..., in] -> [..., units].
+
+    Args:
+      x: float Tensor [..., in].
+      training: passed to the GELU activation (see `gelu`).
+
+    Returns:
+      float Tensor [..., units].
+    """
+    y = apply_dense(to_matrix(x), [self.dense],
+                    training_activation(self.dense.activation, training))
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
 
   def get_config(self):
     config = super().get_config()
