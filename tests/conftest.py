@@ -18,3 +18,4 @@ def fixtures_dir():
     pytest.skip("../shared/fixtures is not beside the checkout")
   return FIXTURES
 
+

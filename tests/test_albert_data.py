@@ -18,6 +18,7 @@ from bert_tf.data import pretraining_dataset
 from bert_tf.data import pretraining_instances as pi
 from bert_tf.data import tfrecords
 import script_runner
+from sentencepiece_models import train_albert_spm
 
 SPECIALS = ("[CLS]", "[SEP]")
 
@@ -196,13 +197,9 @@ def spm_model(tmp_path_factory, sample_text):
   The pieces "0," and "5," are forced in so that the digit-comma fix has
   work to do.
   """
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-  prefix = tmp_path_factory.mktemp("spm") / "albert"
-  spm.SentencePieceTrainer.train(
-      input=str(sample_text), model_prefix=str(prefix), vocab_size=400,
-      pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2,
-      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]", "0,", "5,"])
-  return str(prefix) + ".model"
+  return train_albert_spm(sample_text,
+                          tmp_path_factory.mktemp("spm") / "albert",
+                          extra_symbols=["0,", "5,"])
 
 
 # ------------------------------------------------------ sentence order ------

@@ -19,6 +19,7 @@ import tensorflow as tf
 from bert_tf import tokenization
 from bert_tf.data import tfrecords
 from bert_tf.training import metrics
+from sentencepiece_models import train_albert_spm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,6 @@ def _run(script, *args):
 
 @pytest.mark.slow
 def test_sentencepiece_sop_ngram_lamb_pretraining(fixtures_dir, tmp_path):
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
   # WikiText-2 paragraphs as documents of one sentence a line (the input
   # format of create_pretraining_data), headings left out.
   corpus = tmp_path / "corpus.txt"
@@ -45,11 +45,8 @@ def test_sentencepiece_sop_ngram_lamb_pretraining(fixtures_dir, tmp_path):
       if line.strip() and not line.strip().startswith("=")]
   corpus.write_text("\n\n".join(
       p.replace(" . ", " .\n") for p in paragraphs) + "\n", encoding="utf-8")
-  spm.SentencePieceTrainer.train(
-      input=str(corpus), model_prefix=str(tmp_path / "30k-clean"),
-      vocab_size=800, pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
-      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], minloglevel=2)
-  spm_model = str(tmp_path / "30k-clean.model")
+  spm_model = train_albert_spm(corpus, tmp_path / "30k-clean",
+                               vocab_size=800)
 
   records = tmp_path / "albert.tfrecord"
   _run("create_pretraining_data.py", "--input_file=%s" % corpus,

@@ -22,6 +22,7 @@ from bert_tf.modeling import BertClassifier, BertConfig, BertModel, BertSquad
 from bert_tf.training import metrics
 import script_runner
 import test_albert
+from sentencepiece_models import train_albert_spm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,14 +40,9 @@ def albert(fixtures_dir):
 @pytest.fixture(scope="module")
 def spm_model(fixtures_dir, tmp_path_factory):
   """A SentencePiece model (400 pieces) trained on the bundled sample text."""
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-  prefix = tmp_path_factory.mktemp("spm") / "30k-clean"
-  spm.SentencePieceTrainer.train(
-      input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
-      model_prefix=str(prefix), vocab_size=400, pad_id=0, unk_id=1,
-      bos_id=-1, eos_id=-1, minloglevel=2,
-      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
-  return str(prefix) + ".model"
+  return train_albert_spm(
+      fixtures_dir / "pretraining_data" / "sample_text.txt",
+      tmp_path_factory.mktemp("spm") / "30k-clean")
 
 
 def _run(script, *args, timeout=300):

@@ -13,17 +13,14 @@ import tensorflow as tf
 
 from bert_tf import tokenization
 from bert_tf.text import FastSentencePieceTokenizer
+from sentencepiece_models import train_albert_spm
 
 
 @pytest.fixture(scope="module")
 def spm_files(tmp_path_factory, fixtures_dir):
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
   prefix = tmp_path_factory.mktemp("spm") / "albert"
-  spm.SentencePieceTrainer.train(
-      input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
-      model_prefix=str(prefix), vocab_size=400, pad_id=0, unk_id=1,
-      bos_id=-1, eos_id=-1, minloglevel=2,
-      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]", "0,", "5,"])
+  train_albert_spm(fixtures_dir / "pretraining_data" / "sample_text.txt",
+                   prefix, extra_symbols=["0,", "5,"])
   return str(prefix) + ".model", str(prefix) + ".vocab"
 
 

@@ -15,6 +15,7 @@ from bert_tf import serving
 from bert_tf import tokenization
 from bert_tf.data import sentence_pairs
 from bert_tf.modeling import BertConfig
+from sentencepiece_models import train_albert_spm
 
 SEQ = 24
 TEXT_A = ["The rain had only ceased", "", "Hypatia's chunk, red supply!",
@@ -26,6 +27,19 @@ def _original_loop(len_a, len_b, budget):
   a, b = list(range(len_a)), list(range(len_b))
   sentence_pairs.truncate_seq_pair(a, b, budget)
   return len(a), len(b)
+
+
+def _serve_in_fresh_process(export_dir, inputs, tmp_path):
+  """Runs `_FRESH_PROCESS` on `inputs` (a dict of arrays); returns its npz."""
+  np.savez(tmp_path / "inputs.npz", **inputs)
+  script = tmp_path / "serve.py"
+  script.write_text(_FRESH_PROCESS)
+  result = subprocess.run(
+      [sys.executable, str(script), export_dir, str(tmp_path / "inputs.npz"),
+       str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300,
+      cwd=tmp_path, env=dict(os.environ, PYTHONPATH=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return np.load(tmp_path / "out.npz", allow_pickle=True)
 
 
 def test_truncation_lengths_equal_the_original_loop():
@@ -129,15 +143,7 @@ def test_export_serves_ids_examples_and_text_in_a_fresh_process(
   inputs = dict(features, text_a=json.dumps(TEXT_A), text_b=json.dumps(TEXT_B),
                 examples=np.array(_examples(dict(features, **extra)),
                                   dtype=object), **extra)
-  np.savez(tmp_path / "inputs.npz", **inputs)
-  script = tmp_path / "serve.py"
-  script.write_text(_FRESH_PROCESS)
-  result = subprocess.run(
-      [sys.executable, str(script), export_dir, str(tmp_path / "inputs.npz"),
-       str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300,
-      cwd=tmp_path, env=dict(os.environ, PYTHONPATH=""))
-  assert result.returncode == 0, result.stderr[-3000:]
-  served = np.load(tmp_path / "out.npz", allow_pickle=True)
+  served = _serve_in_fresh_process(export_dir, inputs, tmp_path)
   assert not served["bert_tf_imported"]
 
   expected = model(dict(features, **extra), training=False)
@@ -203,13 +209,9 @@ def test_export_refuses_a_non_empty_directory(small, tmp_path):
 @pytest.mark.slow
 def test_albert_export_with_sentencepiece_serves_text_in_a_fresh_process(
     fixtures_dir, tmp_path):
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-  spm.SentencePieceTrainer.train(
-      input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
-      model_prefix=str(tmp_path / "albert"), vocab_size=400, pad_id=0,
-      unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2,
-      user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
-  spm_model = str(tmp_path / "albert.model")
+  spm_model = train_albert_spm(
+      fixtures_dir / "pretraining_data" / "sample_text.txt",
+      tmp_path / "albert")
   config = BertConfig.from_json_file(
       str(fixtures_dir / "original_albert_small" / "albert_config.json"))
   config.vocab_size = 400
@@ -228,15 +230,7 @@ def test_albert_export_with_sentencepiece_serves_text_in_a_fresh_process(
 
   inputs = dict(features, text_a=json.dumps(TEXT_A), text_b=json.dumps(TEXT_B),
                 examples=np.array(_examples(features), dtype=object))
-  np.savez(tmp_path / "inputs.npz", **inputs)
-  script = tmp_path / "serve.py"
-  script.write_text(_FRESH_PROCESS)
-  result = subprocess.run(
-      [sys.executable, str(script), export_dir, str(tmp_path / "inputs.npz"),
-       str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300,
-      cwd=tmp_path, env=dict(os.environ, PYTHONPATH=""))
-  assert result.returncode == 0, result.stderr[-3000:]
-  served = np.load(tmp_path / "out.npz", allow_pickle=True)
+  served = _serve_in_fresh_process(export_dir, inputs, tmp_path)
   for name in serving.OUTPUTS["encoder"]:
     for kind in ("ids", "text", "examples"):
       np.testing.assert_allclose(served["%s/%s" % (kind, name)],
