@@ -244,44 +244,80 @@ def test_eager_ops_give_the_same_ids(tokenizers):
 
 
 def _table_arrays(tables):
-  """Returns {attribute: array} of every table of a `UnicodeTables`."""
+  """Returns {attribute: array or None} of every table of `tables`.
+
+  Args:
+    tables: a `UnicodeTables` or `PreprocessTables`.
+
+  Returns:
+    A mapping table's values and splits as two entries; lists as arrays.
+  """
   arrays = {}
-  for name in ("basic_code", "sigma_class", "combining_class"):
-    arrays[name] = getattr(tables, name)
-  for name in ("clean", "lower", "split"):
-    table = getattr(tables, name)
-    arrays[name + ".values"] = None if table is None else table.values
-    arrays[name + ".splits"] = None if table is None else table.splits
+  for name, table in vars(tables).items():
+    if isinstance(table, unicode_tables.MappingTable):
+      arrays[name + ".values"] = table.values
+      arrays[name + ".splits"] = table.splits
+    else:
+      arrays[name] = None if table is None else np.asarray(table)
   return arrays
 
 
-@pytest.mark.parametrize("do_lower_case", [True, False])
-def test_shipped_tables_equal_a_fresh_build(do_lower_case):
+def _load_build_and_get(table_set):
+  """Returns the (shipped, freshly built, cached) tables of one table set."""
+  if table_set == "preprocess":
+    return (unicode_tables.load_preprocess_tables(unicode_tables.TABLE_FILE),
+            unicode_tables.PreprocessTables(),
+            unicode_tables.get_preprocess_tables())
+  do_lower_case = table_set == "uncased"
+  return (unicode_tables.load_tables(unicode_tables.TABLE_FILE, do_lower_case),
+          unicode_tables.UnicodeTables(do_lower_case),
+          unicode_tables.get_tables(do_lower_case))
+
+
+@pytest.mark.parametrize("table_set", ["uncased", "cased", "preprocess"])
+def test_shipped_tables_equal_a_fresh_build(table_set):
+  shipped, built, cached = _load_build_and_get(table_set)
   # The file must be for this Python's Unicode version, or it is not used.
-  shipped = unicode_tables.load_tables(unicode_tables.TABLE_FILE,
-                                       do_lower_case)
   assert shipped is not None, (
       "rerun scripts/generate_unicode_tables.py for Unicode %s" %
       unicodedata.unidata_version)
-  built = _table_arrays(unicode_tables.UnicodeTables(do_lower_case))
-  for name, array in _table_arrays(shipped).items():
-    if built[name] is None:
-      assert array is None, name
-    else:
-      assert array.dtype == built[name].dtype, name
-      np.testing.assert_array_equal(array, built[name], err_msg=name)
-  assert unicode_tables.get_tables(do_lower_case).basic_code is not None
+  built = _table_arrays(built)
+  for tables in (shipped, cached):
+    arrays = _table_arrays(tables)
+    assert sorted(arrays) == sorted(built)
+    for name, array in arrays.items():
+      if built[name] is None:
+        assert array is None, name
+      else:
+        assert array.dtype == built[name].dtype, name
+        np.testing.assert_array_equal(array, built[name], err_msg=name)
 
 
 def test_tables_of_another_unicode_version_are_not_used(tmp_path):
   path = str(tmp_path / "tables.npz")
   with np.load(unicode_tables.TABLE_FILE) as npz:
     arrays = {name: npz[name] for name in npz.files}
-  arrays["unidata_version"] = np.array("1.0.0")
-  np.savez(path, **arrays)
+  np.savez(path, **dict(arrays, unidata_version=np.array("1.0.0")))
   assert unicode_tables.load_tables(path, True) is None
-  assert unicode_tables.load_tables(str(tmp_path / "missing.npz"),
-                                    True) is None
+  assert unicode_tables.load_tables(path, False) is None
+  assert unicode_tables.load_preprocess_tables(path) is None
+  missing = str(tmp_path / "missing.npz")
+  assert unicode_tables.load_tables(missing, True) is None
+  assert unicode_tables.load_preprocess_tables(missing) is None
+
+
+def test_file_without_preprocess_tables(tmp_path):
+  # A file written before the preprocessing tables were added: those are
+  # built, the BERT tables still come from the file.
+  path = str(tmp_path / "tables.npz")
+  with np.load(unicode_tables.TABLE_FILE) as npz:
+    arrays = {name: npz[name] for name in npz.files
+              if not name.startswith("preprocess_")}
+  np.savez(path, **arrays)
+  assert unicode_tables.load_preprocess_tables(path) is None
+  np.testing.assert_array_equal(
+      unicode_tables.load_tables(path, True).basic_code,
+      arrays["uncased_basic_code"])
 
 
 def test_saved_model_round_trip(tokenizers, fixtures_dir, tmp_path):

@@ -22,8 +22,8 @@ storage of their own.
 Building the tables asks Python about every code point (seconds). They ship
 precomputed in `unicode_tables.npz` (written by
 `scripts/generate_unicode_tables.py`, checked against a fresh build by the
-tests), which `get_tables` loads when its Unicode version is this Python's and
-otherwise builds the tables.
+tests), which `get_tables` and `get_preprocess_tables` load when its Unicode
+version is this Python's and otherwise build the tables.
 """
 
 import functools
@@ -147,6 +147,23 @@ class MappingTable(object):
     table.values = np.where(marked == _FILE_SOURCE, sources, marked).astype(
         np.int32)
     return table
+
+
+def _mapping_arrays(tables, names):
+  """Returns {name_lengths, name_deltas: array} of mapping tables `names`."""
+  arrays = {}
+  for name in names:
+    lengths, deltas = getattr(tables, name).to_arrays()
+    arrays[name + "_lengths"] = lengths
+    arrays[name + "_deltas"] = deltas
+  return arrays
+
+
+def _set_mappings(tables, arrays, names):
+  """Inverts `_mapping_arrays`: sets the attributes `names` of `tables`."""
+  for name in names:
+    setattr(tables, name, MappingTable.from_arrays(
+        arrays[name + "_lengths"], arrays[name + "_deltas"]))
 
 
 def _row(code_point, output):
@@ -309,10 +326,7 @@ class UnicodeTables(object):
     """Returns a dict of name -> numpy array holding these tables."""
     arrays = {"basic_code": self.basic_code}
     if self.clean is not None:
-      for name in _MAPPING_NAMES:
-        lengths, deltas = getattr(self, name).to_arrays()
-        arrays[name + "_lengths"] = lengths
-        arrays[name + "_deltas"] = deltas
+      arrays.update(_mapping_arrays(self, _MAPPING_NAMES))
       arrays["sigma_class"] = self.sigma_class
       arrays["combining_class"] = self.combining_class
     return arrays
@@ -323,78 +337,13 @@ class UnicodeTables(object):
     tables = cls.__new__(cls)
     tables.basic_code = arrays["basic_code"]
     if "clean_lengths" in arrays:
-      for name in _MAPPING_NAMES:
-        setattr(tables, name, MappingTable.from_arrays(
-            arrays[name + "_lengths"], arrays[name + "_deltas"]))
+      _set_mappings(tables, arrays, _MAPPING_NAMES)
       tables.sigma_class = arrays["sigma_class"]
       tables.combining_class = arrays["combining_class"]
     else:
       tables.clean = tables.lower = tables.split = None
       tables.sigma_class = tables.combining_class = None
     return tables
-
-
-_MAPPING_NAMES = ("clean", "lower", "split")
-
-# The precomputed tables shipped with the package.
-TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                          "unicode_tables.npz")
-
-
-def _casing_prefix(do_lower_case):
-  return "uncased_" if do_lower_case else "cased_"
-
-
-def save_tables(path):
-  """Builds the tables of both casing modes and writes them to `path`.
-
-  The file (numpy `.npz`, compressed) records this Python's
-  `unicodedata.unidata_version`; `load_tables` uses it only under the same
-  version.
-
-  Args:
-    path: the file to write (written under a temporary name, then renamed).
-  """
-  arrays = {"unidata_version": np.array(unicodedata.unidata_version)}
-  for do_lower_case in (True, False):
-    prefix = _casing_prefix(do_lower_case)
-    for name, array in UnicodeTables(do_lower_case).to_arrays().items():
-      arrays[prefix + name] = array
-  tmp_path = path + ".tmp-%d.npz" % os.getpid()
-  np.savez_compressed(tmp_path, **arrays)
-  os.replace(tmp_path, path)
-
-
-def load_tables(path, do_lower_case):
-  """Reads the tables of one casing mode from a `save_tables` file.
-
-  Args:
-    path: the file.
-    do_lower_case: which casing mode.
-
-  Returns:
-    The `UnicodeTables`, or None when the file is missing or was built under
-    another Unicode version than this Python's.
-  """
-  if not os.path.exists(path):
-    return None
-  with np.load(path) as npz:
-    if str(npz["unidata_version"]) != unicodedata.unidata_version:
-      return None
-    prefix = _casing_prefix(do_lower_case)
-    return UnicodeTables.from_arrays(
-        {name[len(prefix):]: npz[name] for name in npz.files
-         if name.startswith(prefix)})
-
-
-@functools.lru_cache(maxsize=2)
-def get_tables(do_lower_case):
-  """Returns the (cached) `UnicodeTables` of one casing mode.
-
-  From `TABLE_FILE` when it matches this Python's Unicode version, else built.
-  """
-  return (load_tables(TABLE_FILE, bool(do_lower_case)) or
-          UnicodeTables(bool(do_lower_case)))
 
 
 def _check_preprocess_identity_outside_domain():
@@ -452,8 +401,125 @@ class PreprocessTables(object):
     self.nfkd = MappingTable(nfkd_rows)
     self.lower = MappingTable(lower_rows)
 
+  def to_arrays(self):
+    """Returns a dict of name -> numpy array holding these tables."""
+    arrays = {"is_space": self.is_space, "sigma_class": self.sigma_class,
+              "digits": np.array(self.digits, dtype=np.int32)}
+    arrays.update(_mapping_arrays(self, _PREPROCESS_MAPPING_NAMES))
+    return arrays
+
+  @classmethod
+  def from_arrays(cls, arrays):
+    """Inverts `to_arrays`: the tables without building them."""
+    tables = cls.__new__(cls)
+    tables.is_space = arrays["is_space"]
+    tables.sigma_class = arrays["sigma_class"]
+    tables.digits = arrays["digits"].tolist()
+    _set_mappings(tables, arrays, _PREPROCESS_MAPPING_NAMES)
+    return tables
+
+
+# The mapping tables of `UnicodeTables` (lower casing) and `PreprocessTables`.
+_MAPPING_NAMES = ("clean", "lower", "split")
+_PREPROCESS_MAPPING_NAMES = ("nfkd", "lower")
+
+# The precomputed tables shipped with the package.
+TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "unicode_tables.npz")
+
+
+# Key prefix in the table file of each table set, and how to build it.
+_TABLE_SETS = {
+    "uncased_": (UnicodeTables, lambda: UnicodeTables(True)),
+    "cased_": (UnicodeTables, lambda: UnicodeTables(False)),
+    "preprocess_": (PreprocessTables, PreprocessTables),
+}
+
+
+def _casing_prefix(do_lower_case):
+  return "uncased_" if do_lower_case else "cased_"
+
+
+def save_tables(path):
+  """Builds every table set (both casing modes, preprocessing) into `path`.
+
+  The file (numpy `.npz`, compressed) records this Python's
+  `unicodedata.unidata_version`; `load_tables` and `load_preprocess_tables`
+  use it only under the same version.
+
+  Args:
+    path: the file to write (written under a temporary name, then renamed).
+  """
+  arrays = {"unidata_version": np.array(unicodedata.unidata_version)}
+  for prefix, (_, build) in _TABLE_SETS.items():
+    for name, array in build().to_arrays().items():
+      arrays[prefix + name] = array
+  tmp_path = path + ".tmp-%d.npz" % os.getpid()
+  np.savez_compressed(tmp_path, **arrays)
+  os.replace(tmp_path, path)
+
+
+def _load_table_set(path, prefix):
+  """Reads the table set under key `prefix` from a `save_tables` file.
+
+  Args:
+    path: the file.
+    prefix: a key of `_TABLE_SETS`.
+
+  Returns:
+    The tables (of the class `_TABLE_SETS` names), or None when the file is
+    missing, lacks the set or was built under another Unicode version than
+    this Python's.
+  """
+  if not os.path.exists(path):
+    return None
+  with np.load(path) as npz:
+    if str(npz["unidata_version"]) != unicodedata.unidata_version:
+      return None
+    arrays = {name[len(prefix):]: npz[name] for name in npz.files
+              if name.startswith(prefix)}
+  return _TABLE_SETS[prefix][0].from_arrays(arrays) if arrays else None
+
+
+def load_tables(path, do_lower_case):
+  """Reads the tables of one casing mode from a `save_tables` file.
+
+  Args:
+    path: the file.
+    do_lower_case: which casing mode.
+
+  Returns:
+    The `UnicodeTables`, or None (see `_load_table_set`).
+  """
+  return _load_table_set(path, _casing_prefix(do_lower_case))
+
+
+def load_preprocess_tables(path):
+  """Reads the `PreprocessTables` from a `save_tables` file.
+
+  Args:
+    path: the file.
+
+  Returns:
+    The `PreprocessTables`, or None (see `_load_table_set`).
+  """
+  return _load_table_set(path, "preprocess_")
+
+
+@functools.lru_cache(maxsize=2)
+def get_tables(do_lower_case):
+  """Returns the (cached) `UnicodeTables` of one casing mode.
+
+  From `TABLE_FILE` when it matches this Python's Unicode version, else built.
+  """
+  return (load_tables(TABLE_FILE, bool(do_lower_case)) or
+          UnicodeTables(bool(do_lower_case)))
+
 
 @functools.lru_cache(maxsize=1)
 def get_preprocess_tables():
-  """Returns the (cached) `PreprocessTables`."""
-  return PreprocessTables()
+  """Returns the (cached) `PreprocessTables`.
+
+  From `TABLE_FILE` when it matches this Python's Unicode version, else built.
+  """
+  return load_preprocess_tables(TABLE_FILE) or PreprocessTables()
