@@ -28,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 LINES = ["The rain had only ceased ||| with the gray streaks of morning",
          "Hypatia's chunk ||| red supply", "the settlement"]
+EXTRACT_MAX_SEQ_LENGTH = 24
 
 
 @pytest.fixture(scope="module")
@@ -98,36 +99,67 @@ def _load_report(log):
   return report
 
 
-@pytest.mark.slow
-def test_extract_features_script_with_albert_flags(albert, tmp_path):
-  root, config, _ = albert
+def _run_extract_features(tmp_path, config_file, checkpoint, tokenizer_flag,
+                          layers):
+  """Runs extract_features.py on `LINES` (batch size 2).
+
+  Args:
+    tmp_path: directory for the input and output files.
+    config_file: the --albert_config_file.
+    checkpoint: the --init_checkpoint prefix.
+    tokenizer_flag: "--vocab_file=..." or "--spm_model_file=...".
+    layers: the --layers value, e.g. "-1,-4".
+
+  Returns:
+    (the script's stderr, its output JSON lines as dicts, one per line of
+    `LINES`).
+  """
   input_file = tmp_path / "input.txt"
   input_file.write_text("\n".join(LINES) + "\n")
   output_file = tmp_path / "out.jsonl"
   result = _run("extract_features.py",
                 "--input_file=%s" % input_file,
                 "--output_file=%s" % output_file,
-                "--albert_config_file=%s" % (root / "albert_config.json"),
-                "--init_checkpoint=%s" % (root / "model.ckpt-best"),
-                "--vocab_file=%s" % (root / "vocab.txt"),
-                "--layers=-1,-4", "--max_seq_length=24", "--batch_size=2")
+                "--albert_config_file=%s" % config_file,
+                "--init_checkpoint=%s" % checkpoint,
+                tokenizer_flag,
+                "--layers=%s" % layers,
+                "--max_seq_length=%d" % EXTRACT_MAX_SEQ_LENGTH,
+                "--batch_size=2")
   assert result.returncode == 0, result.stderr[-3000:]
+  out = [json.loads(l) for l in output_file.read_text().splitlines()]
+  assert len(out) == len(LINES)
+  return result.stderr, out
+
+
+def _pack_lines(tokenizer):
+  """Returns the `PackedInputs` of each of `LINES`, as extract_features."""
+  packed = []
+  for line in LINES:
+    a, _, b = line.partition(" ||| ")
+    packed.append(sentence_pairs.pack_tokens(
+        tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None,
+        EXTRACT_MAX_SEQ_LENGTH, tokenizer.convert_tokens_to_ids))
+  return packed
+
+
+@pytest.mark.slow
+def test_extract_features_script_with_albert_flags(albert, tmp_path):
+  root, config, _ = albert
+  log, out = _run_extract_features(
+      tmp_path, root / "albert_config.json", root / "model.ckpt-best",
+      "--vocab_file=%s" % (root / "vocab.txt"), "-1,-4")
   # The encoder takes every bert/* variable; only the heads are unused.
-  report = _load_report(result.stderr)
+  report = _load_report(log)
   assert report["Loaded"].startswith("41 variables from ")
   assert "Newly initialized (not in the checkpoint)" not in report
   assert report["Unused checkpoint variables"] == sorted(
       n for n, _ in tf.train.list_variables(str(root / "model.ckpt-best"))
       if n.startswith("cls/"))
-  out = [json.loads(l) for l in output_file.read_text().splitlines()]
   tokenizer = tokenization.FullTokenizer(str(root / "vocab.txt"), True)
   model = BertModel(config)
   checkpoints.load_checkpoint(model, str(root / "model.ckpt-best"))
-  for line, result_line in zip(LINES, out):
-    a, _, b = line.partition(" ||| ")
-    packed = sentence_pairs.pack_tokens(
-        tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, 24,
-        tokenizer.convert_tokens_to_ids)
+  for packed, result_line in zip(_pack_lines(tokenizer), out):
     n = len(packed.tokens)
     layers = model({"input_ids": np.array([packed.input_ids[:n]]),
                     "segment_ids": np.array([packed.segment_ids[:n]])}
@@ -150,25 +182,11 @@ def test_extract_features_script_on_groups_of_several_inner_blocks(
   model = BertModel(BertConfig.from_dict(raw))
   weights = test_albert.randomize_weights(model, seed=7)
   checkpoints.save_checkpoint(model, str(tmp_path / "model.ckpt-best"))
-  input_file = tmp_path / "input.txt"
-  input_file.write_text("\n".join(LINES) + "\n")
-  output_file = tmp_path / "out.jsonl"
-  result = _run("extract_features.py",
-                "--input_file=%s" % input_file,
-                "--output_file=%s" % output_file,
-                "--albert_config_file=%s" % config_file,
-                "--init_checkpoint=%s" % (tmp_path / "model.ckpt-best"),
-                "--spm_model_file=%s" % spm_model,
-                "--layers=-1,-2,0", "--max_seq_length=24", "--batch_size=2")
-  assert result.returncode == 0, result.stderr[-3000:]
+  _, out = _run_extract_features(
+      tmp_path, config_file, tmp_path / "model.ckpt-best",
+      "--spm_model_file=%s" % spm_model, "-1,-2,0")
   tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
-  out = [json.loads(l) for l in output_file.read_text().splitlines()]
-  assert len(out) == len(LINES)
-  for line, result_line in zip(LINES, out):
-    a, _, b = line.partition(" ||| ")
-    packed = sentence_pairs.pack_tokens(
-        tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, 24,
-        tokenizer.convert_tokens_to_ids)
+  for packed, result_line in zip(_pack_lines(tokenizer), out):
     assert [f["token"] for f in result_line["features"]] == packed.tokens
     assert packed.tokens[1].startswith("\u2581")  # SentencePiece pieces
     n = len(packed.tokens)
