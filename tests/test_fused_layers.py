@@ -14,7 +14,11 @@ import pytest
 import tensorflow as tf
 
 from bert_tf import checkpoints
-from bert_tf.modeling import BertConfig, BertModel
+from bert_tf.modeling import BertClassifier
+from bert_tf.modeling import BertConfig
+from bert_tf.modeling import BertModel
+from bert_tf.modeling import BertPretrainer
+from bert_tf.modeling import BertSquad
 from bert_tf.modeling import layers
 
 
@@ -155,3 +159,35 @@ def test_bfloat16_model_follows_float32_model(fixtures_dir, mixed_bfloat16):
     grads = tape.gradient(loss, variables)
     assert all(g is not None and np.isfinite(tf.convert_to_tensor(g)).all()
                for g in grads)
+
+
+def test_bfloat16_pretrainer_and_heads_give_float32_outputs(fixtures_dir,
+                                                            mixed_bfloat16):
+  """Under a global mixed_bfloat16 policy every head returns float32 logits.
+
+  The heads add their float32 `output_bias` to logits cast to float32; the
+  bias must not be autocast to bfloat16 when read in the call.
+  """
+  root = fixtures_dir / "original_bert_small"
+  config = BertConfig.from_json_file(str(root / "bert_config.json"))
+  io = np.load(root / "io.npz")
+  features = {k: io[k] for k in ("input_ids", "input_mask", "segment_ids",
+                                 "masked_lm_positions", "masked_lm_ids",
+                                 "masked_lm_weights", "next_sentence_labels")}
+  pretrainer = BertPretrainer(config)
+  checkpoints.load_checkpoint(pretrainer, str(root / "bert_model.ckpt"))
+  out = pretrainer(features, training=False)
+  for key in ("mlm_log_probs", "nsp_log_probs", "mlm_loss", "nsp_loss",
+              "total_loss"):
+    assert out[key].dtype == tf.float32, key
+  # bfloat16 matmuls over 3 layers and a 413-way softmax.
+  np.testing.assert_allclose(out["mlm_log_probs"], io["mlm_log_probs"],
+                             atol=0.15)
+  np.testing.assert_allclose(out["nsp_log_probs"], io["nsp_log_probs"],
+                             atol=0.05)
+  np.testing.assert_allclose(out["total_loss"], io["total_loss"], rtol=0.02)
+  inputs = {k: features[k] for k in ("input_ids", "input_mask", "segment_ids")}
+  classifier = BertClassifier(config, num_labels=3)
+  assert classifier(inputs)["logits"].dtype == tf.float32
+  squad = BertSquad(config)
+  assert squad(inputs)["start_logits"].dtype == tf.float32

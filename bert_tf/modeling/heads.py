@@ -8,6 +8,10 @@
 - `cls/span_boundary`: SpanBERT's span boundary objective, each masked token
   predicted from the two tokens around its span and its position in the span
   (`SpanBoundaryHead`).
+
+Under a mixed precision policy the logits are computed in the compute dtype
+and cast to float32 before the float32 `output_bias` (never autocast) is added:
+log-probabilities and losses are float32.
 """
 
 import keras
@@ -53,7 +57,7 @@ class MaskedLMHead(keras.layers.Layer):
     self.transform.build((None, self.config.hidden_size))
     self.output_bias = self.add_weight(
         name="output_bias", shape=(self.config.vocab_size,),
-        initializer="zeros")
+        initializer="zeros", autocast=False)
 
   def call(self, sequence_output, positions):
     """Log-probabilities of every vocabulary id at the masked positions.
@@ -142,7 +146,8 @@ class SpanBoundaryHead(keras.layers.Layer):
     self.transform_0.build((None, 2 * config.hidden_size + width))
     self.transform_1.build((None, config.hidden_size))
     self.output_bias = self.add_weight(
-        name="output_bias", shape=(config.vocab_size,), initializer="zeros")
+        name="output_bias", shape=(config.vocab_size,), initializer="zeros",
+        autocast=False)
 
   def call(self, sequence_output, left, right, offset):
     """Log-probabilities of every vocabulary id at the masked positions.
@@ -205,7 +210,7 @@ class NextSentenceHead(keras.layers.Layer):
         name="output_weights", shape=(2, self.config.hidden_size),
         initializer=layers.create_initializer(self.config.initializer_range))
     self.output_bias = self.add_weight(name="output_bias", shape=(2,),
-                                       initializer="zeros")
+                                       initializer="zeros", autocast=False)
 
   def call(self, pooled_output):
     """pooled_output [batch, hidden] -> float32 log-probs [batch, 2]."""
@@ -315,9 +320,10 @@ def _top_level_variable(name, shape, initializer):
 
   The original fine-tuning heads create `output_weights` / `output_bias` outside
   any variable scope. A `keras.Variable` made outside a layer's build has the
-  bare name as its path; the layer that owns it tracks it.
+  bare name as its path; the layer that owns it tracks it. It is not autocast:
+  the heads cast it to the compute dtype where they need to.
   """
-  return keras.Variable(initializer, shape=shape, name=name)
+  return keras.Variable(initializer, shape=shape, name=name, autocast=False)
 
 
 class ClassifierHead(keras.layers.Layer):
@@ -364,7 +370,7 @@ class SpanHead(keras.layers.Layer):
         name="output_weights", shape=(2, self.hidden_size),
         initializer=keras.initializers.TruncatedNormal(stddev=0.02))
     self.output_bias = self.add_weight(name="output_bias", shape=(2,),
-                                       initializer="zeros")
+                                       initializer="zeros", autocast=False)
 
   def call(self, sequence_output):
     """sequence_output [batch, seq, hidden] -> (start, end) float32 [batch, seq]."""
