@@ -32,8 +32,13 @@ vocabulary checks, reading (`read_documents`, with `PieceCachingTokenizer`
 tokenizing each distinct word once, same tokens), instances, and the records
 (`bert_tf.data.tfrecords`). `num_workers = 1` is the original stream, record
 for record, with the whole corpus in memory as the original; `num_workers > 1`
-streams (file, part) units through worker processes with their own seeds: a
+streams (file, part) units through worker processes with their own seeds and
+a cheaper random source (`NumpyInstanceRandom`, the same distributions): a
 different, reproducible stream whose memory holds one unit at a time.
+
+The instance functions draw through `InstanceRandom`'s batch operations
+(`shuffle`, `shuffled_head`, `coin_flips`, `replacements`): `InstanceRandom`
+makes exactly the original's draws, in its order, for every strategy.
 """
 
 from concurrent import futures
