@@ -18,7 +18,8 @@ flags. New flags are additive:
                     (--vocab_file then optional)
   --num_workers     N > 1 streams the input through N processes: a different
                     (but reproducible for a given seed and N) stream than the
-                    original, whose memory does not grow with the corpus times
+                    original (cheaper NumPy-backed draws, same distributions),
+                    whose memory does not grow with the corpus times
                     --dupe_factor; worker i writes `<output>-<i>-of-<N>`.
   --fast_tokenizer  tokenize with the in-graph FastBertTokenizer (same ids,
                     same records).
@@ -103,8 +104,10 @@ flags.DEFINE_integer(
     "num_workers", 1,
     "1: the original single-process stream, record for record. N > 1: N "
     "processes each with its own seed derived from --random_seed and the "
-    "worker index, streaming the input per file; a different stream than the "
-    "original, reproducible for the same seed and N. Worker i writes "
+    "worker index, streaming the input per file, drawing from a cheaper "
+    "NumPy-backed random source with the same distributions; a different "
+    "stream than the original, reproducible for the same seed and N. Worker "
+    "i writes "
     "`<output_file>-<i>-of-<N>` for each output file.")
 flags.DEFINE_bool(
     "fast_tokenizer", False,

@@ -5,6 +5,7 @@ google-research/bert script with the flags of `FLAGS.txt` on `sample_text.txt`
 (67 records). The script runs in-process through its absl `main`.
 """
 
+import collections
 import logging as std_logging
 import os
 import random
@@ -392,18 +393,19 @@ def test_parallel_mode_is_reproducible_and_well_formed(data, tmp_path):
   log = run_script_process(**flags)
   shards = ["out.tfrecord-00000-of-00002", "out.tfrecord-00001-of-00002"]
   assert sorted(os.listdir(tmp_path)) == shards
-  assert "Summary: 3 documents, 70 instances, 1169 masked tokens in " in log
+  assert "Summary: 3 documents, 64 instances, 1038 masked tokens in " in log
   records = [tfrecords.read_examples(str(tmp_path / shard))
              for shard in shards]
-  # The stream of seed 12345 with 2 workers, the same on every run: worker 0
-  # has documents 0 and 2 of sample_text.txt, worker 1 document 1.
-  assert [len(r) for r in records] == [47, 23]
+  # The stream of seed 12345 with 2 workers (`NumpyInstanceRandom`), the same
+  # on every run: worker 0 has documents 0 and 2 of sample_text.txt, worker 1
+  # document 1.
+  assert [len(r) for r in records] == [48, 16]
   assert [sum(sum(x["input_ids"]) for x in r) for r in records] == [
-      503064, 363288]
+      517082, 216765]
   assert [sum(sum(x["masked_lm_ids"]) for x in r) for r in records] == [
-      85293, 58616]
+      85310, 42271]
   assert [sum(x["next_sentence_labels"][0] for x in r) for r in records] == [
-      27, 17]
+      34, 3]
   for record in records[0] + records[1]:
     n = sum(record["input_mask"])
     assert record["input_mask"] == [1] * n + [0] * (128 - n)
@@ -412,6 +414,67 @@ def test_parallel_mode_is_reproducible_and_well_formed(data, tmp_path):
     assert num_masked == min(20, max(1, int(round(n * 0.15))))
     positions = record["masked_lm_positions"][:num_masked]
     assert positions == sorted(positions) and max(positions) < n
+
+
+def _masking_statistics(records, mask_id):
+  """Counts of masked positions made [MASK], kept, or another word; checks
+  that each record masks `num_predictions` of its tokens."""
+  counts = collections.Counter()
+  for record in records:
+    n = sum(record["input_mask"])
+    num_masked = int(sum(record["masked_lm_weights"]))
+    assert num_masked == pi.num_predictions(n, 0.15, 20)
+    for position, label in zip(record["masked_lm_positions"][:num_masked],
+                               record["masked_lm_ids"]):
+      got = record["input_ids"][position]
+      counts["mask" if got == mask_id else "keep" if got == label else
+             "random"] += 1
+  return counts
+
+
+def test_parallel_mode_keeps_the_distributions_on_real_text(fixtures_dir,
+                                                           tmp_path):
+  # wikitext2 validation, 3 passes: the parallel mode's cheaper random source
+  # (NumpyInstanceRandom) against the original's stream (the faithful mode).
+  flags = dict(input_file=fixtures_dir / "corpora" / "wikitext2_valid.tokens",
+               vocab_file=fixtures_dir / "vocab" / "uncased_vocab.txt",
+               dupe_factor=3, max_seq_length=128)
+  vocab = tokenization.load_vocab(str(flags["vocab_file"]))
+  runs = {}
+  for name, num_workers in (("faithful", 1), ("parallel", 2),
+                            ("parallel_again", 2)):
+    (tmp_path / name).mkdir()
+    run_script_process(output_file=tmp_path / name / "out.tfrecord",
+                       num_workers=num_workers, **flags)
+    runs[name] = sorted((tmp_path / name).iterdir())
+  # The same seed and number of workers: the same files, byte for byte.
+  assert [p.name for p in runs["parallel"]] == [
+      p.name for p in runs["parallel_again"]]
+  for a, b in zip(runs["parallel"], runs["parallel_again"]):
+    assert a.read_bytes() == b.read_bytes()
+  records = {name: [r for path in runs[name]
+                    for r in tfrecords.read_examples(str(path))]
+             for name in ("faithful", "parallel")}
+  assert len(records["parallel"]) > 6000
+  for name, mode_records in records.items():
+    counts = _masking_statistics(mode_records, vocab["[MASK]"])
+    total = sum(counts.values())
+    assert total > 90000
+    # 80% [MASK], 10% kept, 10% a random word (which is the label or
+    # [MASK] once in 30522): each within 4 sigma of a binomial.
+    for kind, p in (("mask", 0.8), ("keep", 0.1), ("random", 0.1)):
+      sigma = (p * (1 - p) / total) ** 0.5
+      assert abs(counts[kind] / total - p) < 4 * sigma, (name, kind, counts)
+  # The random-next fraction (above 0.5: one-sentence chunks always take a
+  # random B) of the two modes, within 4 sigma of their difference.
+  fractions, sigma2 = [], 0.0
+  for mode_records in records.values():
+    labels = [r["next_sentence_labels"][0] for r in mode_records]
+    p = sum(labels) / len(labels)
+    fractions.append(p)
+    sigma2 += p * (1 - p) / len(labels)
+  assert fractions[0] > 0.5
+  assert abs(fractions[0] - fractions[1]) < 4 * sigma2 ** 0.5, fractions
 
 
 # --------------------------------------------------------------- bad input --

@@ -32,11 +32,15 @@ vocabulary checks, reading (`read_documents`, with `PieceCachingTokenizer`
 tokenizing each distinct word once, same tokens), instances, and the records
 (`bert_tf.data.tfrecords`). `num_workers = 1` is the original stream, record
 for record, with the whole corpus in memory as the original; `num_workers > 1`
-streams (file, part) units through worker processes with their own seeds: a
+streams (file, part) units through worker processes with their own seeds and
+a cheaper random source (`NumpyInstanceRandom`, the same distributions): a
 different, reproducible stream whose memory holds one unit at a time.
+
+The instance functions draw through `InstanceRandom`'s batch operations
+(`shuffle`, `shuffled_head`, `coin_flips`, `replacements`): `InstanceRandom`
+makes exactly the original's draws, in its order, for every strategy.
 """
 
-import collections
 from concurrent import futures
 import dataclasses
 import itertools
@@ -92,18 +96,41 @@ class TrainingInstance(object):
   __repr__ = __str__
 
 
-MaskedLmInstance = collections.namedtuple("MaskedLmInstance",
-                                          ["index", "label"])
+# Replacement codes of `replacements`: a masked position becomes `[MASK]`,
+# keeps its token, or (a code >= 0) becomes that vocabulary word.
+REPLACE_MASK, REPLACE_KEEP = -1, -2
 
 
 class InstanceRandom(random.Random):
-  """`random.Random` whose `shuffle` is faster and gives the same orders.
+  """The exact random source: the original's draws, in the original's order.
 
-  `random.Random.shuffle` draws `_randbelow(i + 1)` for i = n-1 .. 1, each a
-  Python call around `getrandbits`; this one does the same draws inline.
-  Seeded alike, every other method is `random.Random`'s, so the stream of
-  choices is the original's.
+  Besides `random.Random`'s methods (which it keeps, so seeded alike the
+  stream of choices is the original's), instance making asks it for batch
+  operations, which a cheaper source (`NumpyInstanceRandom`) may make
+  differently with the same distributions:
+
+  * `randint(a, b)`: `random.Random.randint`'s values, its `_randbelow`
+    draw made inline;
+  * `shuffle(x)`: the same orders as `random.Random.shuffle`, its
+    `_randbelow` draws made inline; `shuffled_head(x, k)`: the first k items
+    after `shuffle(x)`;
+  * `coin_flips(n)`: n `random() < 0.5`, in turn (`truncate_seq_pair`);
+  * `replacements(group_sizes, vocab_size, per_group)`: the 80/10/10
+    replacement of masked positions, drawn as the original per token (or, for
+    SpanBERT, one decision per group then a random word per token).
   """
+
+  def randint(self, a, b):
+    """Returns an int in [a, b], as `random.Random.randint`."""
+    n = b - a + 1
+    if n <= 0:
+      raise ValueError("empty range for randint(%d, %d)" % (a, b))
+    getrandbits = self.getrandbits
+    k = n.bit_length()
+    j = getrandbits(k)  # Rejection sampling, as `_randbelow`.
+    while j >= n:
+      j = getrandbits(k)
+    return a + j
 
   def shuffle(self, x):
     """Shuffles list `x` in place, as `random.Random.shuffle`."""
@@ -116,6 +143,175 @@ class InstanceRandom(random.Random):
         j = getrandbits(k)
       x[i], x[j] = x[j], x[i]
 
+  def shuffled_head(self, x, k):
+    """Shuffles list `x` in place; returns its first `k` items (a list)."""
+    self.shuffle(x)
+    return x[:k]
+
+  def coin_flips(self, n):
+    """Returns n bools, each `random() < 0.5`, drawn in turn."""
+    random_ = self.random
+    return [random_() < 0.5 for _ in range(n)]
+
+  def replacements(self, group_sizes, vocab_size, per_group):
+    """Draws the replacement of each position of the masked groups.
+
+    As the original: `random() < 0.8` masks; else `random() < 0.5` keeps;
+    else `randint(0, vocab_size - 1)` picks the word. With `per_group` the
+    first two draws are made once per group and the word once per position.
+
+    Args:
+      group_sizes: the number of positions of each group, in the order the
+        groups were chosen.
+      vocab_size: the number of vocabulary words.
+      per_group: one decision per group instead of one per position.
+
+    Returns:
+      A list with one code per position, group after group: `REPLACE_MASK`,
+      `REPLACE_KEEP` or the index of the random word.
+    """
+    random_, getrandbits = self.random, self.getrandbits
+    k = vocab_size.bit_length()
+    codes = []
+    append = codes.append
+    decision = None
+    for size in group_sizes:
+      for t in range(size):
+        if not t or not per_group:
+          if random_() < 0.8:
+            decision = REPLACE_MASK
+          elif random_() < 0.5:
+            decision = REPLACE_KEEP
+          else:
+            decision = None
+        if decision is None:
+          j = getrandbits(k)  # `randint(0, vocab_size - 1)`, inline.
+          while j >= vocab_size:
+            j = getrandbits(k)
+          append(j)
+        else:
+          append(decision)
+    return codes
+
+
+class _ExactDraws(InstanceRandom):
+  """`InstanceRandom`'s batch draws on a plain `random.Random` (shared state).
+
+  Lets the instance functions take any `random.Random`, as the original's.
+  """
+
+  def __init__(self, rng):  # pylint: disable=super-init-not-called
+    self.random, self.getrandbits = rng.random, rng.getrandbits
+    self.randint, self.shuffle = rng.randint, rng.shuffle
+    # `shuffled_head` and the rest are `InstanceRandom`'s, on these.
+
+
+def batch_draws(rng):
+  """Returns `rng` if it makes batch draws, else its exact `_ExactDraws`."""
+  return rng if isinstance(rng, InstanceRandom) else _ExactDraws(rng)
+
+
+class _DrawBuffer(object):
+  """Hands out draws made by NumPy in blocks, as Python lists."""
+
+  def __init__(self, make_block, block_size=1 << 14):
+    """Starts empty.
+
+    Args:
+      make_block: function from a count m to a NumPy array of m draws.
+      block_size: the fewest draws made at once.
+    """
+    self._make_block = make_block
+    self._block_size = block_size
+    self._items = []
+    self._position = 0
+
+  def take(self, n):
+    """Returns the next `n` draws (a list)."""
+    end = self._position + n
+    if end > len(self._items):
+      self._items = self._items[self._position:] + self._make_block(
+          max(n, self._block_size)).tolist()
+      self._position, end = 0, n
+    items = self._items[self._position:end]
+    self._position = end
+    return items
+
+
+class NumpyInstanceRandom(InstanceRandom):
+  """A cheaper random source with the same distributions (parallel mode).
+
+  Its scalar draws (`random`, `randint`: target lengths, split points, random
+  documents, spans) are `random.Random`'s, seeded with `seed`. The batch
+  operations come from a NumPy `Generator` seeded from the same seed:
+  `shuffle` applies a NumPy permutation; uniforms, coin flips and
+  replacement codes are drawn vectorized in blocks and handed out in turn,
+  and `shuffled_head` makes only the k swaps of a Fisher-Yates shuffle that
+  fix its first k items. Deterministic for a given seed and sequence of
+  calls; not the original's stream.
+  """
+
+  def __init__(self, seed):
+    """Seeds both generators from `seed` (an int or str)."""
+    super().__init__(seed)
+    generator = np.random.default_rng(
+        random.Random("numpy:%s" % (seed,)).getrandbits(128))
+    self._generator = generator
+    self._uniforms = _DrawBuffer(generator.random)
+    self._coins = _DrawBuffer(lambda m: generator.random(m) < 0.5)
+    self._vocab_size = None
+
+  def shuffle(self, x):
+    """Shuffles list `x` in place with a uniform NumPy permutation."""
+    if len(x) > 1:
+      x[:] = [x[i] for i in self._generator.permutation(len(x)).tolist()]
+
+  def shuffled_head(self, x, k):
+    """Returns `k` items of `x` uniformly at random, in random order.
+
+    The first `k` steps of a Fisher-Yates shuffle from the front: `x[:k]`
+    then has the distribution of the first `k` items of a uniform
+    permutation; `x` is left permuted.
+    """
+    n = len(x)
+    k = min(k, n)
+    for i, u in zip(range(k), self._uniforms.take(k)):
+      j = i + int(u * (n - i))
+      x[i], x[j] = x[j], x[i]
+    return x[:k]
+
+  def coin_flips(self, n):
+    """Returns n fair bools."""
+    return self._coins.take(n)
+
+  def replacements(self, group_sizes, vocab_size, per_group):
+    """Draws replacement codes: 80% mask, 10% keep, 10% a uniform word.
+
+    Same arguments, codes and distributions as `InstanceRandom`'s.
+    """
+    if vocab_size != self._vocab_size:
+      generator = self._generator
+
+      def codes(m):
+        u = generator.random(m)
+        words = generator.integers(0, vocab_size, m)
+        return np.where(u < 0.8, REPLACE_MASK,
+                        np.where(u < 0.9, REPLACE_KEEP, words))
+
+      self._codes = _DrawBuffer(codes)
+      self._words = _DrawBuffer(lambda m: generator.integers(0, vocab_size, m))
+      self._vocab_size = vocab_size
+    if not per_group:
+      return self._codes.take(sum(group_sizes))
+    codes = []
+    for size, code in zip(group_sizes, self._codes.take(len(group_sizes))):
+      if code >= 0:  # A random group: a word for each position.
+        codes.append(code)
+        codes.extend(self._words.take(size - 1))
+      else:
+        codes.extend([code] * size)
+    return codes
+
 
 # ------------------------------------------------------------------ masking --
 
@@ -126,8 +322,11 @@ class MaskingStrategy(object):
   Subclasses define `candidate_groups`; the default `select_groups` shuffles
   the candidates with `rng` and takes them in order while they fit, as the
   original does. A strategy with its own selection (n-grams, spans) overrides
-  `select_groups`; it may draw from `rng` between groups, since the caller
-  applies each group's replacement as soon as the group is yielded.
+  `select_groups`. `mask_groups` takes the selection as flat positions and
+  group sizes (`select`, which a strategy may make cheaper, as
+  `TokenMasking`), draws the replacements of all groups at once and then
+  calls `after_replacements`, for a strategy whose original draws after
+  the replacements (n-grams).
   """
 
   name = None
@@ -216,6 +415,44 @@ class MaskingStrategy(object):
       covered.update(group)
       yield group
 
+  def select(self, tokens, num_to_predict, rng):
+    """Returns the selection of `select_groups`, flat.
+
+    Args:
+      tokens: list of token strings.
+      num_to_predict: the number of positions to mask at most.
+      rng: an `InstanceRandom`.
+
+    Returns:
+      (positions, group_sizes): the positions of the groups, group after
+      group in the order chosen, and the number of positions of each group.
+    """
+    positions, group_sizes = [], []
+    for group in self.select_groups(tokens, num_to_predict, rng):
+      positions.extend(group)
+      group_sizes.append(len(group))
+    return positions, group_sizes
+
+  def after_replacements(self, tokens, rng):
+    """Makes the draws the original makes after the replacements (none)."""
+    del tokens, rng
+
+
+def _non_special_positions(tokens):
+  """Returns the positions of the tokens other than `[CLS]` and `[SEP]`."""
+  bounds = [-1]
+  for special in (CLS, SEP):
+    i = -1
+    for _ in range(tokens.count(special)):
+      i = tokens.index(special, i + 1)
+      bounds.append(i)
+  bounds.sort()
+  bounds.append(len(tokens))
+  positions = []
+  for a, b in zip(bounds, bounds[1:]):
+    positions.extend(range(a + 1, b))
+  return positions
+
 
 class TokenMasking(MaskingStrategy):
   """The original per-WordPiece masking: every token is its own group."""
@@ -223,7 +460,17 @@ class TokenMasking(MaskingStrategy):
   name = "token"
 
   def candidate_groups(self, tokens):
-    return [[i] for i, token in enumerate(tokens) if token not in (CLS, SEP)]
+    return [[i] for i in _non_special_positions(tokens)]
+
+  def select(self, tokens, num_to_predict, rng):
+    """The first `num_to_predict` positions of the shuffled candidates.
+
+    Shuffling the positions makes the same permutation as shuffling the
+    one-position groups, and every group fits until the budget is full.
+    """
+    positions = rng.shuffled_head(_non_special_positions(tokens),
+                                  num_to_predict)
+    return positions, [1] * len(positions)
 
 
 class WholeWordMasking(MaskingStrategy):
@@ -278,9 +525,10 @@ class NgramMasking(MaskingStrategy):
   proportional to 1/n (`favor_shorter_ngram`; reversed otherwise) and takes
   its n-gram, or the longest shorter one that fits the budget; a candidate
   that does not fit even as one word, or that overlaps masked positions, is
-  skipped. The 80/10/10 replacement is drawn per token. After the selection
-  the candidates are shuffled once more (the original does so for its
-  permutation option, which is not used here), so `rng` stays in step.
+  skipped. The 80/10/10 replacement is drawn per token. After the
+  replacements the candidates are shuffled once more (the original does so
+  for its permutation option, which is not used here; `after_replacements`),
+  so `rng` stays in step.
 
   The original draws n from NumPy's global generator, never seeded; here it
   comes from a `numpy.random.RandomState` seeded by `start(seed)` (the run's
@@ -347,7 +595,10 @@ class NgramMasking(MaskingStrategy):
         continue
       covered.update(index_set)
       yield index_set
-    rng.shuffle(ngram_indexes)
+
+  def after_replacements(self, tokens, rng):
+    """The original's second shuffle of its candidates, one per word."""
+    rng.shuffle(self.word_groups(tokens))
 
 
 MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking,
@@ -488,19 +739,6 @@ class SpanMasking(MaskingStrategy):
 
 MASKING_STRATEGIES[SpanMasking.name] = SpanMasking
 
-# The three replacements of a masked position.
-_REPLACE_MASK, _REPLACE_KEEP, _REPLACE_RANDOM = "mask", "keep", "random"
-
-
-def _draw_replacement(rng):
-  """Draws the original 80% [MASK] / 10% keep / 10% random word decision."""
-  if rng.random() < 0.8:
-    return _REPLACE_MASK
-  if rng.random() < 0.5:
-    return _REPLACE_KEEP
-  return _REPLACE_RANDOM
-
-
 def num_predictions(num_tokens, masked_lm_prob, max_predictions_per_seq):
   """Returns how many positions the original masks in `num_tokens` tokens."""
   return min(max_predictions_per_seq,
@@ -511,38 +749,52 @@ def mask_groups(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
                 rng, masking=None):
   """Masks the groups a strategy selects; keeps each position's group.
 
+  The strategy selects the groups (`MaskingStrategy.select`), `rng` draws
+  all their replacements at once (`InstanceRandom.replacements`), then the
+  strategy makes its draws after them (`after_replacements`): the original's
+  order for every strategy.
+
   Args:
     tokens: list of token strings of one instance.
     masked_lm_prob: fraction of the tokens to mask.
     max_predictions_per_seq: cap on the number of masked positions.
     vocab_words: list of vocabulary tokens, for random replacements.
-    rng: a `random.Random`.
+    rng: an `InstanceRandom` (or a `random.Random`: the exact draws).
     masking: a `MaskingStrategy`; default `TokenMasking()`.
 
   Returns:
-    (output_tokens, masked_lms, groups): the tokens with the replacements
-    applied, the `MaskedLmInstance`s sorted by position, and for each of them
-    the (first, last) position of its group.
+    (output_tokens, positions, labels, spans): the tokens with the
+    replacements applied, the masked positions sorted, their original tokens,
+    and (only if `masking.span_boundary_features`, else None) for each of
+    them the (first, last) position of its group.
   """
   masking = masking or TokenMasking()
+  rng = batch_draws(rng)
   num_to_predict = num_predictions(len(tokens), masked_lm_prob,
                                    max_predictions_per_seq)
+  positions, group_sizes = masking.select(tokens, num_to_predict, rng)
+  codes = rng.replacements(group_sizes, len(vocab_words),
+                           masking.decide_per_group)
+  masking.after_replacements(tokens, rng)
   output_tokens = list(tokens)
-  masked_lms = []
-  group_of = {}
-  for group in masking.select_groups(tokens, num_to_predict, rng):
-    group_decision = (_draw_replacement(rng) if masking.decide_per_group
-                      else None)
-    for index in group:
-      decision = group_decision or _draw_replacement(rng)
-      if decision == _REPLACE_MASK:
-        output_tokens[index] = MASK
-      elif decision == _REPLACE_RANDOM:
-        output_tokens[index] = vocab_words[rng.randint(0, len(vocab_words) - 1)]
-      masked_lms.append(MaskedLmInstance(index=index, label=tokens[index]))
-      group_of[index] = (min(group), max(group))
-  masked_lms.sort(key=lambda x: x.index)
-  return output_tokens, masked_lms, [group_of[m.index] for m in masked_lms]
+  for index, code in zip(positions, codes):
+    if code == REPLACE_MASK:
+      output_tokens[index] = MASK
+    elif code != REPLACE_KEEP:
+      output_tokens[index] = vocab_words[code]
+  spans = None
+  if masking.span_boundary_features:
+    span_of, start = {}, 0
+    for size in group_sizes:
+      # A group's positions are increasing.
+      span = (positions[start], positions[start + size - 1])
+      for index in positions[start:start + size]:
+        span_of[index] = span
+      start += size
+  positions.sort()
+  if masking.span_boundary_features:
+    spans = [span_of[index] for index in positions]
+  return output_tokens, positions, [tokens[i] for i in positions], spans
 
 
 def create_masked_lm_predictions(tokens, masked_lm_prob,
@@ -563,11 +815,10 @@ def create_masked_lm_predictions(tokens, masked_lm_prob,
     the replacements applied, the sorted masked positions and their original
     tokens.
   """
-  output_tokens, masked_lms, _ = mask_groups(
+  output_tokens, positions, labels, _ = mask_groups(
       tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng,
       masking)
-  return (output_tokens, [m.index for m in masked_lms],
-          [m.label for m in masked_lms])
+  return output_tokens, positions, labels
 
 
 # ----------------------------------------------------------- sentence tasks --
@@ -738,22 +989,22 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
   """Truncates the longer segment, at a random end, until both fit (in place).
 
   Each step removes one token of the longer segment (B on a tie), from the
-  front or the back with one `rng.random()` each, as the original. The order
-  of the steps is known beforehand: the longer segment alone until it is the
-  shorter by one, then the two in turn; so the draws are made at once and
-  counted per segment, and the lists cut once.
+  front or the back with one `rng.random() < 0.5` each, as the original. The
+  order of the steps is known beforehand: the longer segment alone until it
+  is the shorter by one, then the two in turn; so the draws are made at once
+  (`InstanceRandom.coin_flips`) and counted per segment, and the lists cut
+  once.
 
   Args:
     tokens_a: list of tokens, shortened in place.
     tokens_b: list of tokens (may be empty), shortened in place.
     max_num_tokens: the budget for both together.
-    rng: a `random.Random`.
+    rng: an `InstanceRandom` (or a `random.Random`: the exact draws).
   """
   num_steps = len(tokens_a) + len(tokens_b) - max_num_tokens
   if num_steps <= 0:
     return
-  random = rng.random
-  fronts = [random() < 0.5 for _ in range(num_steps)]  # True: cut the front.
+  fronts = batch_draws(rng).coin_flips(num_steps)  # True: cut the front.
   if len(tokens_a) > len(tokens_b):
     first, second = tokens_a, tokens_b
     alone = len(tokens_a) - len(tokens_b)
@@ -809,13 +1060,11 @@ def create_instances_from_document(all_documents, document_index, options,
       if tokens_b is not None:
         tokens += tokens_b + [SEP]
         segment_ids += [1] * (len(tokens_b) + 1)
-      tokens, masked_lms, groups = mask_groups(
+      tokens, positions, labels, spans = mask_groups(
           tokens, options.masked_lm_prob, options.max_predictions_per_seq,
           vocab_words, rng, options.masking)
-      instances.append(TrainingInstance(
-          tokens, segment_ids, [m.index for m in masked_lms],
-          [m.label for m in masked_lms], label,
-          groups if options.masking.span_boundary_features else None))
+      instances.append(TrainingInstance(tokens, segment_ids, positions,
+                                        labels, label, spans))
       current_chunk = []
       current_length = 0
     i += 1
@@ -1352,7 +1601,8 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
     tf.config.threading.set_inter_op_parallelism_threads(1)
   tokenize_lines = make_line_tokenizer(tokenizer, options)
   vocab_words = list(tokenizer.vocab.keys())
-  rng = InstanceRandom("%d:%d" % (options.random_seed, worker_index))
+  # Not the original's stream anyway: the cheaper source, same distributions.
+  rng = NumpyInstanceRandom("%d:%d" % (options.random_seed, worker_index))
   options.instance.masking.start(
       random.Random("numpy:%d:%d" % (options.random_seed,
                                      worker_index)).getrandbits(32))
@@ -1460,7 +1710,8 @@ def create_pretraining_data(options):
 
   With `num_workers = N > 1` it streams: N processes share the input as
   (file, part) units (`plan_worker_units`), worker i seeds its own
-  `random.Random("<random_seed>:<i>")` and writes `<output>-<i>-of-<N>` for
+  `NumpyInstanceRandom("<random_seed>:<i>")` (the same distributions from
+  cheaper draws) and writes `<output>-<i>-of-<N>` for
   each output file. Each unit is read, shuffled and made into instances one
   pass at a time, so memory holds one unit's documents and one pass of its
   instances, not the corpus times `dupe_factor`. Random next sentences come
