@@ -110,7 +110,7 @@ class InstanceRandom(random.Random):
   differently with the same distributions:
 
   * `randint(a, b)`: `random.Random.randint`'s values, its `_randbelow`
-    draw made inline;
+    draw without `randrange`'s argument checks;
   * `shuffle(x)`: the same orders as `random.Random.shuffle`, its
     `_randbelow` draws made inline; `shuffled_head(x, k)`: the first k items
     after `shuffle(x)`;
@@ -125,12 +125,8 @@ class InstanceRandom(random.Random):
     n = b - a + 1
     if n <= 0:
       raise ValueError("empty range for randint(%d, %d)" % (a, b))
-    getrandbits = self.getrandbits
-    k = n.bit_length()
-    j = getrandbits(k)  # Rejection sampling, as `_randbelow`.
-    while j >= n:
-      j = getrandbits(k)
-    return a + j
+    # `randrange`'s own draw, without its argument checks.
+    return a + self._randbelow(n)
 
   def shuffle(self, x):
     """Shuffles list `x` in place, as `random.Random.shuffle`."""
@@ -170,8 +166,7 @@ class InstanceRandom(random.Random):
       A list with one code per position, group after group: `REPLACE_MASK`,
       `REPLACE_KEEP` or the index of the random word.
     """
-    random_, getrandbits = self.random, self.getrandbits
-    k = vocab_size.bit_length()
+    random_, randbelow = self.random, self._randbelow
     codes = []
     append = codes.append
     decision = None
@@ -185,10 +180,7 @@ class InstanceRandom(random.Random):
           else:
             decision = None
         if decision is None:
-          j = getrandbits(k)  # `randint(0, vocab_size - 1)`, inline.
-          while j >= vocab_size:
-            j = getrandbits(k)
-          append(j)
+          append(randbelow(vocab_size))  # `randint(0, vocab_size - 1)`.
         else:
           append(decision)
     return codes
