@@ -324,6 +324,53 @@ def test_record_encoder_writes_the_original_examples(data):
     encoder.encode(instances[0])
 
 
+def test_record_encoder_batches(data):
+  """A batch encodes each row as alone; what lies past the counts is unused."""
+  tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
+  documents = pi.read_documents(
+      [str(data / "sample_text.txt")],
+      lambda lines: [tokenizer.tokenize(line) for line in lines])
+  instances = pi.create_training_instances(
+      documents, pi.InstanceOptions(), 3, list(tokenizer.vocab),
+      random.Random(5))
+  # Rows of one, two and three varint bytes per id and position.
+  vocab = dict(tokenizer.vocab, big=20000, bigger=3 << 14)
+  instances.insert(7, pi.TrainingInstance(
+      ["[CLS]"] + ["big"] * 200 + ["bigger", "[SEP]"], [0] * 202 + [1],
+      [129, 201], ["big", "bigger"], False))
+  encoder = tfrecords.PretrainingRecordEncoder(vocab, 512, 30)
+  records = encoder.encode_instances(instances)
+  assert records == [encoder.encode(i) for i in instances]
+  assert tf.train.Example.FromString(records[7]) == _reference_example(
+      instances[7], vocab, 512, 30)
+  # encode_batch: the cells past num_tokens / num_predictions are ignored.
+  ids = [[tokenizer.vocab[t] for t in i.tokens] for i in instances[:2]]
+  width = max(map(len, ids))
+  batch = tfrecords.PretrainingBatch(
+      input_ids=[row + [99] * (width - len(row)) for row in ids],
+      num_tokens=[len(row) for row in ids],
+      segment_ids=[i.segment_ids + [7] * (width - len(i.segment_ids))
+                   for i in instances[:2]],
+      masked_lm_positions=[i.masked_lm_positions[:3] + [5]
+                           for i in instances[:2]],
+      masked_lm_ids=[[tokenizer.vocab[t] for t in i.masked_lm_labels[:3]] +
+                     [5] for i in instances[:2]],
+      num_predictions=[3, 3],
+      next_sentence_labels=[int(i.is_random_next) for i in instances[:2]])
+  cut = [pi.TrainingInstance(i.tokens, i.segment_ids,
+                             i.masked_lm_positions[:3],
+                             i.masked_lm_labels[:3], i.is_random_next)
+         for i in instances[:2]]
+  assert encoder.encode_batch(batch) == [encoder.encode(i) for i in cut]
+  batch.segment_ids[1][2] = -1
+  with pytest.raises(ValueError, match="negative value -1 in feature "
+                     "segment_ids"):
+    encoder.encode_batch(batch)
+  with pytest.raises(ValueError, match="with and without a next sentence"):
+    encoder.encode_instances(cut + [pi.TrainingInstance(
+        ["[CLS]", "[SEP]"], [0, 0], [], [], None)])
+
+
 def _truncate_step_by_step(tokens_a, tokens_b, max_num_tokens, rng):
   """The original's loop: one token of the longer segment per step."""
   while len(tokens_a) + len(tokens_b) > max_num_tokens:

@@ -1476,11 +1476,15 @@ def check_options(options):
         inst.max_predictions_per_seq)
 
 
-def _log_example(instance, record):
+# Instances encoded at once (`PretrainingRecordEncoder.encode_instances`).
+_ENCODE_BATCH_SIZE = 2048
+
+
+def _log_example(tokens, record):
   """Logs one instance as the original does: tokens, then every feature."""
   logging.info("*** Example ***")
   logging.info("tokens: %s", " ".join(
-      tokenization.printable_text(x) for x in instance.tokens))
+      tokenization.printable_text(x) for x in tokens))
   features = tf.train.Example.FromString(record).features.feature
   for name in (tfrecords.PRETRAINING_FEATURE_NAMES +
                tfrecords.SPAN_BOUNDARY_FEATURE_NAMES):
@@ -1503,11 +1507,12 @@ def _write_instances(instances, writer, encoder, options, summary,
   """
   num_logged = (options.num_logged_examples - summary.num_instances
                 if log_examples else 0)
-  for index, instance in enumerate(instances):
-    record = encoder.encode(instance)
-    writer.write(record)
-    if index < num_logged:
-      _log_example(instance, record)
+  for start in range(0, len(instances), _ENCODE_BATCH_SIZE):
+    batch = instances[start:start + _ENCODE_BATCH_SIZE]
+    for index, record in enumerate(encoder.encode_instances(batch), start):
+      writer.write(record)
+      if index < num_logged:
+        _log_example(instances[index].tokens, record)
   summary.num_instances += len(instances)
   summary.num_masked_tokens += sum(len(instance.masked_lm_positions)
                                    for instance in instances)
