@@ -42,7 +42,9 @@ makes exactly the original's draws, in its order, for every strategy.
 """
 
 from concurrent import futures
+import contextlib
 import dataclasses
+import gc
 import itertools
 import multiprocessing
 import os
@@ -55,6 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf import tokenization
+from bert_tf.data import instance_batches
 from bert_tf.data import tfrecords
 
 CLS, SEP, MASK, UNK = "[CLS]", "[SEP]", "[MASK]", "[UNK]"
@@ -253,6 +256,11 @@ class NumpyInstanceRandom(InstanceRandom):
     self._coins = _DrawBuffer(lambda m: generator.random(m) < 0.5)
     self._vocab_size = None
 
+  @property
+  def generator(self):
+    """The NumPy `Generator` of the batch draws (for batched instances)."""
+    return self._generator
+
   def shuffle(self, x):
     """Shuffles list `x` in place with a uniform NumPy permutation."""
     if len(x) > 1:
@@ -429,6 +437,43 @@ class MaskingStrategy(object):
     """Makes the draws the original makes after the replacements (none)."""
     del tokens, rng
 
+  def batch_group_starts(self, tokens):
+    """The group starts of a selection `select_whole_groups` can make.
+
+    A strategy whose `select_groups` is the default (shuffle the candidate
+    groups, take them greedily) returns where its groups start, so a batch
+    is selected at once; others return None and are selected row by row.
+
+    Args:
+      tokens: an `instance_batches.TokenMatrix`.
+
+    Returns:
+      bool [N, L] (only the candidates count), or None.
+    """
+    del tokens
+
+  def select_batch(self, tokens, num_to_predict, rng):
+    """Selects the positions to mask of a batch of instances.
+
+    The same distribution as `select` on each row; the draws are the
+    batch's (`rng.generator`) when `batch_group_starts` gives the groups,
+    else `select`'s on each row in turn.
+
+    Args:
+      tokens: an `instance_batches.TokenMatrix`.
+      num_to_predict: int [N], the positions to mask at most, per row.
+      rng: a `NumpyInstanceRandom`.
+
+    Returns:
+      int64 [N, L]: for each selected position the first position of its
+      group, -1 elsewhere.
+    """
+    starts = self.batch_group_starts(tokens)
+    if starts is None:
+      return instance_batches.select_rows(self, tokens, num_to_predict, rng)
+    return instance_batches.select_whole_groups(
+        starts, tokens.candidates, num_to_predict, rng.generator)
+
 
 def _non_special_positions(tokens):
   """Returns the positions of the tokens other than `[CLS]` and `[SEP]`."""
@@ -454,6 +499,9 @@ class TokenMasking(MaskingStrategy):
   def candidate_groups(self, tokens):
     return [[i] for i in _non_special_positions(tokens)]
 
+  def batch_group_starts(self, tokens):
+    return tokens.candidates
+
   def select(self, tokens, num_to_predict, rng):
     """The first `num_to_predict` positions of the shuffled candidates.
 
@@ -477,6 +525,10 @@ class WholeWordMasking(MaskingStrategy):
 
   def candidate_groups(self, tokens):
     return self.word_groups(tokens)
+
+  def batch_group_starts(self, tokens):
+    # As `word_groups`: `[CLS]`/`[SEP]` are skipped, not word boundaries.
+    return tokens.word_start[tokens.ids]
 
 
 # Characters that ALBERT's `_is_start_piece_sp` counts as word-continuing
@@ -1011,6 +1063,54 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
     del tokens[:front]
 
 
+def instance_segments(all_documents, document_index, options, rng):
+  """Yields the segments of the instances of one document, as the original.
+
+  The original's loop: a target length (shorter with `short_seq_prob`),
+  chunks of consecutive sentences up to it, the sentence task's segments and
+  label for each chunk, the truncation to the budget. The consumer of each
+  instance (its masking) runs before the next one is made, so the draws stay
+  in the original's order.
+
+  Args:
+    all_documents: list of documents (lists of sentences, lists of tokens:
+      strings, or ids for the batched parallel mode).
+    document_index: the document to make instances from.
+    options: `InstanceOptions`.
+    rng: a `random.Random`.
+
+  Yields:
+    (tokens_a, tokens_b, label): new lists (`tokens_b` None for a
+    one-segment task) that fit `max_seq_length` with the special tokens,
+    and the task's label (None for a task without one).
+  """
+  document = all_documents[document_index]
+  task = options.sentence_task
+  max_num_tokens = options.max_seq_length - task.num_special_tokens()
+  # Mostly fill the sequence; sometimes (short_seq_prob) aim shorter, to
+  # resemble fine-tuning inputs. A target, not a hard limit.
+  target_seq_length = max_num_tokens
+  if rng.random() < options.short_seq_prob:
+    target_seq_length = rng.randint(2, max_num_tokens)
+
+  current_chunk = []
+  current_length = 0
+  i = 0
+  while i < len(document):
+    current_chunk.append(document[i])
+    current_length += len(document[i])
+    if i == len(document) - 1 or current_length >= target_seq_length:
+      tokens_a, tokens_b, label, num_unused = task.make_segments(
+          current_chunk, all_documents, document_index, target_seq_length, rng)
+      i -= num_unused
+      truncate_seq_pair(tokens_a, tokens_b if tokens_b is not None else [],
+                        max_num_tokens, rng)
+      yield tokens_a, tokens_b, label
+      current_chunk = []
+      current_length = 0
+    i += 1
+
+
 def create_instances_from_document(all_documents, document_index, options,
                                    vocab_words, rng):
   """Creates the `TrainingInstance`s of one document.
@@ -1025,41 +1125,19 @@ def create_instances_from_document(all_documents, document_index, options,
   Returns:
     A list of `TrainingInstance`s, in document order.
   """
-  document = all_documents[document_index]
-  task = options.sentence_task
-  max_num_tokens = options.max_seq_length - task.num_special_tokens()
-  # Mostly fill the sequence; sometimes (short_seq_prob) aim shorter, to
-  # resemble fine-tuning inputs. A target, not a hard limit.
-  target_seq_length = max_num_tokens
-  if rng.random() < options.short_seq_prob:
-    target_seq_length = rng.randint(2, max_num_tokens)
-
   instances = []
-  current_chunk = []
-  current_length = 0
-  i = 0
-  while i < len(document):
-    current_chunk.append(document[i])
-    current_length += len(document[i])
-    if i == len(document) - 1 or current_length >= target_seq_length:
-      tokens_a, tokens_b, label, num_unused = task.make_segments(
-          current_chunk, all_documents, document_index, target_seq_length, rng)
-      i -= num_unused
-      truncate_seq_pair(tokens_a, tokens_b if tokens_b is not None else [],
-                        max_num_tokens, rng)
-      tokens = [CLS] + tokens_a + [SEP]
-      segment_ids = [0] * len(tokens)
-      if tokens_b is not None:
-        tokens += tokens_b + [SEP]
-        segment_ids += [1] * (len(tokens_b) + 1)
-      tokens, positions, labels, spans = mask_groups(
-          tokens, options.masked_lm_prob, options.max_predictions_per_seq,
-          vocab_words, rng, options.masking)
-      instances.append(TrainingInstance(tokens, segment_ids, positions,
-                                        labels, label, spans))
-      current_chunk = []
-      current_length = 0
-    i += 1
+  for tokens_a, tokens_b, label in instance_segments(
+      all_documents, document_index, options, rng):
+    tokens = [CLS] + tokens_a + [SEP]
+    segment_ids = [0] * len(tokens)
+    if tokens_b is not None:
+      tokens += tokens_b + [SEP]
+      segment_ids += [1] * (len(tokens_b) + 1)
+    tokens, positions, labels, spans = mask_groups(
+        tokens, options.masked_lm_prob, options.max_predictions_per_seq,
+        vocab_words, rng, options.masking)
+    instances.append(TrainingInstance(tokens, segment_ids, positions,
+                                      labels, label, spans))
   return instances
 
 
@@ -1367,7 +1445,13 @@ class PieceCachingTokenizer(object):
             for pieces in pieces_per_line]
 
 
-def make_line_tokenizer(tokenizer, options):
+def _ids_of(token_lists, tokenizer):
+  """Returns the ids of the tokens of each list (`tokenizer.vocab`)."""
+  vocab = tokenizer.vocab
+  return [[vocab[token] for token in tokens] for tokens in token_lists]
+
+
+def make_line_tokenizer(tokenizer, options, as_ids=False):
   """Returns a function from a list of lines to a list of token lists.
 
   Args:
@@ -1377,6 +1461,8 @@ def make_line_tokenizer(tokenizer, options):
       tokens. With `tokenizer_cache_size > 0` each distinct space-separated
       piece is tokenized once (`PieceCachingTokenizer`); 0 tokenizes line by
       line as the original. The tokens are the same in every case.
+    as_ids: give each token's id (`tokenizer.vocab`) instead of the token;
+      the fast tokenizers' ids are kept as they come.
 
   Returns:
     The function.
@@ -1394,8 +1480,9 @@ def make_line_tokenizer(tokenizer, options):
         # The pieces themselves: an unknown one keeps its text, as in
         # `FullTokenizer.tokenize` (it counts for whole-word boundaries).
         pieces = fast.tokenize_pieces(tf.constant(texts)).to_list()
-        return [[p.decode("utf-8") for p in text_pieces]
-                for text_pieces in pieces]
+        pieces = [[p.decode("utf-8") for p in text_pieces]
+                  for text_pieces in pieces]
+        return _ids_of(pieces, tokenizer) if as_ids else pieces
     else:
       fast = text.FastBertTokenizer(options.vocab_file, options.do_lower_case)
       inv_vocab = tokenizer.inv_vocab
@@ -1405,11 +1492,14 @@ def make_line_tokenizer(tokenizer, options):
           return []
         # Eager ops: a few large batches do not repay tracing `tokenize`.
         ids = fast.tokenize_ops(tf.constant(texts)).to_list()  # [batch, (tokens)]
+        if as_ids:
+          return ids
         return [[inv_vocab[i] for i in text_ids] for text_ids in ids]
   else:
 
     def tokenize_texts(texts):
-      return [tokenizer.tokenize(t) for t in texts]
+      tokens = [tokenizer.tokenize(t) for t in texts]
+      return _ids_of(tokens, tokenizer) if as_ids else tokens
 
   if options.tokenizer_cache_size > 0 and (
       tokenizer.sp_model is None or
@@ -1476,7 +1566,8 @@ def check_options(options):
         inst.max_predictions_per_seq)
 
 
-# Instances encoded at once (`PretrainingRecordEncoder.encode_instances`).
+# Instances encoded at once (`PretrainingRecordEncoder.encode_instances`),
+# and made at once in the parallel mode (`InstanceBatcher.make_batch`).
 _ENCODE_BATCH_SIZE = 2048
 
 
@@ -1493,9 +1584,33 @@ def _log_example(tokens, record):
           str(x) for x in tfrecords.feature_values(features[name])))
 
 
+def _write_records(records, tokens_of, num_masked_tokens, writer, options,
+                   summary, log_examples):
+  """Writes records, counting them into `summary`.
+
+  Args:
+    records: list of serialized pretraining examples.
+    tokens_of: function from an index of `records` to its tokens (strings),
+      for the logged examples.
+    num_masked_tokens: the masked positions of the records, in all.
+    writer: a `tfrecords.RoundRobinRecordWriter`.
+    options: `RunOptions`.
+    summary: `RunSummary` to count into.
+    log_examples: whether this stream logs its first instances.
+  """
+  num_logged = (options.num_logged_examples - summary.num_instances
+                if log_examples else 0)
+  for index, record in enumerate(records):
+    writer.write(record)
+    if index < num_logged:
+      _log_example(tokens_of(index), record)
+  summary.num_instances += len(records)
+  summary.num_masked_tokens += int(num_masked_tokens)
+
+
 def _write_instances(instances, writer, encoder, options, summary,
                      log_examples):
-  """Writes instances, counting them into `summary`.
+  """Writes `TrainingInstance`s (see `_write_records`), in batches.
 
   Args:
     instances: list of `TrainingInstance`s.
@@ -1505,17 +1620,12 @@ def _write_instances(instances, writer, encoder, options, summary,
     summary: `RunSummary` to count into.
     log_examples: whether this stream logs its first instances.
   """
-  num_logged = (options.num_logged_examples - summary.num_instances
-                if log_examples else 0)
   for start in range(0, len(instances), _ENCODE_BATCH_SIZE):
     batch = instances[start:start + _ENCODE_BATCH_SIZE]
-    for index, record in enumerate(encoder.encode_instances(batch), start):
-      writer.write(record)
-      if index < num_logged:
-        _log_example(instances[index].tokens, record)
-  summary.num_instances += len(instances)
-  summary.num_masked_tokens += sum(len(instance.masked_lm_positions)
-                                   for instance in instances)
+    _write_records(encoder.encode_instances(batch),
+                   lambda index, batch=batch: batch[index].tokens,
+                   sum(len(i.masked_lm_positions) for i in batch), writer,
+                   options, summary, log_examples)
 
 
 def _record_encoder(tokenizer, options):
@@ -1592,17 +1702,26 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   Its shards stay under their temporary names: the parent renames them when
   every worker succeeded.
   """
+  with _without_cyclic_gc():  # A spawned worker starts with it on.
+    return _make_worker_records(options, tokenizer, worker_index, units,
+                                tmp_token)
+
+
+def _make_worker_records(options, tokenizer, worker_index, units, tmp_token):
+  """The work of `_run_worker`."""
   logging.set_verbosity(logging.INFO)
   if options.fast_tokenizer:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-  tokenize_lines = make_line_tokenizer(tokenizer, options)
-  vocab_words = list(tokenizer.vocab.keys())
+  # Instances are made on ids (`InstanceBatcher`).
+  tokenize_lines = make_line_tokenizer(tokenizer, options, as_ids=True)
   # Not the original's stream anyway: the cheaper source, same distributions.
   rng = NumpyInstanceRandom("%d:%d" % (options.random_seed, worker_index))
   options.instance.masking.start(
       random.Random("numpy:%d:%d" % (options.random_seed,
                                      worker_index)).getrandbits(32))
+  batcher = instance_batches.InstanceBatcher(options.instance,
+                                             tokenizer.vocab)
   summary = RunSummary()
   progress = Progress(options.progress_interval_secs, "worker %d/%d: " %
                       (worker_index, options.num_workers))
@@ -1617,15 +1736,23 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
       summary.num_documents += len(documents)
       rng.shuffle(documents)
       for _ in range(options.dupe_factor):
-        instances = []
+        segments = []
         for document_index in range(len(documents)):
-          made = create_instances_from_document(
-              documents, document_index, options.instance, vocab_words, rng)
-          instances.extend(made)
-          progress.add(instances=len(made))
-        rng.shuffle(instances)
-        _write_instances(instances, writer, encoder, options, summary,
-                         log_examples=worker_index == 0)
+          num_segments = len(segments)
+          segments.extend(instance_segments(documents, document_index,
+                                            options.instance, rng))
+          progress.add(instances=len(segments) - num_segments)
+        rng.shuffle(segments)
+        for start in range(0, len(segments), _ENCODE_BATCH_SIZE):
+          batch = batcher.make_batch(
+              segments[start:start + _ENCODE_BATCH_SIZE], rng)
+          _write_records(
+              encoder.encode_batch(batch),
+              lambda index, batch=batch: [
+                  batcher.words[i]
+                  for i in batch.input_ids[index, :batch.num_tokens[index]]],
+              batch.num_predictions.sum(), writer, options, summary,
+              log_examples=worker_index == 0)
     writer.close(rename=False)
   except BaseException:
     writer.abort()
@@ -1690,6 +1817,24 @@ def _run_parallel(options, input_files, tokenizer):
   return summary
 
 
+@contextlib.contextmanager
+def _without_cyclic_gc():
+  """Pauses Python's cyclic garbage collector (then restores its state).
+
+  Documents, segments and instances are millions of small lists without
+  reference cycles, freed by reference counting; each collection of the
+  older generations would walk all of them (a third of the time of making
+  instances on wikitext2).
+  """
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if enabled:
+      gc.enable()
+
+
 def _cpu_seconds():
   """Returns the CPU seconds of this process and of its waited-for children."""
   own, children = (resource.getrusage(who) for who in (
@@ -1733,10 +1878,11 @@ def create_pretraining_data(options):
   logging.info("*** Reading from input files ***")
   for input_file in input_files:
     logging.info("  %s", input_file)
-  if options.num_workers == 1:
-    summary = _run_faithful(options, input_files, tokenizer)
-  else:
-    summary = _run_parallel(options, input_files, tokenizer)
+  with _without_cyclic_gc():
+    if options.num_workers == 1:
+      summary = _run_faithful(options, input_files, tokenizer)
+    else:
+      summary = _run_parallel(options, input_files, tokenizer)
   summary.seconds = time.time() - start
   summary.cpu_seconds = _cpu_seconds() - start_cpu
   logging.info("Wrote %d total instances", summary.num_instances)
