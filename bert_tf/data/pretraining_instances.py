@@ -34,7 +34,10 @@ tokenizing each distinct word once, same tokens), instances, and the records
 for record, with the whole corpus in memory as the original; `num_workers > 1`
 streams (file, part) units through worker processes with their own seeds and
 a cheaper random source (`NumpyInstanceRandom`, the same distributions): a
-different, reproducible stream whose memory holds one unit at a time.
+different, reproducible stream whose memory holds one unit at a time. Its
+workers make the segments with the same loop (`instance_segments`, on ids)
+and build, mask and encode them in batches with NumPy
+(`bert_tf.data.instance_batches`, `MaskingStrategy.select_batch`).
 
 The instance functions draw through `InstanceRandom`'s batch operations
 (`shuffle`, `shuffled_head`, `coin_flips`, `replacements`): `InstanceRandom`
