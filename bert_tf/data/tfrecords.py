@@ -390,10 +390,13 @@ class PretrainingRecordEncoder(object):
     in_pred = np.arange(self.max_predictions_per_seq) < num_predictions[:, None]
 
     def padded(values, valid):
-      values = np.asarray(values, np.int64)[:, :valid.shape[1]]
-      out = np.zeros(valid.shape, np.int64)
-      out[:, :values.shape[1]] = values
-      return np.where(valid, out, 0)
+      values = np.asarray(values, np.int64)
+      if values.shape != valid.shape:
+        out = np.zeros(valid.shape, np.int64)
+        width = min(values.shape[1], valid.shape[1])
+        out[:, :width] = values[:, :width]
+        values = out
+      return np.where(valid, values, 0)
 
     int_features = [
         ("input_ids", padded(batch.input_ids, in_seq)),
@@ -417,22 +420,37 @@ class PretrainingRecordEncoder(object):
       for name in SPAN_BOUNDARY_FEATURE_NAMES:
         values = padded(getattr(batch, name), in_pred)
         pieces += self._feature_pieces(name, self._varint_bytes(name, values))
-    data = np.concatenate([d for d, _ in pieces], axis=1)
-    valid = np.concatenate([v for _, v in pieces], axis=1)
     # The Example: tag 1 (features), its length, the feature entries.
-    header, header_valid = self._varint_bytes(
-        "features", valid.sum(axis=1, keepdims=True))
-    data = np.concatenate(
-        [np.full((num_rows, 1), _TAG_1[0], np.uint8), header, data], axis=1)
-    valid = np.concatenate(
-        [np.ones((num_rows, 1), bool), header_valid, valid], axis=1)
-    ends = np.cumsum(valid.sum(axis=1)).tolist()
+    num_bytes = sum(n for _, _, n in pieces)
+    header = self._varint_bytes("features", num_bytes[:, None])
+    pieces = [(np.full((num_rows, 1), _TAG_1[0], np.uint8),
+               np.ones((num_rows, 1), bool), None), header + (None,)] + pieces
+    data = np.concatenate([d for d, _, _ in pieces], axis=1)
+    valid = np.concatenate([v for _, v, _ in pieces], axis=1)
+    ends = np.cumsum(num_bytes + 1 + header[1].sum(axis=1)).tolist()
     buffer = data[valid].tobytes()
     return [buffer[start:end] for start, end in zip([0] + ends[:-1], ends)]
 
   def _feature_pieces(self, name, payload):
-    """Returns the (data, valid) pieces of a feature: framing, payload."""
-    return [self._prefix_bytes(name, payload[1].sum(axis=1)), payload]
+    """Returns the pieces of a feature: its framing, its payload.
+
+    Args:
+      name: the feature name.
+      payload: (data, valid), the packed values of each row (see
+        `_varint_bytes`).
+
+    Returns:
+      Two (data, valid, num_bytes): the bytes of each row, which of them
+      count, and how many count (int [N]).
+    """
+    data, valid = payload
+    if valid.all():
+      num_bytes = np.full(len(data), data.shape[1])
+    else:
+      num_bytes = valid.sum(axis=1)
+    prefix, prefix_valid = self._prefix_bytes(name, num_bytes)
+    return [(prefix, prefix_valid, prefix_valid.sum(axis=1)),
+            (data, valid, num_bytes)]
 
   def encode_instances(self, instances):
     """Returns the serialized `tf.train.Example`s of `TrainingInstance`s.
