@@ -18,7 +18,8 @@ flags. New flags are additive:
                     (--vocab_file then optional)
   --num_workers     N > 1 streams the input through N processes: a different
                     (but reproducible for a given seed and N) stream than the
-                    original (cheaper NumPy-backed draws, same distributions),
+                    original (cheaper NumPy-backed draws, instances masked in
+                    batches of ids, same distributions),
                     whose memory does not grow with the corpus times
                     --dupe_factor; worker i writes `<output>-<i>-of-<N>`.
   --fast_tokenizer  tokenize with the in-graph FastBertTokenizer (same ids,
@@ -105,7 +106,8 @@ flags.DEFINE_integer(
     "1: the original single-process stream, record for record. N > 1: N "
     "processes each with its own seed derived from --random_seed and the "
     "worker index, streaming the input per file, drawing from a cheaper "
-    "NumPy-backed random source with the same distributions; a different "
+    "NumPy-backed random source and masking instances in batches of ids, "
+    "with the same distributions; a different "
     "stream than the original, reproducible for the same seed and N. Worker "
     "i writes "
     "`<output_file>-<i>-of-<N>` for each output file.")

@@ -281,14 +281,19 @@ def _reference_example(instance, vocab, max_seq_length, max_predictions):
   return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def test_record_encoder_writes_the_original_examples(data):
+def _sample_instances(data, dupe_factor, seed):
+  """Returns the tokenizer and the faithful instances of sample_text.txt."""
   tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
   documents = pi.read_documents(
       [str(data / "sample_text.txt")],
       lambda lines: [tokenizer.tokenize(line) for line in lines])
-  instances = pi.create_training_instances(
-      documents, pi.InstanceOptions(), 2, list(tokenizer.vocab),
-      random.Random(3))
+  return tokenizer, pi.create_training_instances(
+      documents, pi.InstanceOptions(), dupe_factor, list(tokenizer.vocab),
+      random.Random(seed))
+
+
+def test_record_encoder_writes_the_original_examples(data):
+  tokenizer, instances = _sample_instances(data, 2, 3)
   # Long instances: multi-byte varints for positions and ids.
   instances.append(pi.TrainingInstance(
       ["[CLS]"] + ["##s"] * 300 + ["[SEP]"], [0] * 150 + [1] * 152,
@@ -326,13 +331,7 @@ def test_record_encoder_writes_the_original_examples(data):
 
 def test_record_encoder_batches(data):
   """A batch encodes each row as alone; what lies past the counts is unused."""
-  tokenizer = tokenization.FullTokenizer(str(data / "vocab.txt"), True)
-  documents = pi.read_documents(
-      [str(data / "sample_text.txt")],
-      lambda lines: [tokenizer.tokenize(line) for line in lines])
-  instances = pi.create_training_instances(
-      documents, pi.InstanceOptions(), 3, list(tokenizer.vocab),
-      random.Random(5))
+  tokenizer, instances = _sample_instances(data, 3, 5)
   # Rows of one, two and three varint bytes per id and position.
   vocab = dict(tokenizer.vocab, big=20000, bigger=3 << 14)
   instances.insert(7, pi.TrainingInstance(
