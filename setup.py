@@ -24,7 +24,8 @@ setup(
         "numpy",
     ],
     extras_require={
-        "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*"],
+        "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*",
+                    "safetensors"],
         "test": ["pytest", "hypothesis"],
     },
     entry_points={

@@ -1,0 +1,106 @@
+"""Writing files and directories atomically: a temporary name, renamed when complete.
+
+Every writer in bert_tf (TFRecords, checkpoints, SavedModels, converted
+checkpoints, vocabularies, metric files, JSON lines) goes through these two
+helpers, so an interrupted or failed run never leaves something half-written
+under a final name (DESIGN.md, principle 6). Paths may be local or any
+filesystem `tf.io.gfile` knows (e.g. `gs://`).
+"""
+
+import contextlib
+import os
+import uuid
+
+import tensorflow as tf
+
+
+def temporary_path(path, token=None):
+  """The temporary name under which `path` is written before the rename.
+
+  Args:
+    path: the final path.
+    token: a string that makes the name unique to a writer; default: this
+      process id. Writers that share a directory (workers) pass their own.
+
+  Returns:
+    `<path>.tmp-<token>`, in the same directory (so the rename is atomic on
+    local filesystems).
+  """
+  return "%s.tmp-%s" % (path, os.getpid() if token is None else token)
+
+
+def _remove(path):
+  """Removes a file or directory tree if it exists."""
+  if tf.io.gfile.isdir(path):
+    tf.io.gfile.rmtree(path)
+  elif tf.io.gfile.exists(path):
+    tf.io.gfile.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w", token=None):
+  """Opens a file that appears under `path` only if the block completes.
+
+  Usage: `with atomic_file(path) as f: f.write(...)`. On an exception the
+  temporary file is deleted and `path` is left as it was.
+
+  Args:
+    path: the final file path (its directory is created if missing).
+    mode: "w" (text) or "wb" (bytes).
+    token: see `temporary_path`.
+
+  Yields:
+    A writable `tf.io.gfile.GFile`.
+  """
+  if mode not in ("w", "wb"):
+    raise ValueError("atomic_file mode must be 'w' or 'wb', got %r" % mode)
+  directory = os.path.dirname(path)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  temp = temporary_path(path, token)
+  try:
+    with tf.io.gfile.GFile(temp, mode) as f:
+      yield f
+    tf.io.gfile.rename(temp, path, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(temp):
+      tf.io.gfile.remove(temp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path, overwrite=False):
+  """Gives a fresh temporary directory that replaces `path` when the block completes.
+
+  Usage: `with atomic_directory(out, overwrite=True) as tmp: write files into tmp`.
+  The temporary directory sits beside `path`; on success an existing `path`
+  is removed and the temporary directory renamed to it, on an exception the
+  temporary directory is deleted and `path` is left untouched.
+
+  Args:
+    path: the final directory.
+    overwrite: whether an existing non-empty `path` may be replaced.
+
+  Yields:
+    The temporary directory's path.
+
+  Raises:
+    FileExistsError: if `path` is a non-empty directory (or a file) and
+      `overwrite` is False; checked before anything is written.
+  """
+  path = path.rstrip("/") or path
+  if tf.io.gfile.exists(path) and not overwrite:
+    if not tf.io.gfile.isdir(path) or tf.io.gfile.listdir(path):
+      raise FileExistsError(
+          "Output %s already exists and is not an empty directory; pass "
+          "--overwrite (overwrite=True) to replace it" % path)
+  parent = os.path.dirname(path)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  temp = temporary_path(path, uuid.uuid4().hex[:8])
+  tf.io.gfile.makedirs(temp)
+  try:
+    yield temp
+    _remove(path)
+    tf.io.gfile.rename(temp, path)
+  finally:
+    _remove(temp)
