@@ -121,15 +121,14 @@ def cache_memory(curr_out, prev_mem, mem_len):
   return tf.stop_gradient(new_mem)
 
 
-class TransformerXLConfigLayer(layers.ConfigSerializable,
-                               keras.layers.Layer):
-  """A layer made from a `TransformerXLConfig`, serialized as its dict."""
+class XLConfigSerializable(layers.ConfigSerializable):
+  """`layers.ConfigSerializable` for a `TransformerXLConfig`."""
 
   config_class = TransformerXLConfig
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class RelativeMultiHeadAttention(TransformerXLConfigLayer):
+class RelativeMultiHeadAttention(XLConfigSerializable, keras.layers.Layer):
   """The `rel_attn` scope: relative multi-head attention with post-LN.
 
   Variables: `qkv/kernel` [d_model, 3 * n_head * d_head], `r/kernel`
@@ -214,7 +213,7 @@ class RelativeMultiHeadAttention(TransformerXLConfigLayer):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class PositionwiseFF(TransformerXLConfigLayer):
+class PositionwiseFF(XLConfigSerializable, keras.layers.Layer):
   """The `ff` scope: ReLU feed-forward with residual and post-LN.
 
   Variables: `layer_1/kernel|bias` [d_model, d_inner], `layer_2/kernel|bias`
@@ -248,7 +247,7 @@ class PositionwiseFF(TransformerXLConfigLayer):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class TransformerXLLayer(TransformerXLConfigLayer):
+class TransformerXLLayer(XLConfigSerializable, keras.layers.Layer):
   """One layer (`layer_<i>`): `rel_attn` then `ff`."""
 
   def __init__(self, config, **kwargs):
@@ -269,7 +268,7 @@ class TransformerXLLayer(TransformerXLConfigLayer):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class AdaptiveEmbedding(TransformerXLConfigLayer):
+class AdaptiveEmbedding(XLConfigSerializable, keras.layers.Layer):
   """The `adaptive_embed` scope: token embeddings scaled by sqrt(d_model).
 
   With div_val 1: `lookup_table` [n_token, d_embed] and, if d_embed !=
@@ -342,7 +341,7 @@ class AdaptiveEmbedding(TransformerXLConfigLayer):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class AdaptiveSoftmax(TransformerXLConfigLayer):
+class AdaptiveSoftmax(XLConfigSerializable, keras.layers.Layer):
   """The `adaptive_softmax` scope: the output layer, tied to the embedding.
 
   Without cutoffs: `bias` [n_token]. With cutoffs, per bin i: `cutoff_<i>/b`

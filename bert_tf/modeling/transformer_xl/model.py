@@ -41,7 +41,7 @@ from bert_tf.modeling.transformer_xl.config import TransformerXLConfig
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class TransformerXL(layers.ConfigSerializable, keras.Model):
+class TransformerXL(xl_layers.XLConfigSerializable, keras.Model):
   """The Transformer-XL language model (the original `transformer` scope).
 
   Example:
@@ -57,8 +57,6 @@ class TransformerXL(layers.ConfigSerializable, keras.Model):
     outputs["loss"]  # mean negative log-likelihood (nats)
   ```
   """
-
-  config_class = TransformerXLConfig
 
   def __init__(self, config, name="transformer", **kwargs):
     """Creates the model and its variables under the original names.
