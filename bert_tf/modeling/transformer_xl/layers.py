@@ -281,7 +281,7 @@ class AdaptiveEmbedding(XLConfigSerializable, keras.layers.Layer):
     super().__init__(name=name, **kwargs)
     self.config = config
     initializer, proj_initializer = config.initializers()
-    # (path, variables) of each bin: with div_val 1 the table (and
+    # (path, specs) of each bin: with div_val 1 the table (and
     # projection) sit in `adaptive_embed` itself, else in `cutoff_<i>`.
     self.bin_specs = []
     if config.div_val == 1:
