@@ -53,8 +53,7 @@ def _models():
       "albert": BertModel(_config(embedding_size=4, num_hidden_groups=2,
                                   inner_group_num=2)),
       "tupe": BertModel(_config(tupe="relative", tupe_num_buckets=8,
-                                tupe_max_distance=8,
-                                hierarchical_position_alpha=None)),
+                                tupe_max_distance=8)),
       "hierarchical": BertModel(_config(hierarchical_position_alpha=0.4)),
       "transformer_xl": transformer_xl.TransformerXL(xl),
   }
