@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["bert_tf", "bert_tf.*"]),
     package_data={"bert_tf.text": ["unicode_tables.npz"]},
-    py_modules=["extract_features"],
+    py_modules=["extract_features", "convert_checkpoint"],
     install_requires=[
         "tensorflow~=2.20.0",
         "tensorflow-text~=2.20.0",
@@ -31,6 +31,7 @@ setup(
     entry_points={
         "console_scripts": [
             "bert-extract-features=extract_features:run_main",
+            "bert-convert-checkpoint=convert_checkpoint:run_main",
         ],
     },
 )

@@ -72,7 +72,9 @@ ALBERT_NO_OP_KEYS = {
     "layers_to_keep": ([], None),
 }
 
-HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+# "gelu" is the original's tanh approximation; "gelu_erf" the exact form
+# (Hugging Face's "gelu"), for weights converted from libraries that use it.
+HIDDEN_ACTIVATIONS = ("gelu", "gelu_erf", "relu", "tanh", "linear")
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal", "none")
 TUPE_TYPES = (None, "absolute", "relative")
 
@@ -150,7 +152,8 @@ class BertConfig(object):
       num_attention_heads: Number of attention heads for each attention layer.
       intermediate_size: Size of the "intermediate" (feed-forward) layer.
       hidden_act: Non-linear activation of the encoder and pooler
-        ("gelu", "relu", "tanh" or "linear").
+        ("gelu": the original's tanh approximation; "gelu_erf": the exact
+        form, Hugging Face's "gelu"; "relu", "tanh" or "linear").
       hidden_dropout_prob: Dropout probability for all fully connected layers
         in the embeddings, encoder and pooler.
       attention_probs_dropout_prob: Dropout ratio for the attention
