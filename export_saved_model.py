@@ -34,6 +34,12 @@ flags.DEFINE_integer("max_predictions_per_seq", 20,
                      "Masked positions per tf.Example (pretraining).")
 flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel.")
 flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
+flags.DEFINE_string(
+    "signatures", ",".join(serving.SIGNATURES),
+    "Comma-separated signatures to export, from %s. Only serve_text carries "
+    "TensorFlow Text ops: without it the export loads with TensorFlow alone "
+    "(TF Serving, saved_model_cli run) and needs no vocabulary." %
+    ", ".join(serving.SIGNATURES))
 
 
 def main(_):
@@ -49,7 +55,8 @@ def main(_):
       num_labels=FLAGS.num_labels,
       overwrite=FLAGS.overwrite,
       max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-      spm_model_file=FLAGS.spm_model_file)
+      spm_model_file=FLAGS.spm_model_file,
+      signatures=FLAGS.signatures)
   logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
 
 

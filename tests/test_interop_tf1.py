@@ -11,7 +11,7 @@ from bert_tf import checkpoints
 from bert_tf import interop
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertModel
-from tests import script_runner
+import script_runner
 
 
 def _tensors(prefix):
