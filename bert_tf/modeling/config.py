@@ -34,6 +34,10 @@ ORIGINAL_DEFAULTS = {
     "initializer_range": 0.02,
 }
 
+# The keys every bert_config.json of the original carries; a config file
+# must have them all (`from_json_file`).
+ORIGINAL_KEYS = ("vocab_size",) + tuple(ORIGINAL_DEFAULTS)
+
 # Extension keys (DESIGN.md, "Contracts"). Absent means the value below, which is
 # the original behaviour. They are class attributes, so a plain original config
 # round-trips through `to_dict` without gaining keys.
@@ -214,10 +218,21 @@ class BertConfig(object):
       A validated `BertConfig`.
 
     Raises:
-      ValueError: if the file is missing, not JSON, or has invalid fields.
+      ValueError: if the file is missing, not JSON, lacks one of the eleven
+        original keys (`ORIGINAL_KEYS`; every released config has them all,
+        and a missing one would silently take the original's default), or
+        has invalid fields.
     """
-    return cls.from_dict(read_json_file(json_file, "BERT config file"),
-                         source=json_file)
+    values = read_json_file(json_file, "BERT config file")
+    if isinstance(values, dict):
+      missing = [key for key in ORIGINAL_KEYS if key not in values]
+      if missing:
+        raise ValueError(
+            "%s: missing required field %r; a bert_config.json carries the "
+            "eleven original keys (%s), this one lacks %s" %
+            (json_file, missing[0], ", ".join(ORIGINAL_KEYS),
+             ", ".join(missing)))
+    return cls.from_dict(values, source=json_file)
 
   def to_dict(self):
     """Serializes this instance to a Python dictionary."""
