@@ -6,10 +6,10 @@
 The logic is `bert_tf.interop` (see its docstring for what each format holds).
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf import interop
 
 FLAGS = flags.FLAGS
@@ -50,13 +50,11 @@ def main(_):
       do_lower_case=FLAGS.do_lower_case)
   logging.info("Wrote %d tensors to %s (%s)", len(report.written),
                report.output, report.to_format)
-  return report
 
 
 def run_main():
   """Entry point of the `bert-convert-checkpoint` console script."""
-  flags.mark_flags_as_required(["input", "output", "to"])
-  app.run(main)
+  cli.run(main, __name__, required=["input", "output", "to"])
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ flags. New flags are additive:
 The work is done by `bert_tf.data.pretraining_instances`.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf.data import pretraining_instances as pi
 
 FLAGS = flags.FLAGS
@@ -204,7 +204,10 @@ def main(_):
   pi.create_pretraining_data(options_from_flags(FLAGS))
 
 
+def run_main():
+  """Entry point of the `bert-create-pretraining-data` console script."""
+  cli.run(main, __name__, required=["input_file", "output_file"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("input_file")
-  flags.mark_flag_as_required("output_file")
-  app.run(main)
+  run_main()

@@ -1,9 +1,9 @@
 """Exports a BERT checkpoint as a SavedModel serving ids, tf.Examples and raw text."""
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf import serving
 from bert_tf.modeling import BertConfig
 
@@ -60,7 +60,11 @@ def main(_):
   logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
 
 
+def run_main():
+  """Entry point of the `bert-export-saved-model` console script."""
+  cli.run(main, __name__,
+          required=["bert_config_file", "init_checkpoint", "export_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["bert_config_file", "init_checkpoint",
-                                "export_dir"])
-  app.run(main)
+  run_main()

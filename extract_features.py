@@ -4,6 +4,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf import feature_extraction
 from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
@@ -79,11 +80,9 @@ def main(_):
 
 
 def run_main():
-  """Console-script entry point."""
-  for name in ("input_file", "bert_config_file", "init_checkpoint",
-               "output_file"):
-    flags.mark_flag_as_required(name)
-  app.run(main)
+  """Entry point of the `bert-extract-features` console script."""
+  cli.run(main, __name__, required=["input_file", "bert_config_file",
+                                    "init_checkpoint", "output_file"])
 
 
 if __name__ == "__main__":

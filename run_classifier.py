@@ -10,11 +10,11 @@ New flags choose the distribution strategy, the compute dtype and XLA.
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
@@ -165,9 +165,11 @@ def main(_):
     logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
 
 
+def run_main():
+  """Entry point of the `bert-run-classifier` console script."""
+  cli.run(main, __name__,
+          required=["data_dir", "task_name", "bert_config_file", "output_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("data_dir")
-  flags.mark_flag_as_required("task_name")
-  flags.mark_flag_as_required("bert_config_file")
-  flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  run_main()

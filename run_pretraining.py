@@ -13,11 +13,11 @@ boundary objective as well (loss = masked LM + span boundary [+ next
 sentence]; eval adds `span_boundary_accuracy` and `span_boundary_loss`).
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf.data import pretraining_dataset
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertPretrainer
@@ -174,8 +174,11 @@ def main(_):
       logging.info("  %s = %s", key, str(result[key]))
 
 
+def run_main():
+  """Entry point of the `bert-run-pretraining` console script."""
+  cli.run(main, __name__,
+          required=["bert_config_file", "input_file", "output_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("bert_config_file")
-  flags.mark_flag_as_required("input_file")
-  flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  run_main()

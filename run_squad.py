@@ -12,11 +12,11 @@ distribution strategy, the compute dtype and XLA.
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
@@ -193,8 +193,11 @@ def main(_):
     logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
 
 
+def run_main():
+  """Entry point of the `bert-run-squad` console script."""
+  cli.run(main, __name__,
+          required=["vocab_file", "bert_config_file", "output_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("vocab_file")
-  flags.mark_flag_as_required("bert_config_file")
-  flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  run_main()
