@@ -300,3 +300,34 @@ def test_signatures_flag_is_checked(small, tmp_path):
     serving.export(config, ckpt, None, True, SEQ, "encoder",
                    str(tmp_path / "e"), signatures=["serve_text"])
   assert not os.path.exists(tmp_path / "e")
+
+
+def test_loaded_export_answers_eight_threads_as_one(small, tmp_path):
+  import concurrent.futures
+  import tensorflow_text  # noqa: F401  (serve_text's ops)
+  config, ckpt, vocab_file = small
+  export_dir = str(tmp_path / "export")
+  serving.export(config, ckpt, vocab_file, True, SEQ, "classifier", export_dir)
+  loaded = tf.saved_model.load(export_dir)
+  ids, text = loaded.signatures["serving_default"], loaded.signatures["serve_text"]
+  features = _packed(vocab_file)
+  # Request i: one row of ids (rows differ) or the texts shifted by i.
+  requests = [(i % 2, i) for i in range(32)]
+
+  def call(request):
+    kind, i = request
+    if kind == 0:
+      row = i % len(TEXT_A)
+      return ids(**{n: tf.constant(v[row:row + 1]) for n, v in
+                    features.items()})["probabilities"].numpy()
+    order = [(i + k) % len(TEXT_A) for k in range(len(TEXT_A))]
+    return text(text_a=tf.constant([TEXT_A[k] for k in order]),
+                text_b=tf.constant([TEXT_B[k] for k in order]))[
+                    "probabilities"].numpy()
+
+  alone = [call(r) for r in requests]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+    for _ in range(2):
+      together = list(pool.map(call, requests))
+      for request, want, got in zip(requests, alone, together):
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=str(request))
