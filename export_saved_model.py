@@ -5,6 +5,7 @@ from absl import logging
 
 from bert_tf import cli
 from bert_tf import serving
+from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
 
 FLAGS = flags.FLAGS
@@ -44,6 +45,8 @@ flags.DEFINE_string(
 
 def main(_):
   logging.set_verbosity(logging.INFO)
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
   path = serving.export(
       config=BertConfig.from_json_file(FLAGS.bert_config_file),
       init_checkpoint=FLAGS.init_checkpoint,

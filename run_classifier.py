@@ -100,6 +100,8 @@ def main(_):
   tokenizer = tokenization.FullTokenizer(
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
       spm_model_file=FLAGS.spm_model_file)
+  config.check_vocab_size(len(tokenizer.vocab),
+                          FLAGS.spm_model_file or FLAGS.vocab_file)
 
   strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)

@@ -127,6 +127,9 @@ def main(_):
   elif FLAGS.dynamic_masking:
     masking = pretraining_dataset.DynamicMasking.from_vocab_file(
         FLAGS.vocab_file, FLAGS.masked_lm_prob)
+  if masking:
+    config.check_vocab_size(masking.vocab_size,
+                            FLAGS.spm_model_file or FLAGS.vocab_file)
 
   def model_fn():
     return BertPretrainer(config, next_sentence=tasks.next_sentence,

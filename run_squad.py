@@ -135,6 +135,7 @@ def main(_):
     serving.check_export_dir(FLAGS.export_dir)
   tokenizer = tokenization.FullTokenizer(
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
 
   strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)

@@ -369,6 +369,9 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     raise ValueError("--vocab_file or --spm_model_file is required for the "
                      "raw-text signature serve_text (or leave it out of "
                      "--signatures)")
+  if tokenizer is not None:
+    config.check_vocab_size(tokenizer.vocab_size,
+                            spm_model_file or vocab_file)
   module = ServingModule(model, model_type, tokenizer, max_seq_length,
                          max_predictions_per_seq)
   temp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()

@@ -394,6 +394,27 @@ class BertConfig(object):
           "Cannot use sequence length %d because the BERT model "
           "was only trained up to sequence length %d" % (max_seq_length, limit))
 
+  def check_vocab_size(self, vocab_size, vocab_source):
+    """Checks that a tokenizer's ids all have a row in the embedding table.
+
+    Args:
+      vocab_size: the number of ids the tokenizer produces (its largest id
+        plus one).
+      vocab_source: the vocabulary or SentencePiece model file (or flag), for
+        the message.
+
+    Raises:
+      ValueError: if the vocabulary is larger than `vocab_size`, naming both
+        (a vocabulary of another model would fail deep in the graph with an
+        index error, or silently read wrong rows).
+    """
+    if vocab_size > self.vocab_size:
+      raise ValueError(
+          "%s has %d entries but the config's vocab_size is %d: the tokenizer "
+          "would produce ids past the model's embedding table (is it the "
+          "vocabulary this checkpoint was trained with?)" %
+          (vocab_source, vocab_size, self.vocab_size))
+
   @property
   def max_seq_length_limit(self):
     """The longest sequence the model can encode.
