@@ -3,8 +3,8 @@
 Every writer in bert_tf (TFRecords, checkpoints, SavedModels, converted
 checkpoints, vocabularies, metric files, JSON lines) goes through these
 helpers, so an interrupted or failed run never leaves something half-written
-under a final name (DESIGN.md, principle 6). Paths may be local or any
-filesystem `tf.io.gfile` knows (e.g. `gs://`).
+under a final name. Paths may be local or any filesystem `tf.io.gfile` knows
+(e.g. `gs://`).
 """
 
 import contextlib
