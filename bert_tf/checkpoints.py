@@ -17,6 +17,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from bert_tf import file_io
+
 # Names in a checkpoint that hold optimizer or training state, not model weights.
 _OPTIMIZER_STATE = re.compile(
     r"(^|/)(global_step|adam_m|adam_v|lamb_m|lamb_v|Adam|Adam_1|beta1_power|"
@@ -244,7 +246,8 @@ def save_checkpoint(tensors, prefix):
   directory = os.path.dirname(prefix)
   if directory:
     tf.io.gfile.makedirs(directory)
-  temp_prefix = "%s.tmp-%d" % (prefix, os.getpid())
+  # SaveV2 writes `<temp_prefix>.index` and `.data-*`; each is renamed.
+  temp_prefix = file_io.temporary_path(prefix)
   tf.raw_ops.SaveV2(prefix=temp_prefix, tensor_names=names,
                     shape_and_slices=[""] * len(names), tensors=values)
   for suffix in (".data-00000-of-00001", ".index"):

@@ -27,12 +27,10 @@ Outputs by model type: `encoder` -> `sequence_output`, `pooled_output`;
 with it, the loader must also import `tensorflow_text`.
 """
 
-import os
-import shutil
-
 import tensorflow as tf
 
 from bert_tf import checkpoints
+from bert_tf import file_io
 from bert_tf.modeling import BertClassifier
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertPretrainer
@@ -374,16 +372,8 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
                             spm_model_file or vocab_file)
   module = ServingModule(model, model_type, tokenizer, max_seq_length,
                          max_predictions_per_seq)
-  temp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-  if tf.io.gfile.exists(temp_dir):
-    tf.io.gfile.rmtree(temp_dir)
-  try:
+  # `check_export_dir` has refused a non-empty directory without overwrite.
+  with file_io.atomic_directory(export_dir, overwrite=True) as temp_dir:
     tf.saved_model.save(module, temp_dir,
                         signatures=module.signatures(signatures))
-    if tf.io.gfile.exists(export_dir):
-      tf.io.gfile.rmtree(export_dir)
-    tf.io.gfile.rename(temp_dir, export_dir)
-  finally:
-    if tf.io.gfile.exists(temp_dir):
-      shutil.rmtree(temp_dir, ignore_errors=True)
   return export_dir

@@ -197,10 +197,11 @@ def test_fast_path_in_a_dataset_map(spm_files):
 def test_word_cache_gives_the_same_pieces(spm_files, fixtures_dir):
   # create_pretraining_data tokenizes each space-separated piece once: exact
   # for models that, as ALBERT's, split on whitespace and add a dummy "▁".
-  from bert_tf.data import pretraining_instances as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data import pretraining as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data.pretraining import documents  # pylint: disable=g-import-not-at-top
   tokenizer = tokenization.FullTokenizer(None, True,
                                          spm_model_file=spm_files[0])
-  assert pi._splits_on_spaces(tokenizer.sp_model)
+  assert documents._splits_on_spaces(tokenizer.sp_model)
   cached = pi.PieceCachingTokenizer(
       lambda texts: [tokenizer.tokenize(t) for t in texts], 5000)
   corpus = (fixtures_dir / "corpora" / "wikitext2_valid.tokens").read_text(
@@ -213,7 +214,8 @@ def test_word_cache_gives_the_same_pieces(spm_files, fixtures_dir):
 def test_word_cache_is_off_for_models_that_join_words(fixtures_dir,
                                                       tmp_path):
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-  from bert_tf.data import pretraining_instances as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data import pretraining as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data.pretraining import documents  # pylint: disable=g-import-not-at-top
   spm.SentencePieceTrainer.train(
       input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
       model_prefix=str(tmp_path / "joined"), vocab_size=400, minloglevel=2,
@@ -221,7 +223,7 @@ def test_word_cache_is_off_for_models_that_join_words(fixtures_dir,
       user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
   tokenizer = tokenization.FullTokenizer(
       None, True, spm_model_file=str(tmp_path / "joined.model"))
-  assert not pi._splits_on_spaces(tokenizer.sp_model)
+  assert not documents._splits_on_spaces(tokenizer.sp_model)
   options = pi.RunOptions(input_file="", output_file="", vocab_file=None,
                           spm_model_file=str(tmp_path / "joined.model"))
   assert not isinstance(pi.make_line_tokenizer(tokenizer, options),

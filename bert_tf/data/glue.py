@@ -19,8 +19,10 @@ import csv
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import file_io
 from bert_tf import tokenization
-from bert_tf.data import tfrecords
+from bert_tf.data import finetuning_dataset
+from bert_tf.data import record_format
 from bert_tf.data.sentence_pairs import pack_tokens
 
 
@@ -426,10 +428,12 @@ def file_based_convert_examples_to_features(examples, label_list,
     label_list: the task's labels.
     max_seq_length: padded length.
     tokenizer: a `FullTokenizer`.
-    output_file: the TFRecord path.
+    output_file: the TFRecord path (written under a temporary name, renamed
+      when complete).
     is_regression: write `label_ids` as a float (STS-B) instead of an int.
   """
-  with tf.io.TFRecordWriter(output_file) as writer:
+  with file_io.atomic_path(output_file) as temp, tf.io.TFRecordWriter(
+      temp) as writer:
     for ex_index, example in enumerate(examples):
       if ex_index % 10000 == 0:
         logging.info("Writing example %d of %d", ex_index, len(examples))
@@ -437,20 +441,21 @@ def file_based_convert_examples_to_features(examples, label_list,
                                        max_seq_length, tokenizer,
                                        is_regression)
       features = collections.OrderedDict()
-      features["input_ids"] = tfrecords.create_int_feature(feature.input_ids)
-      features["input_mask"] = tfrecords.create_int_feature(
+      features["input_ids"] = record_format.create_int_feature(
+          feature.input_ids)
+      features["input_mask"] = record_format.create_int_feature(
           feature.input_mask)
-      features["segment_ids"] = tfrecords.create_int_feature(
+      features["segment_ids"] = record_format.create_int_feature(
           feature.segment_ids)
       if is_regression:
-        features["label_ids"] = tfrecords.create_float_feature(
+        features["label_ids"] = record_format.create_float_feature(
             [feature.label_id])
       else:
-        features["label_ids"] = tfrecords.create_int_feature(
+        features["label_ids"] = record_format.create_int_feature(
             [feature.label_id])
-      features["is_real_example"] = tfrecords.create_int_feature(
+      features["is_real_example"] = record_format.create_int_feature(
           [int(feature.is_real_example)])
-      writer.write(tfrecords.features_to_example(features))
+      writer.write(record_format.features_to_example(features))
 
 
 def pad_examples(examples, batch_size):
@@ -497,6 +502,6 @@ def file_based_dataset(input_file, seq_length, batch_size, is_training,
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
 
-  return tfrecords.finetuning_dataset(input_file, name_to_features,
+  return finetuning_dataset.finetuning_dataset(input_file, name_to_features,
                                       batch_size, is_training, drop_remainder,
                                       input_context, seed)

@@ -32,6 +32,7 @@ import unicodedata
 
 import numpy as np
 
+from bert_tf import file_io
 from bert_tf import tokenization
 
 # The original keeps its character classes private; they are the reference.
@@ -454,9 +455,9 @@ def save_tables(path):
   for prefix, (_, build) in _TABLE_SETS.items():
     for name, array in build().to_arrays().items():
       arrays[prefix + name] = array
-  tmp_path = path + ".tmp-%d.npz" % os.getpid()
-  np.savez_compressed(tmp_path, **arrays)
-  os.replace(tmp_path, path)
+  with file_io.atomic_path(path) as temp:
+    with open(temp, "wb") as f:  # A file object: NumPy adds no ".npz".
+      np.savez_compressed(f, **arrays)
 
 
 def _load_table_set(path, prefix):
