@@ -125,22 +125,37 @@ def _random_texts(count, seed, alphabet=ALPHABET):
 
 
 def _assert_same_ids(fast, full, sp, texts, batch_size=2048):
-  """fast == FullTokenizer ids, but for SentencePiece's own tie-breaks.
+  """fast == full's ids, but for SentencePiece's own tie-breaks.
 
   `tensorflow_text` bundles another SentencePiece build than the Python
   package; on a preprocessed text where their segmentations differ (two
   segmentations of equal score), only that part may differ. Those texts are
   counted and returned; the preprocessing itself must always be equal.
+
+  Args:
+    fast: a `FastSentencePieceTokenizer`.
+    full: its `FullTokenizer`, or without `preprocess_text` its
+      `FullSentencePieceTokenizer`.
+    sp: the model's `SentencePieceProcessor`.
+    texts: list of str or bytes.
+    batch_size: texts per call of `fast.tokenize`.
+
+  Returns:
+    The number of ties.
   """
   num_ties = 0
   for start in range(0, len(texts), batch_size):
     batch = texts[start:start + batch_size]
     got = fast.tokenize(tf.constant(batch)).to_list()
-    preprocessed = [t.decode("utf-8") for t in
-                    fast.preprocess(tf.constant(batch)).numpy()]
+    if fast.preprocess_text:
+      preprocessed = [t.decode("utf-8") for t in
+                      fast.preprocess(tf.constant(batch)).numpy()]
+    else:
+      preprocessed = [tokenization.convert_to_unicode(t) for t in batch]
     for text, ids, clean in zip(batch, got, preprocessed):
-      assert clean == tokenization.preprocess_text(
-          text, lower=full.do_lower_case), repr(text)
+      if fast.preprocess_text:
+        assert clean == tokenization.preprocess_text(
+            text, lower=full.do_lower_case), repr(text)
       want = full.convert_tokens_to_ids(full.tokenize(text))
       if ids != want:
         graph_pieces = [p.decode("utf-8") for p in
@@ -289,6 +304,23 @@ def test_full_sentencepiece_tokenizer(spm_files, sp, tmp_path):
           1, 3, 3, sp.PieceToId("\u2581in")]
   with pytest.raises(ValueError, match="nope.model.*does not exist"):
     tokenization.FullSentencePieceTokenizer(str(tmp_path / "nope.model"))
+
+
+def test_fast_path_without_preprocessing(spm_files, sp, fixtures_dir):
+  full = tokenization.FullSentencePieceTokenizer(spm_files[0])
+  fast = FastSentencePieceTokenizer(spm_files[0], preprocess_text=False)
+  corpus = (fixtures_dir / "corpora" / "wikitext2_valid.tokens").read_text(
+      encoding="utf-8").splitlines()
+  texts = (["In 1990, the 2,000, x9, 15,", "  H\u00e9llo \u039f\u03a3. ",
+            "", "   ", "\u0301", "12,3 4, 5,,"] + _random_texts(2000, 5) +
+           _random_texts(500, 6, ASCII_ALPHABET) + corpus[:500])
+  assert _assert_same_ids(fast, full, sp, texts) <= 3
+  # Invalid UTF-8 is dropped, as convert_to_unicode.
+  assert _assert_same_ids(fast, full, sp, [
+      b"caf\xc3 1990,\xff x", b"\xed\xa0\x80A", b"a\x80b"]) == 0
+  assert fast.tokenize(tf.constant(["Caf\u00e9"])).to_list() != (
+      FastSentencePieceTokenizer(spm_files[0]).tokenize(
+          tf.constant(["Caf\u00e9"])).to_list())
 
 
 def test_same_pieces_as_model_garden_but_its_comma_fix(spm_files, sp,
