@@ -373,7 +373,14 @@ class FullSentencePieceTokenizer(object):
     self.inv_vocab = {v: k for k, v in self.vocab.items()}
 
   def tokenize(self, text):
-    """Returns `encode_pieces(sp_model, text)` of str or UTF-8 bytes `text`."""
+    """Tokenizes `text` into the model's pieces, without preprocessing.
+
+    Args:
+      text: str, or UTF-8 bytes (invalid bytes dropped).
+
+    Returns:
+      A list of str pieces: `encode_pieces(sp_model, text)`.
+    """
     return encode_pieces(self.sp_model, convert_to_unicode(text))
 
   def convert_tokens_to_ids(self, tokens):
