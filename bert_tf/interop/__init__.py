@@ -39,6 +39,7 @@ from bert_tf.modeling.config import BertConfig
 # this order.
 FORMAT_MODULES = {
     "tf1": "bert_tf.interop.tf1",
+    "hf": "bert_tf.interop.hf",
 }
 FORMATS = tuple(FORMAT_MODULES)
 
