@@ -491,3 +491,41 @@ def test_gelu_names_round_trip(hf_dir, tmp_path):
   interop.convert(str(tf1_dir), str(tmp_path / "hf2"), "hf")
   assert json.loads((tmp_path / "hf2" / "config.json").read_text())[
       "hidden_act"] == "gelu"
+
+
+def test_half_precision_checkpoints_load(tmp_path):
+  # Hugging Face checkpoints are often stored in float16 or bfloat16 (which
+  # numpy lacks: written here through safetensors' TensorFlow API).
+  from safetensors.tensorflow import save_file as save_tf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(2)
+  hf_config = _hf_config("bert", "gelu")
+  state = _random_state(hf_config, rng)
+  for dtype in (tf.float16, tf.bfloat16):
+    hf_dir = tmp_path / dtype.name
+    _save_hf_dir(str(hf_dir), hf_config, state)
+    stored = load_file(str(hf_dir / "model.safetensors"))
+    save_tf({n: tf.cast(v, dtype) if v.dtype == np.float32 else
+             tf.constant(v) for n, v in stored.items()},
+            str(hf_dir / "model.safetensors"), metadata={"format": "pt"})
+    rounded = {n: tf.cast(tf.cast(v, dtype), tf.float32).numpy()
+               for n, v in state.items()}
+    model = BertModel(interop.read(str(hf_dir)).config)
+    checkpoints.load_checkpoint(model, str(hf_dir), allow_missing=False)
+    input_ids, input_mask, segment_ids = _inputs(rng)
+    outputs = model({"input_ids": input_ids, "input_mask": input_mask,
+                     "segment_ids": segment_ids})
+    sequence, _ = _reference(hf_config, rounded, input_ids, input_mask,
+                             segment_ids)
+    np.testing.assert_allclose(outputs["sequence_output"], sequence,
+                               atol=1e-5)
+    # On to the TF1 format and back, in the stored precision.
+    tf1_dir, hf_again = tmp_path / (dtype.name + "_tf1"), tmp_path / (
+        dtype.name + "_hf")
+    interop.convert(str(hf_dir), str(tf1_dir), "tf1")
+    tensors = _checkpoint_tensors(str(tf1_dir / "bert_model.ckpt"))
+    assert tensors["bert/pooler/dense/kernel"].dtype == dtype.as_numpy_dtype
+    interop.convert(str(tf1_dir), str(hf_again), "hf")
+    first, again = interop.read(str(hf_dir)), interop.read(str(hf_again))
+    for name, value in first.tensors.items():
+      assert again.tensors[name].dtype == value.dtype, name
+      np.testing.assert_array_equal(again.tensors[name], value, err_msg=name)

@@ -247,6 +247,7 @@ def architecture(weights):
 
 
 def _has(directory, name):
+  """Whether file `name` exists in `directory`."""
   return tf.io.gfile.exists(os.path.join(directory, name))
 
 
