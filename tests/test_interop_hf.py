@@ -402,7 +402,8 @@ def test_bad_hf_inputs_are_named(hf_dir, tmp_path):
        r"equivalent \(expected one of .*gelu_new"),
       (dict(layer_norm_eps=1e-5), r"layer_norm_eps 1e-05 is not supported"),
       (dict(position_embedding_type="relative_key"),
-       r"position_embedding_type 'relative_key' is not supported")):
+       r"position_embedding_type 'relative_key' is not supported"),
+      (dict(is_decoder=True), r"is_decoder is true")):
     _edit_config(hf_dir, **changes)
     with pytest.raises(ValueError, match=r"config\.json: " + message):
       interop.read(str(hf_dir))
@@ -469,6 +470,35 @@ def test_untied_decoder_leaves_the_masked_lm_head_out(hf_dir):
   assert untied.has_next_sentence_head
   assert sorted(untied.tensors) == sorted(
       n for n in tied.tensors if not n.startswith("cls/predictions/"))
+
+
+def test_directory_without_pooler_loads_the_rest(fixtures_dir, hf_dir,
+                                                 tmp_path):
+  # transformers' BertForMaskedLM (also *ForQuestionAnswering,
+  # *ForTokenClassification) has no pooler.
+  stored = load_file(str(hf_dir / "model.safetensors"))
+  for name in ("bert.pooler.dense.weight", "bert.pooler.dense.bias",
+               "cls.seq_relationship.weight", "cls.seq_relationship.bias"):
+    del stored[name]
+  save_file(stored, str(hf_dir / "model.safetensors"))
+  _edit_config(hf_dir, architectures=["BertForMaskedLM"])
+  weights = interop.read(str(hf_dir))
+  assert not weights.has_pooler and weights.has_pretraining_heads
+  model = BertModel(weights.config)
+  report = checkpoints.load_checkpoint(model, str(hf_dir))
+  assert sorted(report.missing) == ["bert/pooler/dense/bias",
+                            "bert/pooler/dense/kernel"]
+  io = np.load(fixtures_dir / "original_bert_small" / "io.npz")
+  outputs = model({"input_ids": io["input_ids"],
+                   "input_mask": io["input_mask"],
+                   "segment_ids": io["segment_ids"]})
+  np.testing.assert_allclose(outputs["sequence_output"],
+                             io["sequence_output"], atol=1e-5)
+  report = interop.convert(str(hf_dir), str(tmp_path / "tf1"), "tf1")
+  assert not any(n.startswith("bert/pooler/") for n in report.written)
+  interop.convert(str(tmp_path / "tf1"), str(tmp_path / "hf2"), "hf")
+  assert json.loads((tmp_path / "hf2" / "config.json").read_text())[
+      "architectures"] == ["BertForMaskedLM"]
 
 
 # ------------------------------------------------------------------ GELU

@@ -291,9 +291,9 @@ def config_from_hf(hf_config, source):
     `BertConfig` with the original keys (and ALBERT's for "albert").
 
   Raises:
-    ValueError: for another `model_type`, an unknown `hidden_act`, or a
-      `layer_norm_eps` / `position_embedding_type` bert_tf cannot compute,
-      naming the field and its value.
+    ValueError: for another `model_type`, an unknown `hidden_act`, a
+      decoder, or a `layer_norm_eps` / `position_embedding_type` bert_tf
+      cannot compute, naming the field and its value.
   """
   kind = hf_config.get("model_type")
   if kind not in HF_DEFAULTS:
@@ -313,6 +313,12 @@ def config_from_hf(hf_config, source):
     raise ValueError(
         "%s: layer_norm_eps %r is not supported (bert_tf's LayerNorm, as the "
         "original's, uses 1e-12)" % (source, eps))
+  for key in ("is_decoder", "add_cross_attention"):
+    if hf_config.get(key):
+      raise ValueError(
+          "%s: %s is true: a decoder (causal or cross-attending) BERT is not "
+          "supported (bert_tf computes the bidirectional encoder)" %
+          (source, key))
   positions = hf_config.get("position_embedding_type", "absolute")
   if positions != "absolute":
     raise ValueError(
@@ -440,17 +446,14 @@ def read(path, config=None):
     stored[names["mlm_bias"]] = stored[names["decoder"] + ".bias"]
 
   encoder = encoder_pairs(config)
+  # The pooler may be absent (see `weights.POOLER_SCOPE`).
   missing = ["%s (%s)" % (p.hf, p.original) for p in encoder
-             if p.hf not in stored]
+             if p.hf not in stored and
+             not p.original.startswith(weights_lib.POOLER_SCOPE)]
   if missing:
-    hint = ""
-    if all("pooler" in name for name in missing):
-      hint = (" (transformers' *ForQuestionAnswering, *ForMaskedLM and "
-              "*ForTokenClassification models have no pooler; bert_tf's "
-              "models all have one)")
     raise ValueError(
-        "%s lacks %d tensors of the %s encoder its config describes%s: %s. "
-        "It holds: %s" % (path, len(missing), kind, hint, ", ".join(missing),
+        "%s lacks %d tensors of the %s encoder its config describes: %s. "
+        "It holds: %s" % (path, len(missing), kind, ", ".join(missing),
                           ", ".join(sorted(stored)[:20]) +
                           (" ..." if len(stored) > 20 else "")))
   heads = head_pairs(config)

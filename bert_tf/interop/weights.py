@@ -54,6 +54,12 @@ ALBERT_BLOCK_NAMES = {
 VOCAB_FILE_NAMES = ("vocab.txt",)
 SPM_MODEL_FILE_NAMES = ("spiece.model", "30k-clean.model")
 
+# The pooler (dense + tanh on [CLS]). A checkpoint may lack it (transformers'
+# *ForMaskedLM / *ForQuestionAnswering / *ForTokenClassification have none):
+# a model loading it initializes its pooler anew, as the original's
+# init_checkpoint does for variables the checkpoint lacks.
+POOLER_SCOPE = "bert/pooler/dense"
+
 # Pretraining-head, classifier and SQuAD names (see the module docstring).
 MLM_HEAD_PREFIX = "cls/predictions/"
 NSP_WEIGHTS = "cls/seq_relationship/output_weights"
@@ -135,6 +141,11 @@ class BertWeights:
     """Classes of run_classifier's head (`output_weights`), or None."""
     weights = self.tensors.get(CLASSIFIER_WEIGHTS)
     return None if weights is None else int(weights.shape[0])
+
+  @property
+  def has_pooler(self):
+    """Whether the pooler (`bert/pooler/dense/*`) is present."""
+    return POOLER_SCOPE + "/kernel" in self.tensors
 
   @property
   def has_squad_head(self):
@@ -231,15 +242,16 @@ def check_shapes(tensors, expected, source):
                      (source, " | ".join(problems)))
 
 
-def expected_shapes(config):
+def expected_shapes(config, pooler=True):
   """The original names and shapes of the encoder a config describes.
 
   Args:
     config: `BertConfig` (BERT or ALBERT, learned positions).
+    pooler: whether to include the pooler.
 
   Returns:
     dict name -> shape tuple for `bert/embeddings/*`, `bert/encoder/*` and
-    `bert/pooler/*`.
+    (with `pooler`) `bert/pooler/*`.
   """
   h = config.hidden_size
   e = config.embedding_size or h
@@ -249,9 +261,10 @@ def expected_shapes(config):
       "bert/embeddings/token_type_embeddings": (config.type_vocab_size, e),
       "bert/embeddings/LayerNorm/gamma": (e,),
       "bert/embeddings/LayerNorm/beta": (e,),
-      "bert/pooler/dense/kernel": (h, h),
-      "bert/pooler/dense/bias": (h,),
   }
+  if pooler:
+    shapes[POOLER_SCOPE + "/kernel"] = (h, h)
+    shapes[POOLER_SCOPE + "/bias"] = (h,)
   if config.position_embedding_type == "learned" and not config.tupe:
     shapes["bert/embeddings/position_embeddings"] = (
         config.max_position_embeddings, e)
