@@ -24,6 +24,8 @@ from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertSquad
 from tests import script_runner
+from tests.test_interop_tf1 import FIXTURE_CHECKPOINTS
+from tests.test_interop_tf1 import checkpoint_tensors
 
 # ------------------------------------------- Hugging Face models, in numpy
 
@@ -295,16 +297,7 @@ def test_converted_fixture_loads_in_keras_hub_with_original_numbers(
 # ---------------------------------------------------- tf1 -> HF -> tf1
 
 
-def _checkpoint_tensors(prefix):
-  reader = tf.train.load_checkpoint(prefix)
-  return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
-
-
-@pytest.mark.parametrize("model_dir,prefix", [
-    ("original_bert_small", "bert_model.ckpt"),
-    ("original_albert_small", "model.ckpt-best"),
-    ("keras_bert_tiny", "bert_model.ckpt"),
-])
+@pytest.mark.parametrize("model_dir,prefix", FIXTURE_CHECKPOINTS)
 def test_tf1_to_hf_to_tf1_keeps_every_tensor_bitwise(
     fixtures_dir, tmp_path, model_dir, prefix):
   # The fixture plus run_classifier's and run_squad's heads.
@@ -328,8 +321,8 @@ def test_tf1_to_hf_to_tf1_keeps_every_tensor_bitwise(
   report = script_runner.run_main("convert_checkpoint",
                                   "--input=%s" % (tmp_path / "hf"),
                                   "--output=%s" % back, "--to=tf1")
-  original = _checkpoint_tensors(str(source / "bert_model.ckpt"))
-  written = _checkpoint_tensors(str(back / "bert_model.ckpt"))
+  original = checkpoint_tensors(str(source / "bert_model.ckpt"))
+  written = checkpoint_tensors(str(back / "bert_model.ckpt"))
   assert sorted(written) == sorted(original) == report.written
   for name, value in original.items():
     assert written[name].dtype == value.dtype, name
@@ -552,7 +545,7 @@ def test_half_precision_checkpoints_load(tmp_path):
     tf1_dir, hf_again = tmp_path / (dtype.name + "_tf1"), tmp_path / (
         dtype.name + "_hf")
     interop.convert(str(hf_dir), str(tf1_dir), "tf1")
-    tensors = _checkpoint_tensors(str(tf1_dir / "bert_model.ckpt"))
+    tensors = checkpoint_tensors(str(tf1_dir / "bert_model.ckpt"))
     assert tensors["bert/pooler/dense/kernel"].dtype == dtype.as_numpy_dtype
     interop.convert(str(tf1_dir), str(hf_again), "hf")
     first, again = interop.read(str(hf_dir)), interop.read(str(hf_again))
