@@ -497,7 +497,7 @@ def test_directory_without_pooler_loads_the_rest(fixtures_dir, hf_dir,
 # ------------------------------------------------------------------ GELU
 
 
-def test_gelu_names_round_trip(hf_dir, tmp_path):
+def test_gelu_names_round_trip(hf_dir, tmp_path, caplog):
   # The original's tanh "gelu" is Hugging Face's "gelu_new" ...
   assert json.loads((hf_dir / "config.json").read_text())[
       "hidden_act"] == "gelu_new"
@@ -514,6 +514,13 @@ def test_gelu_names_round_trip(hf_dir, tmp_path):
   interop.convert(str(tf1_dir), str(tmp_path / "hf2"), "hf")
   assert json.loads((tmp_path / "hf2" / "config.json").read_text())[
       "hidden_act"] == "gelu"
+  # A model built from another config (here the original's tanh "gelu")
+  # loads, with a warning naming the difference.
+  config = interop.read(str(tmp_path / "tf1")).config
+  config.hidden_act = "gelu"
+  model = BertModel(config)
+  checkpoints.load_checkpoint(model, str(hf_dir), allow_missing=False)
+  assert "hidden_act 'gelu' (config.json: 'gelu_erf')" in caplog.text
 
 
 def test_half_precision_checkpoints_load(tmp_path):
@@ -552,3 +559,28 @@ def test_half_precision_checkpoints_load(tmp_path):
     for name, value in first.tensors.items():
       assert again.tensors[name].dtype == value.dtype, name
       np.testing.assert_array_equal(again.tensors[name], value, err_msg=name)
+
+
+def test_sentencepiece_model_goes_with_albert(fixtures_dir, tmp_path):
+  from tests import sentencepiece_models  # pylint: disable=g-import-not-at-top
+  spm_model = sentencepiece_models.train_albert_spm(
+      fixtures_dir / "pretraining_data" / "sample_text.txt", tmp_path / "sp",
+      vocab_size=413)
+  hf_dir = tmp_path / "hf"
+  script_runner.run_main(
+      "convert_checkpoint", "--input=%s" % (
+          fixtures_dir / "original_albert_small" / "model.ckpt-best"),
+      "--output=%s" % hf_dir, "--to=hf", "--spm_model_file=%s" % spm_model,
+      "--do_lower_case")
+  assert sorted(os.listdir(hf_dir)) == [
+      "config.json", "model.safetensors", "special_tokens_map.json",
+      "spiece.model", "tokenizer_config.json"]
+  tokenizer_config = json.loads(
+      (hf_dir / "tokenizer_config.json").read_text())
+  assert tokenizer_config["tokenizer_class"] == "AlbertTokenizer"
+  # keras-hub's Hugging Face reader takes the SentencePiece model.
+  tokenizer = keras_hub.models.AlbertTokenizer.from_preset(str(hf_dir))
+  assert tokenizer.vocabulary_size() == 413
+  weights = interop.read(str(hf_dir))
+  assert weights.spm_model_file == str(hf_dir / "spiece.model")
+  assert weights.vocab_file is None and weights.do_lower_case is True

@@ -416,6 +416,23 @@ def _tied_decoder_ok(stored, kind, source):
   return True
 
 
+def _warn_if_configs_differ(config, hf_config_as_bert, config_path):
+  """Warns when a given config computes otherwise than `config.json` says.
+
+  E.g. an original `bert_config.json` ("gelu": tanh) given for a Hugging
+  Face model with "gelu" (erf), or fewer layers than the directory holds.
+  """
+  keys = [key for key in HF_DEFAULTS[model_type(hf_config_as_bert)]
+          if not key.endswith(("dropout_prob", "initializer_range"))]
+  differ = ["%s %r (config.json: %r)" % (
+      key, getattr(config, key, None), getattr(hf_config_as_bert, key))
+            for key in keys
+            if getattr(config, key, None) != getattr(hf_config_as_bert, key)]
+  if differ:
+    logging.warning("The config given for %s differs from it: %s; the "
+                    "given config is used", config_path, ", ".join(differ))
+
+
 def read(path, config=None):
   """Reads a Hugging Face BERT/ALBERT directory into `BertWeights`.
 
@@ -437,7 +454,10 @@ def read(path, config=None):
   if not isinstance(hf_config, dict):
     raise ValueError("%s: expected a JSON object" % config_path)
   hf_config_as_bert = config_from_hf(hf_config, config_path)
-  config = config or hf_config_as_bert
+  if config is None:
+    config = hf_config_as_bert
+  else:
+    _warn_if_configs_differ(config, hf_config_as_bert, config_path)
   kind = model_type(config)
   stored = _load_tensors(path, kind + ".")
   # The decoder's bias is tied to the head's bias; either may be stored.
