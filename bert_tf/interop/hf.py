@@ -476,8 +476,27 @@ def read(path, config=None):
         "It holds: %s" % (path, len(missing), kind, ", ".join(missing),
                           ", ".join(sorted(stored)[:20]) +
                           (" ..." if len(stored) > 20 else "")))
+  pairs = encoder + _heads_to_read(config, stored, hf_config, path)
+  tensors = {p.original: p.relayout(stored[p.hf])
+             for p in pairs if p.hf in stored}
+  ignored = sorted(set(stored) - {p.hf for p in pairs})
+  if ignored:
+    logging.info("%s: %d tensors without a bert_tf equivalent ignored: %s",
+                 path, len(ignored), ", ".join(ignored))
+  vocab_file, spm_model_file = weights_lib.find_tokenizer_assets(path)
+  return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
+                     spm_model_file=spm_model_file,
+                     do_lower_case=_do_lower_case(path), source=path)
+
+
+def _heads_to_read(config, stored, hf_config, path):
+  """The heads' pairs to read: all but those bert_tf's heads cannot express.
+
+  Leaves out (with a warning) an untied masked-LM decoder's head and the
+  `classifier.*` of a token or multiple-choice classifier.
+  """
   heads = head_pairs(config)
-  if not _tied_decoder_ok(stored, kind, path):
+  if not _tied_decoder_ok(stored, model_type(config), path):
     heads = [p for p in heads
              if not p.original.startswith(weights_lib.MLM_HEAD_PREFIX)]
   classes = hf_config.get("architectures") or []
@@ -487,19 +506,18 @@ def read(path, config=None):
                     "classifier (run_classifier's head); ignored",
                     path, ", ".join(classes))
     heads = [p for p in heads if not p.hf.startswith("classifier.")]
-  tensors = {p.original: p.relayout(stored[p.hf])
-             for p in encoder + heads if p.hf in stored}
+  return heads
 
-  do_lower_case = None
-  if _has(path, TOKENIZER_CONFIG_FILE):
-    tokenizer_config = read_json_file(
-        os.path.join(path, TOKENIZER_CONFIG_FILE), "tokenizer config")
-    if isinstance(tokenizer_config, dict):
-      do_lower_case = tokenizer_config.get("do_lower_case")
-  vocab_file, spm_model_file = weights_lib.find_tokenizer_assets(path)
-  return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
-                     spm_model_file=spm_model_file,
-                     do_lower_case=do_lower_case, source=path)
+
+def _do_lower_case(path):
+  """`do_lower_case` of the directory's `tokenizer_config.json`, or None."""
+  if not _has(path, TOKENIZER_CONFIG_FILE):
+    return None
+  tokenizer_config = read_json_file(
+      os.path.join(path, TOKENIZER_CONFIG_FILE), "tokenizer config")
+  if not isinstance(tokenizer_config, dict):
+    return None
+  return tokenizer_config.get("do_lower_case")
 
 
 # ------------------------------------------------------------------- writing
