@@ -332,6 +332,13 @@ def _canonical_name(name, prefix):
 
   Adds the model prefix to encoder names saved without it (a bare
   `BertModel`) and renames the legacy LayerNorm `gamma`/`beta`.
+
+  Args:
+    name: a tensor name as stored.
+    prefix: the model prefix, "bert." or "albert.".
+
+  Returns:
+    The canonical name.
   """
   if name.startswith(ENCODER_ROOTS):
     name = prefix + name
@@ -344,6 +351,12 @@ def _canonical_name(name, prefix):
 
 def _safetensors_files(directory):
   """The safetensors files of a directory: one file or the index's shards.
+
+  Args:
+    directory: a Hugging Face model directory.
+
+  Returns:
+    A list of paths.
 
   Raises:
     ValueError: for a directory with only PyTorch weights, or neither.
@@ -372,7 +385,15 @@ def _safetensors_files(directory):
 
 
 def _load_tensors(directory, prefix):
-  """Every tensor of a directory's safetensors files, by canonical name."""
+  """Every tensor of a directory's safetensors files, by canonical name.
+
+  Args:
+    directory: a Hugging Face model directory.
+    prefix: the model prefix (see `_canonical_name`).
+
+  Returns:
+    dict canonical name -> numpy array, in the stored dtype.
+  """
   from safetensors import safe_open  # pylint: disable=g-import-not-at-top
   tensors = {}
   for path in _safetensors_files(directory):
@@ -391,7 +412,16 @@ def _tied_decoder_ok(stored, kind, source):
 
   bert_tf's masked-LM head (as the original's) multiplies by the word
   embeddings and adds `cls/predictions/output_bias`; a decoder stored with
-  other values cannot be expressed. Returns False (after a warning) then.
+  other values cannot be expressed.
+
+  Args:
+    stored: dict canonical name -> array.
+    kind: "bert" or "albert".
+    source: the directory (for the message).
+
+  Returns:
+    True when the decoder is tied away or equal to what the head computes;
+    False (after a warning naming the tensor) otherwise.
   """
   names = HF_HEAD_NAMES[kind]
   word = stored.get(kind + ".embeddings.word_embeddings.weight")
@@ -494,6 +524,15 @@ def _heads_to_read(config, stored, hf_config, path):
 
   Leaves out (with a warning) an untied masked-LM decoder's head and the
   `classifier.*` of a token or multiple-choice classifier.
+
+  Args:
+    config: `BertConfig`.
+    stored: dict canonical name -> array.
+    hf_config: the parsed `config.json` (its `architectures`).
+    path: the directory (for messages).
+
+  Returns:
+    A list of `_Pair`.
   """
   heads = head_pairs(config)
   if not _tied_decoder_ok(stored, model_type(config), path):
