@@ -42,6 +42,12 @@ flags.DEFINE_bool("overwrite", False,
 
 
 def main(_):
+  """Converts --input to --output.
+
+  Returns:
+    The `interop.WriteReport` (for callers in Python; the command line
+    exits with status 0, see `run_main`).
+  """
   logging.set_verbosity(logging.INFO)
   report = interop.convert(
       FLAGS.input, FLAGS.output, FLAGS.to, from_format=FLAGS["from"].value,
@@ -56,7 +62,8 @@ def main(_):
 def run_main():
   """Entry point of the `bert-convert-checkpoint` console script."""
   flags.mark_flags_as_required(["input", "output", "to"])
-  app.run(main)
+  # app.run exits with main's return value: a report would be exit status 1.
+  app.run(lambda argv: main(argv) and None)
 
 
 if __name__ == "__main__":

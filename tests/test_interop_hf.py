@@ -8,6 +8,8 @@ outputs computed in numpy from transformers' BertModel / AlbertModel math.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import keras_hub
 import numpy as np
@@ -584,3 +586,16 @@ def test_sentencepiece_model_goes_with_albert(fixtures_dir, tmp_path):
   weights = interop.read(str(hf_dir))
   assert weights.spm_model_file == str(hf_dir / "spiece.model")
   assert weights.vocab_file is None and weights.do_lower_case is True
+
+
+def test_command_line_exits_cleanly(hf_dir, tmp_path):
+  # absl's app.run exits with what main returns: status 0, not the report.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2")
+  command = [sys.executable, os.path.join(root, "convert_checkpoint.py"),
+             "--input=%s" % hf_dir, "--output=%s" % (tmp_path / "tf1"),
+             "--to=tf1"]
+  done = subprocess.run(command, env=env, capture_output=True, text=True,
+                        check=False, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert (tmp_path / "tf1" / "bert_model.ckpt.index").exists()
