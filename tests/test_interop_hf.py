@@ -599,3 +599,38 @@ def test_command_line_exits_cleanly(hf_dir, tmp_path):
                         check=False, timeout=300)
   assert done.returncode == 0, done.stderr
   assert (tmp_path / "tf1" / "bert_model.ckpt.index").exists()
+
+
+def test_albert_without_projection(tmp_path):
+  # embedding_size == hidden_size: the original ALBERT has no
+  # embedding_hidden_mapping_in; transformers' (and keras-hub's) always
+  # project, by the identity here.
+  config = BertConfig.from_dict(dict(
+      SIZES, hidden_act="gelu", num_hidden_layers=2, hidden_dropout_prob=0.0,
+      attention_probs_dropout_prob=0.0, initializer_range=0.5,
+      embedding_size=SIZES["hidden_size"], num_hidden_groups=1,
+      inner_group_num=1))
+  model = BertModel(config)
+  hf_dir = tmp_path / "hf"
+  report = interop.save(model, str(hf_dir), "hf")
+  assert report.dropped == []
+  stored = load_file(str(hf_dir / "model.safetensors"))
+  np.testing.assert_array_equal(
+      stored["albert.encoder.embedding_hidden_mapping_in.weight"],
+      np.eye(SIZES["hidden_size"]))
+  input_ids, input_mask, segment_ids = _inputs(np.random.default_rng(3))
+  expected = model({"input_ids": input_ids, "input_mask": input_mask,
+                    "segment_ids": segment_ids})
+  outputs = keras_hub.models.AlbertBackbone.from_preset(str(hf_dir))(
+      {"token_ids": input_ids, "segment_ids": segment_ids,
+       "padding_mask": input_mask})
+  np.testing.assert_allclose(outputs["sequence_output"],
+                             expected["sequence_output"], atol=1e-5)
+  weights = interop.read(str(hf_dir))
+  assert sorted(weights.tensors) == sorted(report.written)
+  # Another projection cannot be expressed without one.
+  stored["albert.encoder.embedding_hidden_mapping_in.weight"] *= 2
+  save_file(stored, str(hf_dir / "model.safetensors"))
+  with pytest.raises(ValueError, match=r"albert\.encoder\.embedding_hidden_"
+                     r"mapping_in is not the identity"):
+    interop.read(str(hf_dir))

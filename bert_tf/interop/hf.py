@@ -116,6 +116,11 @@ HF_HEAD_NAMES = {
 # transformers models whose `classifier.*` is not run_classifier's head
 # (a classifier of the pooled output): they score tokens or choices.
 OTHER_CLASSIFIERS = ("ForTokenClassification", "ForMultipleChoice")
+# ALBERT's projection of the embeddings to the hidden width. The original
+# (and bert_tf) has it only when embedding_size != hidden_size;
+# transformers' AlbertModel always has it (identity-initialized here).
+ALBERT_MAPPING = "bert/encoder/embedding_hidden_mapping_in"
+HF_ALBERT_MAPPING = "encoder.embedding_hidden_mapping_in"
 # Encoder modules live under the model prefix (`bert.` / `albert.`).
 ENCODER_ROOTS = ("embeddings.", "encoder.", "pooler.")
 
@@ -182,8 +187,8 @@ def encoder_pairs(config):
   pairs += _layer_norm("bert/embeddings/LayerNorm",
                        prefix + "embeddings.LayerNorm")
   if kind == "albert":
-    pairs += _dense("bert/encoder/embedding_hidden_mapping_in",
-                    prefix + "encoder.embedding_hidden_mapping_in")
+    if config.embedding_width != config.hidden_size:
+      pairs += _dense(ALBERT_MAPPING, prefix + HF_ALBERT_MAPPING)
     pairs += _dense("bert/pooler/dense", prefix + "pooler")
   else:
     pairs += _dense("bert/pooler/dense", prefix + "pooler.dense")
@@ -495,6 +500,8 @@ def read(path, config=None):
   if names["mlm_bias"] not in stored and names["decoder"] + ".bias" in stored:
     stored[names["mlm_bias"]] = stored[names["decoder"] + ".bias"]
 
+  if kind == "albert" and config.embedding_width == config.hidden_size:
+    _check_identity_mapping(stored, path)
   encoder = encoder_pairs(config)
   # The pooler may be absent (see `weights.POOLER_SCOPE`).
   missing = ["%s (%s)" % (p.hf, p.original) for p in encoder
@@ -517,6 +524,29 @@ def read(path, config=None):
   return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
                      spm_model_file=spm_model_file,
                      do_lower_case=_do_lower_case(path), source=path)
+
+
+def _check_identity_mapping(stored, path):
+  """Checks that an ALBERT's E -> H projection is the identity when E == H.
+
+  Args:
+    stored: dict canonical name -> array.
+    path: the directory (for the message).
+
+  Raises:
+    ValueError: for another projection (the original ALBERT, and bert_tf,
+      have none when embedding_size == hidden_size).
+  """
+  weight = stored.get("albert." + HF_ALBERT_MAPPING + ".weight")
+  bias = stored.get("albert." + HF_ALBERT_MAPPING + ".bias")
+  if weight is None:
+    return
+  if not (np.array_equal(weight, np.eye(len(weight), dtype=weight.dtype)) and
+          (bias is None or not np.any(bias))):
+    raise ValueError(
+        "%s: albert.%s is not the identity, and embedding_size == "
+        "hidden_size: the original ALBERT (and bert_tf) has no projection "
+        "then, so this model cannot be expressed" % (path, HF_ALBERT_MAPPING))
 
 
 def _heads_to_read(config, stored, hf_config, path):
@@ -642,10 +672,18 @@ def write(weights, directory):
     has (see `head_pairs`).
   """
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-  pairs = [p for p in encoder_pairs(weights.config) +
-           head_pairs(weights.config) if p.original in weights.tensors]
-  save_file({p.hf: p.relayout(weights.tensors[p.original]) for p in pairs},
-            os.path.join(directory, SAFETENSORS_FILE),
+  config = weights.config
+  pairs = [p for p in encoder_pairs(config) + head_pairs(config)
+           if p.original in weights.tensors]
+  stored = {p.hf: p.relayout(weights.tensors[p.original]) for p in pairs}
+  if weights.is_albert and config.embedding_width == config.hidden_size:
+    # transformers' AlbertModel always projects; the identity is exact.
+    dtype = weights.get("bert/embeddings/word_embeddings").dtype
+    stored["albert." + HF_ALBERT_MAPPING + ".weight"] = np.eye(
+        config.hidden_size, dtype=dtype)
+    stored["albert." + HF_ALBERT_MAPPING + ".bias"] = np.zeros(
+        config.hidden_size, dtype)
+  save_file(stored, os.path.join(directory, SAFETENSORS_FILE),
             metadata={"format": "pt"})
   _write_json(config_to_hf(weights), os.path.join(directory, CONFIG_FILE))
   _write_tokenizer(weights, directory)

@@ -268,7 +268,8 @@ def expected_shapes(config, pooler=True):
   if config.position_embedding_type == "learned" and not config.tupe:
     shapes["bert/embeddings/position_embeddings"] = (
         config.max_position_embeddings, e)
-  if config.uses_albert_encoder:
+  if config.uses_albert_encoder and e != h:
+    # As the original ALBERT, only a projection that changes the width.
     shapes["bert/encoder/embedding_hidden_mapping_in/kernel"] = (e, h)
     shapes["bert/encoder/embedding_hidden_mapping_in/bias"] = (h,)
   dense = {"query": (h, h), "key": (h, h), "value": (h, h),
