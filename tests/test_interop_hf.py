@@ -319,6 +319,9 @@ def test_tf1_to_hf_to_tf1_keeps_every_tensor_bitwise(
                                      "--output=%s" % (tmp_path / "hf"),
                                      "--to=hf")
   assert hf_report.dropped == []
+  # The casing the TF1 format does not record, judged by the vocabulary.
+  assert json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())[
+      "do_lower_case"] is True
   back = tmp_path / "back"
   report = script_runner.run_main("convert_checkpoint",
                                   "--input=%s" % (tmp_path / "hf"),
@@ -634,3 +637,12 @@ def test_albert_without_projection(tmp_path):
   with pytest.raises(ValueError, match=r"albert\.encoder\.embedding_hidden_"
                      r"mapping_in is not the identity"):
     interop.read(str(hf_dir))
+
+
+@pytest.mark.parametrize("vocab,lower", [("uncased_vocab.txt", True),
+                                         ("cased_vocab.txt", False),
+                                         ("chinese_vocab.txt", True)])
+def test_casing_unknown_to_the_input_is_judged_by_the_vocabulary(
+    fixtures_dir, vocab, lower):
+  assert interop.weights.infer_do_lower_case(
+      vocab_file=str(fixtures_dir / "vocab" / vocab)) is lower

@@ -648,13 +648,16 @@ def _write_tokenizer(weights, directory):
     return
   tokenizer_config["model_max_length"] = (
       weights.config.max_position_embeddings)
-  if weights.do_lower_case is None:
+  do_lower_case = weights.do_lower_case
+  if do_lower_case is None:
+    do_lower_case = weights_lib.infer_do_lower_case(weights.vocab_file,
+                                                    weights.spm_model_file)
     logging.warning(
-        "The tokenizer's casing is unknown: tokenizer_config.json gets no "
-        "do_lower_case (transformers then lower-cases); pass --do_lower_case "
-        "(or --nodo_lower_case) to record it")
-  else:
-    tokenizer_config["do_lower_case"] = bool(weights.do_lower_case)
+        "The tokenizer's casing is not recorded with the input: "
+        "do_lower_case=%s, judged by the vocabulary (%s upper-case tokens); "
+        "pass --do_lower_case or --nodo_lower_case to set it", do_lower_case,
+        "no" if do_lower_case else "it has")
+  tokenizer_config["do_lower_case"] = bool(do_lower_case)
   tokenizer_config.update(special)
   _write_json(tokenizer_config, os.path.join(directory, TOKENIZER_CONFIG_FILE))
   _write_json(special, os.path.join(directory, SPECIAL_TOKENS_FILE))

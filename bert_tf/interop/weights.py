@@ -18,11 +18,13 @@ Names a format may hold, besides the encoder (`bert/embeddings/*`,
 
 import dataclasses
 import os
+import re
 from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from bert_tf import tokenization
 from bert_tf.modeling.config import BertConfig
 
 # Encoder sub-layers of one Transformer block, by role, and their original
@@ -283,6 +285,31 @@ def expected_shapes(config, pooler=True):
       shapes[block[role] + "/gamma"] = (h,)
       shapes[block[role] + "/beta"] = (h,)
   return shapes
+
+
+def infer_do_lower_case(vocab_file=None, spm_model_file=None):
+  """Whether a tokenizer lower-cases, judged by its vocabulary.
+
+  A cased vocabulary (google-research/bert's `cased_*`) has upper-case
+  tokens; an uncased one (`uncased_*`, Chinese, ALBERT's SentencePiece
+  models) has none outside special tokens such as `[CLS]` or `<unk>`.
+
+  Args:
+    vocab_file: a WordPiece `vocab.txt`, or None.
+    spm_model_file: a SentencePiece model, or None.
+
+  Returns:
+    True (no upper-case token), False, or None without a vocabulary.
+  """
+  if spm_model_file:
+    sp_model = tokenization.load_sentencepiece_model(spm_model_file)
+    tokens = [sp_model.id_to_piece(i) for i in range(sp_model.get_piece_size())]
+  elif vocab_file:
+    tokens = list(tokenization.load_vocab(vocab_file))
+  else:
+    return None
+  return not any(token != token.lower() for token in tokens
+                 if not re.fullmatch(r"\[.*\]|<.*>", token))
 
 
 def find_tokenizer_assets(directory):
