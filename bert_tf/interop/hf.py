@@ -15,18 +15,22 @@ reader (`keras_hub.models.BertBackbone.from_preset`) load:
   layouts, Linear weights [out, in] (the transposed kernels), encoder names
   under the `bert.` / `albert.` prefix; the decoder weight and bias of the
   masked-LM head are tied to the word embeddings and the head's bias, and
-  left out as `save_pretrained` leaves them out;
+  left out as `save_pretrained` leaves them out; an ALBERT without
+  `embedding_hidden_mapping_in` (embedding_size == hidden_size) gets the
+  identity projection `AlbertModel` always applies;
 - `vocab.txt` or `spiece.model`, `tokenizer_config.json` (`tokenizer_class`,
-  `do_lower_case` when known, `model_max_length`) and
-  `special_tokens_map.json`.
+  `do_lower_case`: as recorded with the input, else judged by the
+  vocabulary, `model_max_length`) and `special_tokens_map.json`.
 
 Read: such a directory, including what `transformers` itself writes and
 older variants: names with or without the model prefix, LayerNorm
 `weight`/`bias` or the legacy `gamma`/`beta`, a single `model.safetensors` or
-shards listed in `model.safetensors.index.json`, the decoder weight present
-or tied away. Other tensors (`position_ids` buffers, heads bert_tf has no
-model for) are ignored. A directory with only `pytorch_model.bin` is refused
-with the way to convert it (reading it would need PyTorch).
+shards listed in `model.safetensors.index.json` (float32, float16 or
+bfloat16), the decoder weight present or tied away (a decoder that is not
+tied leaves the masked-LM head out, with a warning), with or without the
+pooler. Other tensors (`position_ids` buffers, heads bert_tf has no model
+for) are ignored. A directory with only `pytorch_model.bin` is refused with
+the way to convert it (reading it would need PyTorch).
 """
 
 import json
