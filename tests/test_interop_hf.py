@@ -435,6 +435,11 @@ def test_bad_hf_inputs_are_named(hf_dir, tmp_path):
     interop.convert(str(torch_dir), str(tmp_path / "out"), "tf1")
   assert not (tmp_path / "out").exists()
 
+  # A config.json that is not JSON is named.
+  (hf_dir / "config.json").write_text("{model_type: bert")
+  with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+    interop.read(str(hf_dir))
+
   # A keras-hub preset's config.json (no model_type) is not claimed.
   preset = tmp_path / "preset"
   preset.mkdir()

@@ -265,7 +265,8 @@ def detect(path):
 
   A directory with `config.json` carrying a `model_type` (keras-hub presets
   have a `config.json` without one) and weights: `model.safetensors`, its
-  sharded index, or `pytorch_model.bin` (refused by `read` with advice).
+  sharded index, or `pytorch_model.bin` (refused by `read` with advice). A
+  `config.json` that is not JSON is claimed too, for `read` to name it.
 
   Args:
     path: a directory or file prefix.
@@ -282,7 +283,7 @@ def detect(path):
     config = read_json_file(os.path.join(path, CONFIG_FILE),
                             "Hugging Face config")
   except ValueError:
-    return False
+    return True  # Hugging Face's weights files: `read` names the bad JSON.
   return isinstance(config, dict) and "model_type" in config
 
 
