@@ -407,6 +407,14 @@ def test_bad_hf_inputs_are_named(hf_dir, tmp_path):
       interop.read(str(hf_dir))
     shutil.copy(good / "config.json", hf_dir / "config.json")
 
+  # A config.json written before transformers recorded model_type.
+  config = json.loads((good / "config.json").read_text())
+  del config["model_type"]
+  (hf_dir / "config.json").write_text(json.dumps(config))
+  assert interop.detect_format(str(hf_dir)) == "hf"
+  assert not interop.read(str(hf_dir)).is_albert
+  shutil.copy(good / "config.json", hf_dir / "config.json")
+
   # Shapes that do not fit the config: named with both shapes.
   _edit_config(hf_dir, intermediate_size=64)
   with pytest.raises(ValueError, match=r"bert/encoder/layer_0/intermediate/"

@@ -263,8 +263,9 @@ def _has(directory, name):
 def detect(path):
   """Whether `path` is a Hugging Face model directory.
 
-  A directory with `config.json` carrying a `model_type` (keras-hub presets
-  have a `config.json` without one) and weights: `model.safetensors`, its
+  A directory with `config.json` carrying a `model_type` (or, written before
+  transformers recorded it, a `hidden_size`; keras-hub presets have a
+  `config.json` with neither) and weights: `model.safetensors`, its
   sharded index, or `pytorch_model.bin` (refused by `read` with advice). A
   `config.json` that is not JSON is claimed too, for `read` to name it.
 
@@ -284,7 +285,9 @@ def detect(path):
                             "Hugging Face config")
   except ValueError:
     return True  # Hugging Face's weights files: `read` names the bad JSON.
-  return isinstance(config, dict) and "model_type" in config
+  # Configs written before transformers recorded model_type: BERT's keys.
+  return isinstance(config, dict) and ("model_type" in config or
+                                       "hidden_size" in config)
 
 
 # ------------------------------------------------------------------- reading
@@ -306,6 +309,11 @@ def config_from_hf(hf_config, source):
       cannot compute, naming the field and its value.
   """
   kind = hf_config.get("model_type")
+  if kind is None and "hidden_size" in hf_config:
+    # pytorch-pretrained-bert's configs had no model_type; ALBERT's have
+    # embedding_size.
+    kind = "albert" if "embedding_size" in hf_config else "bert"
+    logging.info("%s has no model_type: read as %s", source, kind)
   if kind not in HF_DEFAULTS:
     raise ValueError(
         "%s: model_type %r is not supported (bert_tf reads Hugging Face "
