@@ -39,6 +39,8 @@ from bert_tf.modeling.config import BertConfig
 # this order.
 FORMAT_MODULES = {
     "tf1": "bert_tf.interop.tf1",
+    "keras_hub": "bert_tf.interop.keras_hub",
+    "model_garden": "bert_tf.interop.model_garden",
 }
 FORMATS = tuple(FORMAT_MODULES)
 

@@ -28,9 +28,23 @@ CHECKPOINT_PREFIX = "bert_model.ckpt"
 SPM_MODEL_FILE_NAME = "30k-clean.model"
 
 
-def _single_index_prefix(directory):
-  """The prefix of the only `*.index` file in `directory`, or None."""
-  indexes = tf.io.gfile.glob(os.path.join(directory, "*.index"))
+def find_prefix(path):
+  """The checkpoint prefix at `path`, TF1 or TF2 (object-based).
+
+  Args:
+    path: a prefix, or a directory with a `checkpoint` state file or a single
+      `*.index` file.
+
+  Returns:
+    The prefix, or None for a directory without a checkpoint. (A prefix is
+    returned as is, existing or not.)
+  """
+  if not tf.io.gfile.isdir(path):
+    return path
+  latest = tf.train.latest_checkpoint(path)
+  if latest:
+    return latest
+  indexes = tf.io.gfile.glob(os.path.join(path, "*.index"))
   return indexes[0][:-len(".index")] if len(indexes) == 1 else None
 
 
@@ -38,16 +52,12 @@ def checkpoint_prefix(path):
   """The TF1 (name-based) checkpoint prefix at `path`, or None if there is none.
 
   Args:
-    path: a prefix, or a directory with a `checkpoint` state file or a single
-      `*.index` file.
+    path: see `find_prefix`.
 
   Returns:
     The prefix, or None (also for a TF2 object-based checkpoint).
   """
-  if tf.io.gfile.isdir(path):
-    prefix = tf.train.latest_checkpoint(path) or _single_index_prefix(path)
-  else:
-    prefix = path
+  prefix = find_prefix(path)
   return prefix if checkpoints.is_name_based(prefix) else None
 
 
@@ -75,15 +85,11 @@ def read(path, config=None):
     raise ValueError("No TF1 checkpoint at %s (expected a prefix with a "
                      ".index file, or a directory holding one)" % path)
   directory = os.path.dirname(prefix)
+  config = config or find_config(directory)
   if config is None:
-    for name in CONFIG_FILE_NAMES:
-      if tf.io.gfile.exists(os.path.join(directory, name)):
-        config = BertConfig.from_json_file(os.path.join(directory, name))
-        break
-    else:
-      raise ValueError(
-          "TF1 checkpoint %s carries no config: none of %s is beside it; "
-          "pass --bert_config_file" % (prefix, ", ".join(CONFIG_FILE_NAMES)))
+    raise ValueError(
+        "TF1 checkpoint %s carries no config: none of %s is beside it; "
+        "pass --bert_config_file" % (prefix, ", ".join(CONFIG_FILE_NAMES)))
   reader = tf.train.load_checkpoint(prefix)
   tensors = {}
   for name in reader.get_variable_to_shape_map():
@@ -104,14 +110,40 @@ def write(weights, directory):
   Returns:
     The names written (all of `weights.tensors`).
   """
-  with tf.io.gfile.GFile(os.path.join(directory, "bert_config.json"), "w") as f:
-    f.write(weights.config.to_json_string())
+  write_config_and_assets(weights, directory)
   checkpoints.save_checkpoint(dict(weights.tensors),
                               os.path.join(directory, CHECKPOINT_PREFIX))
   tf.compat.v1.train.update_checkpoint_state(directory, CHECKPOINT_PREFIX)
+  return sorted(weights.tensors)
+
+
+def find_config(directory):
+  """The `bert_config.json` (or `albert_config.json`) in `directory`, or None.
+
+  Args:
+    directory: where a checkpoint is.
+
+  Returns:
+    `BertConfig`, or None when neither file is there.
+  """
+  for name in CONFIG_FILE_NAMES:
+    if tf.io.gfile.exists(os.path.join(directory, name)):
+      return BertConfig.from_json_file(os.path.join(directory, name))
+  return None
+
+
+def write_config_and_assets(weights, directory):
+  """Writes `bert_config.json` and the tokenizer files of `weights`.
+
+  Args:
+    weights: `BertWeights`.
+    directory: the output directory; receives `bert_config.json`, and
+      `vocab.txt` / `30k-clean.model` when `weights` knows them.
+  """
+  with tf.io.gfile.GFile(os.path.join(directory, "bert_config.json"), "w") as f:
+    f.write(weights.config.to_json_string())
   if weights.vocab_file:
     tf.io.gfile.copy(weights.vocab_file, os.path.join(directory, "vocab.txt"))
   if weights.spm_model_file:
     tf.io.gfile.copy(weights.spm_model_file,
                      os.path.join(directory, SPM_MODEL_FILE_NAME))
-  return sorted(weights.tensors)
