@@ -78,6 +78,12 @@ def checkpoint_prefix(path):
   return None if checkpoints.is_name_based(prefix) else prefix
 
 
+def _stored_keys(prefix):
+  """The checkpoint keys of the variables stored under `OBJECT_NAME`."""
+  return [name for name, _ in tf.train.list_variables(prefix)
+          if name.startswith(OBJECT_NAME + "/") and name.endswith(_VALUE)]
+
+
 def _encoder_kind(prefix):
   """Which encoder a checkpoint holds under `OBJECT_NAME`.
 
@@ -85,7 +91,7 @@ def _encoder_kind(prefix):
     "v2" (BertEncoderV2), "functional" (BertEncoder or AlbertEncoder), or
     None when it holds no encoder under that name.
   """
-  keys = {name for name, _ in tf.train.list_variables(prefix)}
+  keys = set(_stored_keys(prefix))
   if "%s/%s" % (OBJECT_NAME, V2_EMBEDDINGS_KEY) in keys:
     return "v2"
   if "%s/%s" % (OBJECT_NAME, FUNCTIONAL_EMBEDDINGS_KEY) in keys:
@@ -237,17 +243,26 @@ def read(path, config=None):
         "it; pass --bert_config_file" %
         (prefix, ", ".join(tf1.CONFIG_FILE_NAMES)))
   encoder = build_encoder(config, kind)
-  try:
-    status = tf.train.Checkpoint(**{OBJECT_NAME: encoder}).read(prefix)
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise ValueError(
-        "Model Garden checkpoint %s does not fit the config %s (a %s): %s" %
-        (prefix, config.to_json_string().replace("\n", ""),
-         type(encoder).__name__, e)) from None
-  status.expect_partial()
-  tensors = layer_variables.read_variables(encoder_variables(encoder, config),
-                                           config)
+  variables = encoder_variables(encoder, config)
+  problem = None
+  stored = len(_stored_keys(prefix))
+  if stored != len(variables):
+    problem = "it holds %d encoder tensors, the config's %s has %d" % (
+        stored, type(encoder).__name__, len(variables))
+  else:
+    try:
+      status = tf.train.Checkpoint(**{OBJECT_NAME: encoder}).read(prefix)
+      status.expect_partial()  # the checkpoint's save_counter
+      status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+      # TF's first line names the variable (and both shapes); the rest
+      # prints variable values.
+      problem = str(e).split("\n")[0]
+  if problem:
+    raise ValueError("Model Garden checkpoint %s does not fit the config %s: "
+                     "%s" % (prefix, config.to_json_string().replace("\n", ""),
+                             problem))
+  tensors = layer_variables.read_variables(variables, config)
   vocab_file, spm_model_file = find_tokenizer_assets(directory)
   return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
                      spm_model_file=spm_model_file, source=prefix)
