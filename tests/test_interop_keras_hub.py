@@ -159,6 +159,42 @@ def test_preset_saved_by_keras_hub_loads_into_bert_model(tmp_path, albert):
                                atol=1e-5, rtol=0)
 
 
+def test_albert_without_projection_round_trips(fixtures_dir, tmp_path):
+  # embedding_size = hidden_size: the original has no
+  # embedding_hidden_mapping_in, keras-hub an identity projection.
+  root = fixtures_dir / "original_albert_small"
+  config = BertConfig.from_json_file(str(root / "albert_config.json"))
+  config.embedding_size = config.hidden_size
+  config.inner_group_num = 2
+  model = BertModel(config)
+  _randomize(model, seed=7)
+  assert not any("embedding_hidden_mapping_in" in v.path
+                 for v in model.weights)
+  preset = tmp_path / "preset"
+  interop.save(model, str(preset), "keras_hub")
+  backbone = keras_hub.models.Backbone.from_preset(str(preset))
+  io = np.load(root / "io.npz")
+  expected = model({"input_ids": io["input_ids"],
+                    "input_mask": io["input_mask"],
+                    "segment_ids": io["segment_ids"]})
+  outputs = _backbone_outputs(backbone, io["input_ids"], io["input_mask"],
+                              io["segment_ids"])
+  for name in ("sequence_output", "pooled_output"):
+    np.testing.assert_allclose(outputs[name], np.asarray(expected[name]),
+                               atol=1e-5, rtol=0)
+  weights = interop.read(str(preset))
+  variables = checkpoints.variables_by_name(model)
+  assert sorted(weights.tensors) == sorted(variables)
+  for name, variable in variables.items():
+    np.testing.assert_array_equal(weights.tensors[name], variable.numpy())
+  # A projection other than the identity has no ALBERT equivalent.
+  _randomize(backbone.embeddings_projection, seed=1)
+  backbone.save_to_preset(str(tmp_path / "projected"))
+  with pytest.raises(ValueError, match=r"embedding_dim = hidden_dim = 48 and "
+                     r"an embeddings_projection other than the identity"):
+    interop.read(str(tmp_path / "projected"))
+
+
 def test_bad_inputs_are_named(fixtures_dir, tmp_path):
   root = fixtures_dir / "original_bert_small"
   weights = interop.read(str(root / "bert_model.ckpt"))

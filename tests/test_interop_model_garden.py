@@ -124,8 +124,9 @@ def test_bert_tf_to_model_garden_and_back(bert, tmp_path):
   assert (back / "vocab.txt").read_bytes() == (root / "vocab.txt").read_bytes()
 
 
-def test_albert_with_one_group_is_model_garden_albert_encoder(fixtures_dir,
-                                                              tmp_path):
+@pytest.mark.parametrize("embedding_size", [16, 48])
+def test_albert_with_one_group_is_model_garden_albert_encoder(
+    fixtures_dir, tmp_path, embedding_size):
   root = fixtures_dir / "original_albert_small"
   config = BertConfig.from_json_file(str(root / "albert_config.json"))
   # Model Garden's AlbertEncoder shares one block across all layers.
@@ -134,6 +135,9 @@ def test_albert_with_one_group_is_model_garden_albert_encoder(fixtures_dir,
     interop.convert(str(root / "model.ckpt-best"), str(tmp_path / "x"),
                     "model_garden")
   config.num_hidden_groups = 1
+  # 48 = hidden_size: no embedding_hidden_mapping_in, nor a projection in
+  # AlbertEncoder.
+  config.embedding_size = embedding_size
   config.hidden_act = "gelu_erf"  # exact GELU, Model Garden's tf_keras gelu
   model = BertModel(config)
   rng = np.random.default_rng(5)

@@ -17,7 +17,10 @@ the model's `max_position_embeddings` up to 512), so that
 run it.
 keras-hub presets hold the encoder only: the pretraining and task heads are
 left out. keras-hub's BERT and ALBERT compute the tanh GELU (the original's
-"gelu") and one dropout rate (`hidden_dropout_prob` is written).
+"gelu") and one dropout rate (`hidden_dropout_prob` is written). Its
+`AlbertBackbone` always projects the embeddings; for an ALBERT with
+`embedding_size` = `hidden_size` (which has no `embedding_hidden_mapping_in`)
+that projection is written as the identity, and read back only if it is one.
 
 Read: a preset saved by keras-hub (`Backbone.from_preset`), mapped back to the
 original names; the config comes from the backbone's arguments
@@ -29,6 +32,7 @@ keras-hub (Keras 3) is imported on first use: it is an optional dependency.
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -101,8 +105,9 @@ def backbone_variables(backbone, config):
       "bert/pooler/dense": backbone.pooled_dense,
   }
   if config.uses_albert_encoder:
-    layers["bert/encoder/embedding_hidden_mapping_in"] = (
-        backbone.embeddings_projection)
+    if _projects(config):
+      layers["bert/encoder/embedding_hidden_mapping_in"] = (
+          backbone.embeddings_projection)
     # transformer_layers[group][inner], in block_scopes order.
     blocks = [layer for group in backbone.transformer_layers
               for layer in group]
@@ -110,6 +115,16 @@ def backbone_variables(backbone, config):
     blocks = backbone.transformer_layers
   layers.update(layer_variables.block_layers(config, blocks, BLOCK_LAYERS))
   return layer_variables.layer_variables(layers)
+
+
+def _projects(config):
+  """Whether an ALBERT config has `embedding_hidden_mapping_in` (E != H).
+
+  The original projects the embeddings only when their width differs from
+  the hidden size; keras-hub's `AlbertBackbone` always has its
+  `embeddings_projection`, an identity for such a config.
+  """
+  return config.embedding_width != config.hidden_size
 
 
 def build_backbone(config):
@@ -200,6 +215,17 @@ def read(path, config=None):
   import keras_hub  # pylint: disable=g-import-not-at-top
   backbone = keras_hub.models.Backbone.from_preset(path)
   own_config = backbone_config(backbone)
+  if own_config.uses_albert_encoder and not _projects(own_config):
+    kernel, bias = (np.asarray(v.numpy())
+                    for v in backbone.embeddings_projection.weights)
+    if not (np.array_equal(kernel, np.eye(*kernel.shape))
+            and not bias.any()):
+      raise ValueError(
+          "keras-hub preset %s: its AlbertBackbone has embedding_dim = "
+          "hidden_dim = %d and an embeddings_projection other than the "
+          "identity; ALBERT has no projection when embedding_size = "
+          "hidden_size, so this one cannot convert" %
+          (path, own_config.hidden_size))
   tensors = layer_variables.read_variables(
       backbone_variables(backbone, own_config), own_config)
   assets = os.path.join(path, *TOKENIZER_ASSETS)
@@ -275,6 +301,10 @@ def write(weights, directory):
   backbone = build_backbone(weights.config)
   written = layer_variables.assign_variables(
       backbone_variables(backbone, weights.config), weights)
+  if weights.is_albert and not _projects(weights.config):
+    kernel, bias = backbone.embeddings_projection.weights
+    kernel.assign(np.eye(*kernel.shape, dtype=np.float32))
+    bias.assign(np.zeros(bias.shape, np.float32))
   backbone.save_to_preset(directory)
   preprocessor = _preprocessor(weights)
   if preprocessor is None:

@@ -12,9 +12,8 @@ Write: a directory with a `BertEncoderV2` checkpoint saved by
 and the vocabulary (`vocab.txt`) or SentencePiece model (`30k-clean.model`),
 so that reading it back needs no `--bert_config_file`. An ALBERT config is
 written as Model Garden's `AlbertEncoder`, which shares one Transformer block
-across all layers and always projects the embeddings: only ALBERT configs
-with `num_hidden_groups` = `inner_group_num` = 1 and `embedding_size` other
-than `hidden_size` convert. The pretraining and task heads are left out.
+across all layers: only ALBERT configs with `num_hidden_groups` =
+`inner_group_num` = 1 convert. The pretraining and task heads are left out.
 
 Read: a checkpoint prefix or a directory holding one, written as above or by
 Model Garden's own `official/nlp/tools/tf2_bert_encoder_checkpoint_converter.py`
@@ -116,16 +115,13 @@ def _activation(hidden_act):
 
 def _check_albert(config):
   """Refuses ALBERT configs that Model Garden's `AlbertEncoder` cannot express."""
-  if (config.num_hidden_groups, config.inner_group_num) != (1, 1) or (
-      config.embedding_width == config.hidden_size):
+  if (config.num_hidden_groups, config.inner_group_num) != (1, 1):
     raise ValueError(
         "This ALBERT config cannot be a Model Garden AlbertEncoder, which "
-        "shares one Transformer block across all layers and projects the "
-        "embeddings: it needs num_hidden_groups = inner_group_num = 1 and "
-        "embedding_size != hidden_size, found num_hidden_groups = %d, "
-        "inner_group_num = %d, embedding_size = %s, hidden_size = %d" %
-        (config.num_hidden_groups, config.inner_group_num,
-         config.embedding_size, config.hidden_size))
+        "shares one Transformer block across all layers: it needs "
+        "num_hidden_groups = inner_group_num = 1, found num_hidden_groups = "
+        "%d, inner_group_num = %d" %
+        (config.num_hidden_groups, config.inner_group_num))
 
 
 def build_encoder(config, kind="v2"):
@@ -186,8 +182,10 @@ def encoder_variables(encoder, config):
   if config.uses_albert_encoder:
     # A functional model without layer attributes: its layers by name.
     layer = encoder.get_layer
-    layers = {"bert/encoder/embedding_hidden_mapping_in":
-                  layer("embedding_projection")}
+    layers = {}
+    if config.embedding_width != config.hidden_size:  # as in the original
+      layers["bert/encoder/embedding_hidden_mapping_in"] = layer(
+          "embedding_projection")
     blocks = [layer("transformer")]
     embedding_norm, pooler = layer("embeddings/layer_norm"), layer(
         "pooler_transform")

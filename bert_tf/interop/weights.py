@@ -255,7 +255,7 @@ def expected_shapes(config):
   if config.position_embedding_type == "learned" and not config.tupe:
     shapes["bert/embeddings/position_embeddings"] = (
         config.max_position_embeddings, e)
-  if config.uses_albert_encoder:
+  if config.uses_albert_encoder and e != h:  # ALBERT projects only when E != H
     shapes["bert/encoder/embedding_hidden_mapping_in/kernel"] = (e, h)
     shapes["bert/encoder/embedding_hidden_mapping_in/bias"] = (h,)
   dense = {"query": (h, h), "key": (h, h), "value": (h, h),
