@@ -35,8 +35,6 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf.interop import layer_variables
 from bert_tf.interop import tf1
-from bert_tf.interop.weights import BertWeights
-from bert_tf.interop.weights import find_tokenizer_assets
 
 NAME = "model_garden"
 CHECKPOINT_PREFIX = "bert_model.ckpt"
@@ -233,13 +231,7 @@ def read(path, config=None):
         "No Model Garden encoder checkpoint at %s (expected a TF2 checkpoint "
         "of tf.train.Checkpoint(%s=encoder), a prefix or a directory holding "
         "one)" % (path, OBJECT_NAME))
-  directory = os.path.dirname(prefix)
-  config = config or tf1.find_config(directory)
-  if config is None:
-    raise ValueError(
-        "Model Garden checkpoint %s carries no config: none of %s is beside "
-        "it; pass --bert_config_file" %
-        (prefix, ", ".join(tf1.CONFIG_FILE_NAMES)))
+  config = tf1.config_beside(prefix, config, "Model Garden")
   encoder = build_encoder(config, kind)
   variables = encoder_variables(encoder, config)
   problem = None
@@ -260,10 +252,8 @@ def read(path, config=None):
     raise ValueError("Model Garden checkpoint %s does not fit the config %s: "
                      "%s" % (prefix, config.to_json_string().replace("\n", ""),
                              problem))
-  tensors = layer_variables.read_variables(variables, config)
-  vocab_file, spm_model_file = find_tokenizer_assets(directory)
-  return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
-                     spm_model_file=spm_model_file, source=prefix)
+  return tf1.weights_beside(prefix, config,
+                            layer_variables.read_variables(variables, config))
 
 
 def write(weights, directory):

@@ -84,20 +84,13 @@ def read(path, config=None):
   if prefix is None:
     raise ValueError("No TF1 checkpoint at %s (expected a prefix with a "
                      ".index file, or a directory holding one)" % path)
-  directory = os.path.dirname(prefix)
-  config = config or find_config(directory)
-  if config is None:
-    raise ValueError(
-        "TF1 checkpoint %s carries no config: none of %s is beside it; "
-        "pass --bert_config_file" % (prefix, ", ".join(CONFIG_FILE_NAMES)))
+  config = config_beside(prefix, config, "TF1")
   reader = tf.train.load_checkpoint(prefix)
   tensors = {}
   for name in reader.get_variable_to_shape_map():
     if not checkpoints.is_training_state(name):
       tensors[name] = np.asarray(reader.get_tensor(name))
-  vocab_file, spm_model_file = find_tokenizer_assets(directory)
-  return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
-                     spm_model_file=spm_model_file, source=prefix)
+  return weights_beside(prefix, config, tensors)
 
 
 def write(weights, directory):
@@ -117,19 +110,46 @@ def write(weights, directory):
   return sorted(weights.tensors)
 
 
-def find_config(directory):
-  """The `bert_config.json` (or `albert_config.json`) in `directory`, or None.
+def config_beside(prefix, config, kind):
+  """The config of a checkpoint that carries none in itself.
 
   Args:
-    directory: where a checkpoint is.
+    prefix: the checkpoint prefix.
+    config: `BertConfig` given by the caller, or None.
+    kind: the checkpoint's format, for the message ("TF1").
 
   Returns:
-    `BertConfig`, or None when neither file is there.
+    `config`, else the `bert_config.json` (or `albert_config.json`) beside
+    the checkpoint.
+
+  Raises:
+    ValueError: naming the checkpoint when there is neither.
   """
+  if config is not None:
+    return config
+  directory = os.path.dirname(prefix)
   for name in CONFIG_FILE_NAMES:
     if tf.io.gfile.exists(os.path.join(directory, name)):
       return BertConfig.from_json_file(os.path.join(directory, name))
-  return None
+  raise ValueError(
+      "%s checkpoint %s carries no config: none of %s is beside it; pass "
+      "--bert_config_file" % (kind, prefix, ", ".join(CONFIG_FILE_NAMES)))
+
+
+def weights_beside(prefix, config, tensors):
+  """`BertWeights` read from a checkpoint, with the tokenizer files beside it.
+
+  Args:
+    prefix: the checkpoint prefix (the weights' source).
+    config: `BertConfig`.
+    tensors: dict original name -> numpy array.
+
+  Returns:
+    `BertWeights`.
+  """
+  vocab_file, spm_model_file = find_tokenizer_assets(os.path.dirname(prefix))
+  return BertWeights(config=config, tensors=tensors, vocab_file=vocab_file,
+                     spm_model_file=spm_model_file, source=prefix)
 
 
 def write_config_and_assets(weights, directory):
