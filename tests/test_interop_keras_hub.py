@@ -223,10 +223,16 @@ def test_bad_inputs_are_named(fixtures_dir, tmp_path):
                      r"mismatches: bert/encoder/layer_0/intermediate/dense/"
                      r"bias: expected \[64\], found \[96\]"):
     checkpoints.load_checkpoint(BertModel(config), str(preset))
+  # A preset saved by keras-nlp (keras-hub's former name) reads too.
+  preset_config = json.loads((preset / "config.json").read_text())
+  preset_config["registered_name"] = "keras_nlp>BertBackbone"
+  (preset / "config.json").write_text(json.dumps(preset_config))
+  assert interop.detect_format(str(preset)) == "keras_hub"
+  assert sorted(interop.read(str(preset)).tensors) == sorted(
+      interop.expected_shapes(config))
   # Another keras-hub model.
   other = tmp_path / "roberta"
   shutil.copytree(preset, other)
-  preset_config = json.loads((other / "config.json").read_text())
   preset_config["class_name"] = "RobertaBackbone"
   (other / "config.json").write_text(json.dumps(preset_config))
   with pytest.raises(ValueError, match=r"holds a RobertaBackbone; only "

@@ -5,8 +5,6 @@ own converter, and encoders built with its own constructors.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from official.nlp.modeling import networks
 
 from bert_tf import checkpoints
 from bert_tf import interop
+from bert_tf.interop import model_garden
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertModel
 from tests import script_runner
@@ -52,18 +51,24 @@ def bert(fixtures_dir):
           np.load(root / "io.npz"))
 
 
-def test_model_garden_converter_output_to_bert_tf(bert, tmp_path):
+@pytest.mark.parametrize("converted_model,object_path", [
+    ("encoder", "encoder"), ("pretrainer", "encoder/encoder_network")])
+def test_model_garden_converter_output_to_bert_tf(bert, tmp_path,
+                                                  converted_model,
+                                                  object_path):
   root, config, io = bert
   converted = tmp_path / "converted"
-  # Model Garden's own converter (a V1 BertEncoder under the name `encoder`).
-  subprocess.run(
-      [sys.executable, "-m", CONVERTER,
-       "--bert_config_file=%s" % (root / "bert_config.json"),
-       "--checkpoint_to_convert=%s" % (root / "bert_model.ckpt"),
-       "--converted_checkpoint_path=%s" % (converted / "bert_model.ckpt")],
-      check=True, capture_output=True,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  # Model Garden's own converter: a V1 BertEncoder under the name `encoder`,
+  # or a BertPretrainerV2 holding it. Its main() in this process (its flags
+  # are unregistered after, as the root scripts' are).
+  script_runner.run_main(
+      CONVERTER, "--bert_config_file=%s" % (root / "bert_config.json"),
+      "--checkpoint_to_convert=%s" % (root / "bert_model.ckpt"),
+      "--converted_checkpoint_path=%s" % (converted / "bert_model.ckpt"),
+      "--converted_model=%s" % converted_model)
   assert interop.detect_format(str(converted)) == "model_garden"
+  assert model_garden.find_encoder(tf.train.latest_checkpoint(
+      str(converted))) == (object_path, "functional", 3)
 
   model = BertModel(config)
   checkpoints.load_checkpoint(model, str(converted), allow_missing=False)
@@ -196,7 +201,8 @@ def test_bad_inputs_are_named(bert, tmp_path):
   wrong = BertConfig.from_dict(config.to_dict())
   wrong.num_hidden_layers = 4
   with pytest.raises(ValueError, match=r"does not fit the config .*: it holds "
-                     r"55 encoder tensors, the config's BertEncoderV2 has 71"):
+                     r"3 Transformer blocks under encoder, the config's "
+                     r"BertEncoderV2 has 4"):
     interop.read(str(bare), config=wrong)
   with pytest.raises(ValueError, match=r"No Model Garden encoder checkpoint "
                      r"at .*bert_model.ckpt"):

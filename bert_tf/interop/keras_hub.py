@@ -1,7 +1,8 @@
 """keras-hub presets: `BertBackbone` / `AlbertBackbone` with their tokenizer.
 
 A preset directory holds `config.json` (the serialized backbone, its
-`registered_name` "keras_hub>BertBackbone" or "keras_hub>AlbertBackbone"),
+`registered_name` "keras_hub>BertBackbone" or "keras_hub>AlbertBackbone", or
+"keras_nlp>..." from keras-nlp),
 `model.weights.h5`, `metadata.json`, and the tokenizer: `tokenizer.json` with
 its vocabulary under `assets/tokenizer/` (`vocabulary.txt` for
 `BertTokenizer`, `vocabulary.spm` for `AlbertTokenizer`).
@@ -48,6 +49,9 @@ TOKENIZER_ASSETS = ("assets", "tokenizer")
 VOCABULARY_FILE = "vocabulary.txt"
 SPM_FILE = "vocabulary.spm"
 BACKBONES = ("BertBackbone", "AlbertBackbone")
+# `registered_name` prefixes of keras-hub classes (presets saved by keras-nlp,
+# its former name, load in keras-hub too).
+REGISTERED_PACKAGES = ("keras_hub>", "keras_nlp>")
 # keras-hub's default sequence length of its text preprocessors.
 MAX_SEQUENCE_LENGTH = 512
 
@@ -75,8 +79,11 @@ def _preset_config(path):
       config = json.load(f)
     except ValueError:
       return None
-  registered = config.get("registered_name") if isinstance(config, dict) else None
-  if not (isinstance(registered, str) and registered.startswith("keras_hub>")):
+  if not isinstance(config, dict):
+    return None
+  registered = config.get("registered_name")
+  if not (isinstance(registered, str) and
+          registered.startswith(REGISTERED_PACKAGES)):
     return None
   return config
 

@@ -18,7 +18,9 @@ across all layers: only ALBERT configs with `num_hidden_groups` =
 Read: a checkpoint prefix or a directory holding one, written as above or by
 Model Garden's own `official/nlp/tools/tf2_bert_encoder_checkpoint_converter.py`
 (a `BertEncoder`, the functional V1 encoder, under the object name
-`encoder`). The checkpoint carries no architecture: the config is
+`encoder`; or, with `--converted_model=pretrainer`, inside a
+`BertPretrainerV2`, whose heads are not read). The encoder is found by its
+object path (`find_encoder`). The checkpoint carries no architecture: the config is
 `--bert_config_file`, else `bert_config.json` beside the checkpoint. The
 encoder is rebuilt from it, restored with `tf.train.Checkpoint`, and its
 variables mapped back to the original names.
@@ -28,6 +30,7 @@ it is an optional dependency.
 """
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -35,16 +38,21 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf.interop import layer_variables
 from bert_tf.interop import tf1
+from bert_tf.interop.weights import block_scopes
 
 NAME = "model_garden"
 CHECKPOINT_PREFIX = "bert_model.ckpt"
 OBJECT_NAME = "encoder"
-_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
-# Checkpoint keys (under the object name) of the word embeddings: the
-# subclassed BertEncoderV2 tracks its layers by attribute, the functional
-# BertEncoder and AlbertEncoder by position.
-V2_EMBEDDINGS_KEY = "_embedding_layer/embeddings" + _VALUE
-FUNCTIONAL_EMBEDDINGS_KEY = "layer_with_weights-0/embeddings" + _VALUE
+# Checkpoint key of a Transformer block's query kernel, below the encoder's
+# object path: the subclassed BertEncoderV2 tracks its blocks by attribute
+# (`_transformer_layers/<i>`), the functional BertEncoder and AlbertEncoder
+# by position among the layers with weights. (Keys of the blocks, not of the
+# embeddings: a variable is stored under one path only, and a pretrainer
+# stores the word embeddings under its masked-LM head.)
+QUERY_KERNEL_KEY = re.compile(
+    r"^(?P<path>.+)/(?P<list>_transformer_layers/|layer_with_weights-)"
+    r"(?P<index>\d+)/_attention_layer/_query_dense/kernel/"
+    r"\.ATTRIBUTES/VARIABLE_VALUE$")
 
 # Original block roles -> the attribute path of Model Garden's
 # TransformerEncoderBlock layer holding them.
@@ -75,31 +83,56 @@ def checkpoint_prefix(path):
   return None if checkpoints.is_name_based(prefix) else prefix
 
 
-def _stored_keys(prefix):
-  """The checkpoint keys of the variables stored under `OBJECT_NAME`."""
-  return [name for name, _ in tf.train.list_variables(prefix)
-          if name.startswith(OBJECT_NAME + "/") and name.endswith(_VALUE)]
+def find_encoder(prefix):
+  """Where a checkpoint holds a Model Garden encoder, which kind, how deep.
 
+  The encoder is found by its blocks' keys, wherever it is: under `encoder`
+  (as written here and by Model Garden's converter), under another name, or
+  inside a model (e.g. `encoder/encoder_network`, the converter's
+  `--converted_model=pretrainer`).
 
-def _encoder_kind(prefix):
-  """Which encoder a checkpoint holds under `OBJECT_NAME`.
+  Args:
+    prefix: an object-based checkpoint prefix.
 
   Returns:
-    "v2" (BertEncoderV2), "functional" (BertEncoder or AlbertEncoder), or
-    None when it holds no encoder under that name.
+    (object path, e.g. "encoder"; kind: "v2" for a `BertEncoderV2`,
+    "functional" for a `BertEncoder` or `AlbertEncoder`; the number of
+    Transformer blocks stored), or None. With several candidates, `encoder`
+    or else the shortest path.
   """
-  keys = set(_stored_keys(prefix))
-  if "%s/%s" % (OBJECT_NAME, V2_EMBEDDINGS_KEY) in keys:
-    return "v2"
-  if "%s/%s" % (OBJECT_NAME, FUNCTIONAL_EMBEDDINGS_KEY) in keys:
-    return "functional"
-  return None
+  blocks = {}
+  for name, _ in tf.train.list_variables(prefix):
+    match = QUERY_KERNEL_KEY.match(name)
+    if match:
+      kind = "v2" if match.group("list") == "_transformer_layers/" else (
+          "functional")
+      blocks.setdefault((match.group("path"), kind), set()).add(
+          match.group("index"))
+  if not blocks:
+    return None
+  path, kind = min(blocks, key=lambda f: (f[0] != OBJECT_NAME, len(f[0]), f))
+  return path, kind, len(blocks[path, kind])
+
+
+def _restore(prefix, path, encoder):
+  """Restores `encoder` from the object path `path` of a checkpoint.
+
+  Raises:
+    AssertionError, ValueError, tf.errors.OpError: from TensorFlow when the
+      encoder's variables do not match the checkpoint's.
+  """
+  root = encoder
+  for name in reversed(path.split("/")):
+    root = tf.train.Checkpoint(**{name: root})
+  status = root.read(prefix)
+  status.expect_partial()  # the rest of the checkpoint (save_counter, heads)
+  status.assert_existing_objects_matched()
 
 
 def detect(path):
   """Whether `path` holds a Model Garden encoder checkpoint."""
   prefix = checkpoint_prefix(path)
-  return prefix is not None and _encoder_kind(prefix) is not None
+  return prefix is not None and find_encoder(prefix) is not None
 
 
 def _activation(hidden_act):
@@ -191,13 +224,15 @@ def encoder_variables(encoder, config):
                                   layer("position_embedding"),
                                   layer("type_embeddings"))
   else:
+    # The BERT encoders keep their layers in (private) attributes.
+    # pylint: disable=protected-access
     layers = {}
-    blocks = encoder._transformer_layers  # pylint: disable=protected-access
-    embedding_norm = encoder._embedding_norm_layer  # pylint: disable=protected-access
-    pooler = encoder._pooler_layer  # pylint: disable=protected-access
-    word = encoder._embedding_layer  # pylint: disable=protected-access
-    position = encoder._position_embedding_layer  # pylint: disable=protected-access
-    token_type = encoder._type_embedding_layer  # pylint: disable=protected-access
+    blocks = encoder._transformer_layers
+    embedding_norm, pooler = encoder._embedding_norm_layer, encoder._pooler_layer
+    word, position, token_type = (encoder._embedding_layer,
+                                  encoder._position_embedding_layer,
+                                  encoder._type_embedding_layer)
+    # pylint: enable=protected-access
   layers.update({
       "bert/embeddings/word_embeddings": word,
       "bert/embeddings/position_embeddings": position,
@@ -225,25 +260,25 @@ def read(path, config=None):
       or the checkpoint does not fit the config.
   """
   prefix = checkpoint_prefix(path)
-  kind = prefix and _encoder_kind(prefix)
-  if not kind:
+  found = prefix and find_encoder(prefix)
+  if not found:
     raise ValueError(
         "No Model Garden encoder checkpoint at %s (expected a TF2 checkpoint "
         "of tf.train.Checkpoint(%s=encoder), a prefix or a directory holding "
         "one)" % (path, OBJECT_NAME))
+  object_path, kind, stored_blocks = found
   config = tf1.config_beside(prefix, config, "Model Garden")
   encoder = build_encoder(config, kind)
   variables = encoder_variables(encoder, config)
   problem = None
-  stored = len(_stored_keys(prefix))
-  if stored != len(variables):
-    problem = "it holds %d encoder tensors, the config's %s has %d" % (
-        stored, type(encoder).__name__, len(variables))
+  blocks = len(block_scopes(config))
+  if stored_blocks != blocks:
+    problem = ("it holds %d Transformer blocks under %s, the config's %s "
+               "has %d" % (stored_blocks, object_path,
+                           type(encoder).__name__, blocks))
   else:
     try:
-      status = tf.train.Checkpoint(**{OBJECT_NAME: encoder}).read(prefix)
-      status.expect_partial()  # the checkpoint's save_counter
-      status.assert_existing_objects_matched()
+      _restore(prefix, object_path, encoder)
     except (AssertionError, ValueError, tf.errors.OpError) as e:
       # TF's first line names the variable (and both shapes); the rest
       # prints variable values.
