@@ -19,8 +19,8 @@ Read: a checkpoint prefix or a directory holding one, written as above or by
 Model Garden's own `official/nlp/tools/tf2_bert_encoder_checkpoint_converter.py`
 (a `BertEncoder`, the functional V1 encoder, under the object name
 `encoder`; or, with `--converted_model=pretrainer`, inside a
-`BertPretrainerV2`, whose heads are not read). The encoder is found by its
-object path (`find_encoder`). The checkpoint carries no architecture: the config is
+`BertPretrainerV2`, whose heads are not read), found by its object path
+(`find_encoder`). The checkpoint carries no architecture: the config is
 `--bert_config_file`, else `bert_config.json` beside the checkpoint. The
 encoder is rebuilt from it, restored with `tf.train.Checkpoint`, and its
 variables mapped back to the original names.
@@ -117,6 +117,12 @@ def find_encoder(prefix):
 def _restore(prefix, path, encoder):
   """Restores `encoder` from the object path `path` of a checkpoint.
 
+  Args:
+    prefix: the checkpoint prefix.
+    path: the encoder's object path in it (see `find_encoder`), e.g.
+      "encoder/encoder_network".
+    encoder: a built Model Garden encoder.
+
   Raises:
     AssertionError, ValueError, tf.errors.OpError: from TensorFlow when the
       encoder's variables do not match the checkpoint's.
@@ -199,7 +205,6 @@ def build_encoder(config, kind="v2"):
   return encoder
 
 
-
 def encoder_variables(encoder, config):
   """The variables of a Model Garden encoder, by original name.
 
@@ -210,10 +215,10 @@ def encoder_variables(encoder, config):
   Returns:
     dict original name -> variable, the whole encoder.
   """
+  layers = {}
   if config.uses_albert_encoder:
     # A functional model without layer attributes: its layers by name.
     layer = encoder.get_layer
-    layers = {}
     if config.embedding_width != config.hidden_size:  # as in the original
       layers["bert/encoder/embedding_hidden_mapping_in"] = layer(
           "embedding_projection")
@@ -226,9 +231,9 @@ def encoder_variables(encoder, config):
   else:
     # The BERT encoders keep their layers in (private) attributes.
     # pylint: disable=protected-access
-    layers = {}
     blocks = encoder._transformer_layers
-    embedding_norm, pooler = encoder._embedding_norm_layer, encoder._pooler_layer
+    embedding_norm = encoder._embedding_norm_layer
+    pooler = encoder._pooler_layer
     word, position, token_type = (encoder._embedding_layer,
                                   encoder._position_embedding_layer,
                                   encoder._type_embedding_layer)
