@@ -40,6 +40,8 @@ from bert_tf.modeling.config import BertConfig
 FORMAT_MODULES = {
     "tf1": "bert_tf.interop.tf1",
     "hf": "bert_tf.interop.hf",
+    "keras_hub": "bert_tf.interop.keras_hub",
+    "model_garden": "bert_tf.interop.model_garden",
 }
 FORMATS = tuple(FORMAT_MODULES)
 
