@@ -27,14 +27,14 @@ flags. New flags are additive:
   --tokenizer_cache_size  tokenize each distinct word once (same records);
                     0 = line by line as the original.
 
-The work is done by `bert_tf.data.pretraining_instances`.
+The work is done by `bert_tf.data.pretraining`.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
-from bert_tf.data import pretraining_instances as pi
+from bert_tf import cli
+from bert_tf.data import pretraining
 
 FLAGS = flags.FLAGS
 
@@ -73,7 +73,7 @@ flags.DEFINE_float(
     "Probability of creating sequences which are shorter than the "
     "maximum length.")
 flags.DEFINE_enum(
-    "masking", None, sorted(pi.MASKING_STRATEGIES),
+    "masking", None, sorted(pretraining.MASKING_STRATEGIES),
     "Which positions the masked LM predicts: `token` (each WordPiece on its "
     "own, the original default), `whole_word` (all pieces of a word "
     "together), `ngram` (ALBERT: n-grams of 1 to --ngram whole words) or "
@@ -96,7 +96,7 @@ flags.DEFINE_integer(
     "--masking=span: the longest span in words (the geometric distribution "
     "is truncated there and renormalized).")
 flags.DEFINE_enum(
-    "sentence_task", "nsp", sorted(pi.SENTENCE_TASKS),
+    "sentence_task", "nsp", sorted(pretraining.SENTENCE_TASKS),
     "How the segments and the label are made: `nsp` (next sentence "
     "prediction, the original), `sop` (ALBERT's sentence order: the two "
     "parts swapped with probability 0.5, label 1 = swapped) or `none` (one "
@@ -156,36 +156,38 @@ def masking_from_flags(flag_values):
   """
   name = masking_name(flag_values.masking, flag_values.do_whole_word_mask)
   sentencepiece = bool(flag_values.spm_model_file)
-  own_flags = {pi.SpanMasking.name: ("span_geometric_p", "span_max_length"),
-               pi.NgramMasking.name: ("ngram", "favor_shorter_ngram")}
+  own_flags = {pretraining.SpanMasking.name: ("span_geometric_p",
+                                              "span_max_length"),
+               pretraining.NgramMasking.name: ("ngram", "favor_shorter_ngram")}
   for masking, names in own_flags.items():
     for flag in names:
       if masking != name and flag_values[flag].present:
         raise ValueError("--%s applies to --masking=%s only, not --masking=%s"
                          % (flag, masking, name))
-  if name == pi.SpanMasking.name:
+  if name == pretraining.SpanMasking.name:
     if sentencepiece:
       raise ValueError("--masking=span works on WordPiece words; with "
                        "--spm_model_file use --masking=ngram, whole_word or "
                        "token")
-    return pi.SpanMasking(flag_values.span_geometric_p,
+    return pretraining.SpanMasking(flag_values.span_geometric_p,
                           flag_values.span_max_length)
-  if name == pi.NgramMasking.name:
-    return pi.NgramMasking(flag_values.ngram, flag_values.favor_shorter_ngram,
+  if name == pretraining.NgramMasking.name:
+    return pretraining.NgramMasking(flag_values.ngram,
+                                    flag_values.favor_shorter_ngram,
                            sentencepiece, seed=flag_values.random_seed)
-  return pi.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
+  return pretraining.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
 
 
 def options_from_flags(flag_values):
   """Returns the `RunOptions` of parsed flags."""
-  instance = pi.InstanceOptions(
+  instance = pretraining.InstanceOptions(
       max_seq_length=flag_values.max_seq_length,
       max_predictions_per_seq=flag_values.max_predictions_per_seq,
       masked_lm_prob=flag_values.masked_lm_prob,
       short_seq_prob=flag_values.short_seq_prob,
       masking=masking_from_flags(flag_values),
-      sentence_task=pi.SENTENCE_TASKS[flag_values.sentence_task]())
-  return pi.RunOptions(
+      sentence_task=pretraining.SENTENCE_TASKS[flag_values.sentence_task]())
+  return pretraining.RunOptions(
       input_file=flag_values.input_file,
       output_file=flag_values.output_file,
       vocab_file=flag_values.vocab_file,
@@ -201,10 +203,13 @@ def options_from_flags(flag_values):
 
 def main(_):
   logging.set_verbosity(logging.INFO)
-  pi.create_pretraining_data(options_from_flags(FLAGS))
+  pretraining.create_pretraining_data(options_from_flags(FLAGS))
+
+
+def run_main():
+  """Entry point of the `bert-create-pretraining-data` console script."""
+  cli.run(main, __name__, required=["input_file", "output_file"])
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("input_file")
-  flags.mark_flag_as_required("output_file")
-  app.run(main)
+  run_main()

@@ -1,10 +1,11 @@
 """Exports a BERT checkpoint as a SavedModel serving ids, tf.Examples and raw text."""
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf import serving
+from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
 
 FLAGS = flags.FLAGS
@@ -34,10 +35,18 @@ flags.DEFINE_integer("max_predictions_per_seq", 20,
                      "Masked positions per tf.Example (pretraining).")
 flags.DEFINE_string("export_dir", None, "Output directory of the SavedModel.")
 flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
+flags.DEFINE_string(
+    "signatures", ",".join(serving.SIGNATURES),
+    "Comma-separated signatures to export, from %s. Only serve_text carries "
+    "TensorFlow Text ops: without it the export loads with TensorFlow alone "
+    "(TF Serving, saved_model_cli run) and needs no vocabulary." %
+    ", ".join(serving.SIGNATURES))
 
 
 def main(_):
   logging.set_verbosity(logging.INFO)
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
   path = serving.export(
       config=BertConfig.from_json_file(FLAGS.bert_config_file),
       init_checkpoint=FLAGS.init_checkpoint,
@@ -49,11 +58,16 @@ def main(_):
       num_labels=FLAGS.num_labels,
       overwrite=FLAGS.overwrite,
       max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-      spm_model_file=FLAGS.spm_model_file)
+      spm_model_file=FLAGS.spm_model_file,
+      signatures=FLAGS.signatures)
   logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
 
 
+def run_main():
+  """Entry point of the `bert-export-saved-model` console script."""
+  cli.run(main, __name__,
+          required=["bert_config_file", "init_checkpoint", "export_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["bert_config_file", "init_checkpoint",
-                                "export_dir"])
-  app.run(main)
+  run_main()

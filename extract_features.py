@@ -4,9 +4,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf import feature_extraction
 from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
+from bert_tf.training import script_flags
 
 FLAGS = flags.FLAGS
 
@@ -41,12 +43,10 @@ flags.DEFINE_bool(
     "Whether to lower case the input text. Should be True for uncased "
     "models and False for cased models.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU or GPU/CPU.")
-flags.DEFINE_string("master", None,
-                    "If using a TPU, the address of the master.")
-flags.DEFINE_integer(
-    "num_tpu_cores", 8,
-    "Only used if `use_tpu` is True. Total number of TPU cores to use.")
+# The original's --use_tpu, --master, --num_tpu_cores, defined once with the
+# other scripts' TPU flags (scripts may share a process, e.g. in tests).
+script_flags.define_tpu_flags()
+flags.adopt_module_key_flags(script_flags)
 flags.DEFINE_bool(
     "use_one_hot_embeddings", False,
     "If True, tf.one_hot will be used for embedding lookups, otherwise "
@@ -62,14 +62,20 @@ def main(_):
   if not FLAGS.vocab_file and not FLAGS.spm_model_file:
     raise app.UsageError("--vocab_file (WordPiece) or --spm_model_file "
                          "(SentencePiece, ALBERT) is required")
+  tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case,
+                                                FLAGS.init_checkpoint)
+  config = BertConfig.from_json_file(FLAGS.bert_config_file)
+  tokenizer = tokenization.FullTokenizer(
+      FLAGS.vocab_file, FLAGS.do_lower_case,
+      spm_model_file=FLAGS.spm_model_file)
+  config.check_vocab_size(len(tokenizer.vocab),
+                          FLAGS.spm_model_file or FLAGS.vocab_file)
   count = feature_extraction.run(
       input_file=FLAGS.input_file,
       output_file=FLAGS.output_file,
-      bert_config=BertConfig.from_json_file(FLAGS.bert_config_file),
+      bert_config=config,
       init_checkpoint=FLAGS.init_checkpoint,
-      tokenizer=tokenization.FullTokenizer(
-          FLAGS.vocab_file, FLAGS.do_lower_case,
-          spm_model_file=FLAGS.spm_model_file),
+      tokenizer=tokenizer,
       layers=FLAGS.layers,
       max_seq_length=FLAGS.max_seq_length,
       batch_size=FLAGS.batch_size,
@@ -79,11 +85,9 @@ def main(_):
 
 
 def run_main():
-  """Console-script entry point."""
-  for name in ("input_file", "bert_config_file", "init_checkpoint",
-               "output_file"):
-    flags.mark_flag_as_required(name)
-  app.run(main)
+  """Entry point of the `bert-extract-features` console script."""
+  cli.run(main, __name__, required=["input_file", "bert_config_file",
+                                    "init_checkpoint", "output_file"])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Learns a WordPiece vocabulary (vocab.txt) from text files."""
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from bert_tf import cli
 from bert_tf.text import vocab_learner
 
 FLAGS = flags.FLAGS
@@ -27,6 +27,10 @@ def main(_):
   logging.info("Wrote %d tokens to %s", len(vocab), FLAGS.vocab_file)
 
 
+def run_main():
+  """Entry point of the `bert-learn-vocab` console script."""
+  cli.run(main, __name__, required=["input_file", "vocab_file"])
+
+
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["input_file", "vocab_file"])
-  app.run(main)
+  run_main()

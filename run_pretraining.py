@@ -13,11 +13,11 @@ boundary objective as well (loss = masked LM + span boundary [+ next
 sentence]; eval adds `span_boundary_accuracy` and `span_boundary_loss`).
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf.data import pretraining_dataset
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertPretrainer
@@ -127,6 +127,9 @@ def main(_):
   elif FLAGS.dynamic_masking:
     masking = pretraining_dataset.DynamicMasking.from_vocab_file(
         FLAGS.vocab_file, FLAGS.masked_lm_prob)
+  if masking:
+    config.check_vocab_size(masking.vocab_size,
+                            FLAGS.spm_model_file or FLAGS.vocab_file)
 
   def model_fn():
     return BertPretrainer(config, next_sentence=tasks.next_sentence,
@@ -174,8 +177,11 @@ def main(_):
       logging.info("  %s = %s", key, str(result[key]))
 
 
+def run_main():
+  """Entry point of the `bert-run-pretraining` console script."""
+  cli.run(main, __name__,
+          required=["bert_config_file", "input_file", "output_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("bert_config_file")
-  flags.mark_flag_as_required("input_file")
-  flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  run_main()

@@ -12,11 +12,11 @@ distribution strategy, the compute dtype and XLA.
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
@@ -135,6 +135,7 @@ def main(_):
     serving.check_export_dir(FLAGS.export_dir)
   tokenizer = tokenization.FullTokenizer(
       vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
 
   strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)
@@ -193,8 +194,11 @@ def main(_):
     logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
 
 
+def run_main():
+  """Entry point of the `bert-run-squad` console script."""
+  cli.run(main, __name__,
+          required=["vocab_file", "bert_config_file", "output_dir"])
+
+
 if __name__ == "__main__":
-  flags.mark_flag_as_required("vocab_file")
-  flags.mark_flag_as_required("bert_config_file")
-  flags.mark_flag_as_required("output_dir")
-  app.run(main)
+  run_main()

@@ -16,12 +16,12 @@ the latest one). Evaluation runs the split in order with memory and writes
 import json
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras
 import tensorflow as tf
 
+from bert_tf import cli
 from bert_tf.data import lm_bytes
 from bert_tf.modeling import transformer_xl
 from bert_tf.tasks import transformer_xl_lm
@@ -220,5 +220,10 @@ def main(_):
           os.path.join(FLAGS.model_dir, "eval_results.txt"), result)
 
 
+def run_main():
+  """Entry point of the `bert-run-transformer-xl` console script."""
+  cli.run(main, __name__, required=[])
+
+
 if __name__ == "__main__":
-  app.run(main)
+  run_main()

@@ -15,7 +15,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["bert_tf", "bert_tf.*"]),
     package_data={"bert_tf.text": ["unicode_tables.npz"]},
-    py_modules=["extract_features"],
+    py_modules=[  # the root scripts, each a console script below
+        "create_pretraining_data", "run_pretraining", "run_classifier",
+        "run_squad", "extract_features", "export_saved_model",
+        "convert_checkpoint", "run_transformer_xl", "learn_vocab",
+    ],
     install_requires=[
         "tensorflow~=2.20.0",
         "tensorflow-text~=2.20.0",
@@ -30,7 +34,15 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "bert-create-pretraining-data=create_pretraining_data:run_main",
+            "bert-run-pretraining=run_pretraining:run_main",
+            "bert-run-classifier=run_classifier:run_main",
+            "bert-run-squad=run_squad:run_main",
             "bert-extract-features=extract_features:run_main",
+            "bert-export-saved-model=export_saved_model:run_main",
+            "bert-convert-checkpoint=convert_checkpoint:run_main",
+            "bert-run-transformer-xl=run_transformer_xl:run_main",
+            "bert-learn-vocab=learn_vocab:run_main",
         ],
     },
 )

@@ -10,10 +10,15 @@ rounds, at `--seq_length` tokens:
 - `savedmodel ids`: the export's `serving_default`;
 - `savedmodel text`: the export's `serve_text` (tokenization in the graph).
 
+Then concurrent callers: `--callers` threads (default 1, 4, 8) each send
+batch-1 `serve_text` requests to the one loaded SavedModel for `--seconds`;
+the table gives requests/s and the median request latency.
+
 Usage: python bench/serving_latency.py [--shape small] [--rounds 5]
 """
 
 import argparse
+import concurrent.futures
 import os
 import statistics
 import tempfile
@@ -49,6 +54,10 @@ def main():
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--latency_calls", type=int, default=20)
   parser.add_argument("--throughput_calls", type=int, default=5)
+  parser.add_argument("--callers", default="1,4,8",
+                      help="Comma-separated numbers of concurrent callers.")
+  parser.add_argument("--seconds", type=float, default=10.0,
+                      help="Duration of each concurrent-callers run.")
   args = parser.parse_args()
 
   layers, hidden, heads, inter = SHAPES[args.shape]
@@ -120,6 +129,43 @@ def main():
   for name in paths:
     print("%-16s %18.1f %22.1f" % (name, statistics.median(latency[name]),
                                    statistics.median(throughput[name])))
+
+  print("\nconcurrent batch-1 serve_text callers, %.0f s each" % args.seconds)
+  print("%-8s %14s %20s" % ("callers", "requests/s", "median latency ms"))
+  for callers in [int(c) for c in args.callers.split(",")]:
+    rate, latency_ms = concurrent_callers(
+        lambda i: serve_text(text_a=tf.constant([pairs[i % 32][0]]),
+                             text_b=tf.constant([pairs[i % 32][1]])),
+        callers, args.seconds)
+    print("%-8d %14.1f %20.1f" % (callers, rate, latency_ms))
+
+
+def concurrent_callers(request, callers, seconds):
+  """Runs `request(i)` from `callers` threads for `seconds`.
+
+  Args:
+    request: a function of a request index returning a dict of Tensors.
+    callers: number of threads calling at once.
+    seconds: how long each thread keeps calling.
+
+  Returns:
+    (requests per second over all threads, median latency in ms).
+  """
+  def caller(index):
+    latencies = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+      start = time.perf_counter()
+      for value in request(index + len(latencies)).values():
+        value.numpy()
+      latencies.append(1000 * (time.perf_counter() - start))
+    return latencies
+
+  start = time.perf_counter()
+  with concurrent.futures.ThreadPoolExecutor(max_workers=callers) as pool:
+    latencies = sum(pool.map(caller, range(callers)), [])
+  return len(latencies) / (time.perf_counter() - start), statistics.median(
+      latencies)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Legacy (TF1, name-based) checkpoints: read them into Keras models, write them back.
 
-A Keras variable's `path` is its original checkpoint name (DESIGN.md, principle
-2), so loading is a lookup of `variable.path` in the checkpoint, and saving writes
+A Keras variable's `path` is its original checkpoint name (docs/architecture.md,
+principle 2), so loading is a lookup of `variable.path` in the checkpoint, and saving writes
 each variable under its path with `SaveV2` — the format of TF1's `tf.train.Saver`,
 which `tf.train.list_variables` and original-era tools read.
 
@@ -16,6 +16,8 @@ import re
 
 import numpy as np
 import tensorflow as tf
+
+from bert_tf import file_io
 
 # Names in a checkpoint that hold optimizer or training state, not model weights.
 _OPTIMIZER_STATE = re.compile(
@@ -110,13 +112,37 @@ def resolve_checkpoint(path):
   return path
 
 
+def is_training_state(name):
+  """Whether a checkpoint name holds optimizer or training state, not a weight."""
+  return _OPTIMIZER_STATE.search(name) is not None
+
+
+def is_name_based(prefix):
+  """Whether `prefix` is a TF1 (name-based) checkpoint, not a TF2 object graph.
+
+  Args:
+    prefix: a checkpoint prefix, or None.
+
+  Returns:
+    False for None, a missing checkpoint, or one written by
+    `tf.train.Checkpoint` (it carries `_CHECKPOINTABLE_OBJECT_GRAPH`).
+  """
+  if prefix is None or not tf.io.gfile.exists(prefix + ".index"):
+    return False
+  return not tf.train.load_checkpoint(prefix).has_tensor(
+      "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
 def load_checkpoint(model, path, allow_missing=True):
-  """Assigns a legacy checkpoint's tensors to a model's variables by name.
+  """Assigns a checkpoint's tensors to a model's variables by name.
 
   Args:
     model: a Keras model/layer (or iterable of variables) whose variable paths
       are original names.
-    path: checkpoint prefix or directory (see `resolve_checkpoint`).
+    path: a TF1 checkpoint prefix or directory (see `resolve_checkpoint`), or
+      a directory in another format `bert_tf.interop` reads (a Hugging Face
+      safetensors directory, a keras-hub preset, a Model Garden encoder
+      checkpoint; its config is the model's `config` when it carries none).
     allow_missing: if False, model variables absent from the checkpoint are an
       error instead of being reported in `LoadReport.missing`.
 
@@ -128,39 +154,74 @@ def load_checkpoint(model, path, allow_missing=True):
       model, a shape differs (naming the variable and both shapes), or
       variables are missing and `allow_missing` is False.
   """
+  if tf.io.gfile.isdir(path) and not is_name_based(
+      tf.train.latest_checkpoint(path)):
+    # Not a directory of TF1 checkpoints: one of the other formats. interop
+    # builds on this module, hence the import here.
+    from bert_tf import interop  # pylint: disable=g-import-not-at-top
+    weights = interop.read(path, config=getattr(model, "config", None))
+    return assign_tensors(model, weights.tensors, weights.source,
+                          allow_missing=allow_missing)
   prefix = resolve_checkpoint(path)
   reader = tf.train.load_checkpoint(prefix)
   shapes = reader.get_variable_to_shape_map()
+  skipped = sorted(n for n in shapes if is_training_state(n))
+  return assign_tensors(model, {n: reader for n in shapes
+                                if not is_training_state(n)},
+                        prefix, allow_missing=allow_missing,
+                        skipped=skipped, shapes=shapes)
+
+
+def assign_tensors(model, tensors, source, allow_missing=True, skipped=(),
+                   shapes=None):
+  """Assigns named tensors to a model's variables of the same names.
+
+  Args:
+    model: a Keras model/layer (or iterable of variables) whose variable paths
+      are original names.
+    tensors: dict name -> numpy array, or name -> a `tf.train.load_checkpoint`
+      reader holding it (read only for the names the model takes).
+    source: where the tensors come from (for the report and messages).
+    allow_missing: see `load_checkpoint`.
+    skipped: names of training state that was left out (for the report).
+    shapes: dict name -> shape when `tensors` holds readers.
+
+  Returns:
+    A `LoadReport`.
+
+  Raises:
+    ValueError: see `load_checkpoint`.
+  """
   targets = variables_by_name(model)
-  skipped = sorted(n for n in shapes if _OPTIMIZER_STATE.search(n))
-  weights = set(shapes) - set(skipped)
   loaded, missing = [], []
   for name, variable in targets.items():
-    if name not in weights:
+    if name not in tensors:
       missing.append(name)
       continue
     expected = tuple(variable.shape)
-    found = tuple(shapes[name])
+    found = tuple(shapes[name] if shapes else tensors[name].shape)
     if expected != found:
       raise ValueError(
           "Shape mismatch for variable %s in checkpoint %s: the model expects "
-          "%s, the checkpoint has %s" % (name, prefix, list(expected),
+          "%s, the checkpoint has %s" % (name, source, list(expected),
                                           list(found)))
     loaded.append(name)
   if not loaded:
     raise ValueError(
         "Checkpoint %s shares no variable with the model (model names look "
         "like %s; checkpoint names like %s)" %
-        (prefix, sorted(targets)[:3], sorted(weights)[:3]))
+        (source, sorted(targets)[:3], sorted(tensors)[:3]))
   if missing and not allow_missing:
     raise ValueError("Checkpoint %s lacks model variables: %s" %
-                     (prefix, ", ".join(missing)))
+                     (source, ", ".join(missing)))
   for name in loaded:
+    value = tensors[name]
+    if shapes:
+      value = value.get_tensor(name)
     variable = targets[name]
-    variable.assign(reader.get_tensor(name).astype(
-        np.dtype(variable.dtype)))
-  unexpected = sorted(weights - set(loaded))
-  return LoadReport(prefix, loaded, missing, unexpected, skipped)
+    variable.assign(np.asarray(value).astype(np.dtype(variable.dtype)))
+  unexpected = sorted(set(tensors) - set(loaded))
+  return LoadReport(source, loaded, missing, unexpected, list(skipped))
 
 
 def save_checkpoint(tensors, prefix):
@@ -185,7 +246,8 @@ def save_checkpoint(tensors, prefix):
   directory = os.path.dirname(prefix)
   if directory:
     tf.io.gfile.makedirs(directory)
-  temp_prefix = "%s.tmp-%d" % (prefix, os.getpid())
+  # SaveV2 writes `<temp_prefix>.index` and `.data-*`; each is renamed.
+  temp_prefix = file_io.temporary_path(prefix)
   tf.raw_ops.SaveV2(prefix=temp_prefix, tensor_names=names,
                     shape_and_slices=[""] * len(names), tensors=values)
   for suffix in (".data-00000-of-00001", ".index"):

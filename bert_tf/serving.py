@@ -21,15 +21,16 @@ Outputs by model type: `encoder` -> `sequence_output`, `pooled_output`;
 `end_logits`; `pretraining` -> `mlm_log_probs` [batch, P, vocab] at the given
 `masked_lm_positions` and `nsp_log_probs` [batch, 2].
 
-The export needs only `tensorflow` and `tensorflow_text` to load.
+`--signatures` picks a subset (`SIGNATURES`, default all three). Only
+`serve_text` carries TensorFlow Text ops: an export without it loads with
+`tensorflow` alone (TF Serving builds and `saved_model_cli run` included);
+with it, the loader must also import `tensorflow_text`.
 """
-
-import os
-import shutil
 
 import tensorflow as tf
 
 from bert_tf import checkpoints
+from bert_tf import file_io
 from bert_tf.modeling import BertClassifier
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertPretrainer
@@ -47,6 +48,32 @@ OUTPUTS = {
     "pretraining": ("mlm_log_probs", "nsp_log_probs"),
 }
 MODEL_TYPES = tuple(OUTPUTS)
+
+# The signatures an export can carry; `serve_text` needs the tokenizer.
+SIGNATURES = ("serving_default", "serve_examples", "serve_text")
+
+
+def parse_signatures(names):
+  """Parses and checks a `--signatures` value.
+
+  Args:
+    names: a comma-separated string or a sequence of signature names.
+
+  Returns:
+    A tuple of distinct names from `SIGNATURES`, in the order given.
+
+  Raises:
+    ValueError: naming an unknown or repeated signature, or an empty list.
+  """
+  if isinstance(names, str):
+    names = [n.strip() for n in names.split(",") if n.strip()]
+  names = tuple(names)
+  unknown = [n for n in names if n not in SIGNATURES]
+  if unknown or not names or len(set(names)) != len(names):
+    raise ValueError("--signatures must be a comma-separated list of distinct "
+                     "names from %s, found %r" % (", ".join(SIGNATURES),
+                                                  ",".join(names)))
+  return names
 
 
 def build_model(config, model_type, num_labels=2):
@@ -170,7 +197,7 @@ def _with_rank(inputs, rank):
 
 
 class ServingModule(tf.Module):
-  """The exported object: the model, the tokenizer and the three signatures."""
+  """The exported object: the model, the tokenizer and the signatures."""
 
   def __init__(self, model, model_type, tokenizer, max_seq_length,
                max_predictions_per_seq=20):
@@ -180,7 +207,8 @@ class ServingModule(tf.Module):
       model: the Keras model of `model_type` (weights loaded).
       model_type: one of `MODEL_TYPES`.
       tokenizer: `FastBertTokenizer` of the model's vocabulary, or
-        `FastSentencePieceTokenizer` of its SentencePiece model (ALBERT).
+        `FastSentencePieceTokenizer` of its SentencePiece model (ALBERT); None
+        for an export without `serve_text` (no TensorFlow Text ops).
       max_seq_length: padded length of `serve_text` and `serve_examples`.
       max_predictions_per_seq: length of `masked_lm_positions` in
         `serve_examples` for the `pretraining` type.
@@ -188,7 +216,10 @@ class ServingModule(tf.Module):
     super().__init__(name="bert_serving")
     # The export tracks the weights, not the Keras object: Keras models add
     # traced functions of their own to a SavedModel that would not trace here.
-    self.model_variables = list(model.variables)
+    # It tracks the tf.Variables inside the Keras variables (`.value`): with
+    # the Keras wrappers tracked, TF1 loaders (saved_model_cli run, TF Serving)
+    # restore one handle per variable and the functions read another.
+    self.model_variables = [getattr(v, "value", v) for v in model.variables]
     self._run_model = lambda features: model(features, training=False)
     self.model_type = model_type
     self.tokenizer = tokenizer
@@ -205,8 +236,16 @@ class ServingModule(tf.Module):
           [tf.shape(positions)[0], tf.shape(positions)[1], -1]))
     return {name: out[name] for name in OUTPUTS[self.model_type]}
 
-  def signatures(self):
-    """Returns the dict of signature name -> concrete function for saving."""
+  def signatures(self, names=SIGNATURES):
+    """The concrete functions of the signatures `names`, for saving.
+
+    Args:
+      names: signature names from `SIGNATURES` (`serve_text` needs the
+        tokenizer).
+
+    Returns:
+      dict: signature name -> concrete function.
+    """
     # Declared with unknown rank so that `_with_rank` can check the rank.
     ids = tf.TensorSpec(None, tf.int32)
     strings = tf.TensorSpec(None, tf.string)
@@ -229,14 +268,15 @@ class ServingModule(tf.Module):
       examples = _with_rank({"examples": examples}, 1)["examples"]
       return self._outputs(self._parse_examples(examples))
 
-    return {
-        "serving_default": serve_ids.get_concrete_function(
+    traced = {
+        "serving_default": lambda: serve_ids.get_concrete_function(
             input_ids=ids, input_mask=ids, segment_ids=ids, **extra),
-        "serve_text": serve_text.get_concrete_function(
+        "serve_text": lambda: serve_text.get_concrete_function(
             text_a=strings, text_b=strings, **extra),
-        "serve_examples": serve_examples.get_concrete_function(
+        "serve_examples": lambda: serve_examples.get_concrete_function(
             examples=strings),
     }
+    return {name: traced[name]() for name in names}
 
   def _pack_text(self, text_a, text_b):
     """Tokenizes and packs [batch] strings into model inputs."""
@@ -273,7 +313,8 @@ def check_export_dir(export_dir, overwrite=False):
 
 def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
            model_type, export_dir, num_labels=2, overwrite=False,
-           max_predictions_per_seq=20, model=None, spm_model_file=None):
+           max_predictions_per_seq=20, model=None, spm_model_file=None,
+           signatures=SIGNATURES):
   """Exports a checkpoint (or a model in memory) as a SavedModel.
 
   The SavedModel is written to a temporary directory beside `export_dir` and
@@ -297,14 +338,18 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     spm_model_file: a SentencePiece model (ALBERT): `serve_text` tokenizes as
       `FullTokenizer(None, do_lower_case, spm_model_file)`; the model file is
       the asset.
+    signatures: the signatures to export (see `parse_signatures`); without
+      `serve_text` neither a vocabulary nor TensorFlow Text ops are needed.
 
   Returns:
     `export_dir`.
 
   Raises:
-    ValueError: on an unknown model type, a too long `max_seq_length`, or a
+    ValueError: on an unknown model type or signature, a too long
+      `max_seq_length`, a missing vocabulary for `serve_text`, or a
       non-empty `export_dir` without `overwrite`.
   """
+  signatures = parse_signatures(signatures)
   if model_type not in MODEL_TYPES:
     raise ValueError("--model_type must be one of %s, found %r" %
                      (", ".join(MODEL_TYPES), model_type))
@@ -313,24 +358,22 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
   if model is None:
     model = build_model(config, model_type, num_labels)
     checkpoints.load_checkpoint(model, init_checkpoint)
-  if spm_model_file:
+  tokenizer = None
+  if "serve_text" in signatures and spm_model_file:
     tokenizer = FastSentencePieceTokenizer(spm_model_file, do_lower_case)
-  elif vocab_file:
+  elif "serve_text" in signatures and vocab_file:
     tokenizer = FastBertTokenizer(vocab_file, do_lower_case)
-  else:
+  elif "serve_text" in signatures:
     raise ValueError("--vocab_file or --spm_model_file is required for the "
-                     "raw-text signature")
+                     "raw-text signature serve_text (or leave it out of "
+                     "--signatures)")
+  if tokenizer is not None:
+    config.check_vocab_size(tokenizer.vocab_size,
+                            spm_model_file or vocab_file)
   module = ServingModule(model, model_type, tokenizer, max_seq_length,
                          max_predictions_per_seq)
-  temp_dir = export_dir.rstrip("/") + ".tmp-%d" % os.getpid()
-  if tf.io.gfile.exists(temp_dir):
-    tf.io.gfile.rmtree(temp_dir)
-  try:
-    tf.saved_model.save(module, temp_dir, signatures=module.signatures())
-    if tf.io.gfile.exists(export_dir):
-      tf.io.gfile.rmtree(export_dir)
-    tf.io.gfile.rename(temp_dir, export_dir)
-  finally:
-    if tf.io.gfile.exists(temp_dir):
-      shutil.rmtree(temp_dir, ignore_errors=True)
+  # `check_export_dir` has refused a non-empty directory without overwrite.
+  with file_io.atomic_directory(export_dir, overwrite=True) as temp_dir:
+    tf.saved_model.save(module, temp_dir,
+                        signatures=module.signatures(signatures))
   return export_dir

@@ -15,6 +15,14 @@ characters dropped, optional lower casing), then the SentencePiece model's
 pieces with `encode_pieces`' fix for a piece that ends in a digit and a
 comma; ids are the model's own.
 
+It is also a drop-in for Model Garden's copy of the module
+(`official.nlp.tools.tokenization`): `split_on_punc` of `BasicTokenizer` and
+`FullTokenizer`, `encode_ids`, the `sample` argument of `encode_pieces` and
+`FullSentencePieceTokenizer`. Where that copy's defaults or signatures differ
+from the originals' (`max_input_chars_per_word` 400 there, 200 here; the third
+positional argument of `FullTokenizer` and `encode_pieces`; the digit-comma
+fix), the originals' are kept.
+
 For an in-graph tokenizer producing the same ids see `bert_tf.text`.
 """
 
@@ -208,7 +216,13 @@ def preprocess_text(inputs, remove_space=True, lower=False):
   return outputs
 
 
-def encode_pieces(sp_model, text):
+# SentencePiece sampling of `encode_pieces(..., sample=True)`, as ALBERT and
+# Model Garden: from the 64 best segmentations, smoothing parameter 0.1.
+SAMPLE_NBEST_SIZE = 64
+SAMPLE_ALPHA = 0.1
+
+
+def encode_pieces(sp_model, text, return_unicode=True, sample=False):
   """SentencePiece pieces of `text`, with ALBERT's digit-comma fix.
 
   A piece longer than one character that ends in a comma after a digit
@@ -216,17 +230,30 @@ def encode_pieces(sp_model, text):
   without "\u2581" (SentencePiece adds its own word-start marker in front),
   followed by ",". This is what the original computes under Python 3, where
   its attempt to drop that added marker (a str compared with a bytes
-  constant) never applies.
+  constant) never applies; Model Garden's copy drops it, so its pieces differ
+  around such commas (e.g. "1990," inside a word).
 
   Args:
     sp_model: a `sentencepiece.SentencePieceProcessor`.
     text: str (already `preprocess_text`-ed).
+    return_unicode: ALBERT's argument, which changed the output only under
+      Python 2; pieces are always str.
+    sample: draw a segmentation (SentencePiece subword regularization:
+      `SampleEncodeAsPieces(text, 64, 0.1)`, from the library's own random
+      generator, see `sentencepiece.set_random_generator_seed`) instead of
+      the best one. The digit-comma fix re-encodes without sampling.
 
   Returns:
     A list of str pieces.
   """
+  del return_unicode  # Pieces are str under Python 3 either way.
+  if sample:
+    pieces = sp_model.SampleEncodeAsPieces(text, SAMPLE_NBEST_SIZE,
+                                           SAMPLE_ALPHA)
+  else:
+    pieces = sp_model.EncodeAsPieces(text)
   new_pieces = []
-  for piece in sp_model.EncodeAsPieces(text):
+  for piece in pieces:
     if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
       new_pieces.extend(
           sp_model.EncodeAsPieces(piece[:-1].replace(SPIECE_UNDERLINE, "")))
@@ -236,13 +263,29 @@ def encode_pieces(sp_model, text):
   return new_pieces
 
 
+def encode_ids(sp_model, text, sample=False):
+  """The model's ids of `encode_pieces(sp_model, text, sample=sample)`.
+
+  Args:
+    sp_model: a `sentencepiece.SentencePieceProcessor`.
+    text: str (already `preprocess_text`-ed).
+    sample: as `encode_pieces`'.
+
+  Returns:
+    A list of int ids (`PieceToId`: a piece the model lacks gets `<unk>`'s).
+  """
+  return [sp_model.PieceToId(piece)
+          for piece in encode_pieces(sp_model, text, sample=sample)]
+
+
 class SentencePieceVocab(dict):
   """Piece -> id of a SentencePiece model; an unknown piece gives `<unk>`'s id.
 
   A plain dict of every piece of the model (ALBERT's `FullTokenizer.vocab`)
   whose lookup of any other string returns the unknown id, as the model's
   `PieceToId` does (`encode_pieces` can return text the model has no piece
-  for, e.g. unseen characters).
+  for, e.g. unseen characters). A bytes piece is looked up as its UTF-8 text,
+  as the originals' `convert_tokens_to_ids` does.
   """
 
   def __init__(self, sp_model):
@@ -251,6 +294,8 @@ class SentencePieceVocab(dict):
     self.unk_id = sp_model.unk_id()
 
   def __missing__(self, piece):
+    if isinstance(piece, bytes):
+      return self[convert_to_unicode(piece)]
     return self.unk_id
 
 
@@ -299,6 +344,54 @@ def _check_sentencepiece_vocab(vocab_file, vocab):
                     pieces[index] if index < len(pieces) else None))
 
 
+class FullSentencePieceTokenizer(object):
+  """Model Garden's SentencePiece tokenizer: pieces of the text as given.
+
+  The interface of `FullTokenizer` over a SentencePiece model, without
+  `preprocess_text` (Model Garden's scripts call it themselves):
+  `tokenize(text)` is `encode_pieces(sp_model, text)`. `FullTokenizer(None,
+  do_lower_case, spm_model_file)` is this after `preprocess_text`.
+
+  Attributes:
+    sp_model: the `sentencepiece.SentencePieceProcessor`.
+    vocab: `SentencePieceVocab`, every piece -> its id (unknown: `<unk>`'s).
+    inv_vocab: dict, id -> piece.
+  """
+
+  def __init__(self, sp_model_file):
+    """Loads the model.
+
+    Args:
+      sp_model_file: path of a SentencePiece model (any path `tf.io.gfile`
+        reads).
+
+    Raises:
+      ValueError: if the file does not exist or is not a SentencePiece model.
+    """
+    self.sp_model = load_sentencepiece_model(sp_model_file)
+    self.vocab = SentencePieceVocab(self.sp_model)
+    self.inv_vocab = {v: k for k, v in self.vocab.items()}
+
+  def tokenize(self, text):
+    """Tokenizes `text` into the model's pieces, without preprocessing.
+
+    Args:
+      text: str, or UTF-8 bytes (invalid bytes dropped).
+
+    Returns:
+      A list of str pieces: `encode_pieces(sp_model, text)`.
+    """
+    return encode_pieces(self.sp_model, convert_to_unicode(text))
+
+  def convert_tokens_to_ids(self, tokens):
+    """Maps pieces to ids (a piece the model lacks to `<unk>`'s id)."""
+    return convert_by_vocab(self.vocab, tokens)
+
+  def convert_ids_to_tokens(self, ids):
+    """Maps ids to pieces."""
+    return convert_by_vocab(self.inv_vocab, ids)
+
+
 class FullTokenizer(object):
   """Runs end-to-end tokenization: BasicTokenizer, then WordpieceTokenizer.
 
@@ -306,7 +399,8 @@ class FullTokenizer(object):
   model's pieces (`encode_pieces`); `vocab` maps every piece to its id.
   """
 
-  def __init__(self, vocab_file, do_lower_case=True, spm_model_file=None):
+  def __init__(self, vocab_file, do_lower_case=True, spm_model_file=None,
+               split_on_punc=True):
     """Constructs a FullTokenizer.
 
     Args:
@@ -316,12 +410,33 @@ class FullTokenizer(object):
       do_lower_case: whether to lower case the input (and, for WordPiece,
         strip accents; SentencePiece always strips them).
       spm_model_file: path of a SentencePiece model, or None for WordPiece.
+        (ALBERT's third argument; Model Garden's third is `split_on_punc`,
+        which goes by keyword here.)
+      split_on_punc: WordPiece only (Model Garden's option): False keeps
+        punctuation inside words (`BasicTokenizer`).
+
+    Raises:
+      TypeError: if `spm_model_file` is a bool (a Model Garden call passing
+        `split_on_punc` as the third positional argument).
+      ValueError: if neither file is given, a file is missing or bad, or
+        `split_on_punc` is False with `spm_model_file`.
     """
+    if isinstance(spm_model_file, bool):
+      raise TypeError(
+          "FullTokenizer's third argument is spm_model_file (a path or None, "
+          "as in google-research/albert), got %r; pass Model Garden's "
+          "split_on_punc by keyword: FullTokenizer(vocab_file, do_lower_case, "
+          "split_on_punc=%r)" % (spm_model_file, spm_model_file))
     self.do_lower_case = do_lower_case
     self.sp_model = None
     if spm_model_file:
-      self.sp_model = load_sentencepiece_model(spm_model_file)
-      self.vocab = SentencePieceVocab(self.sp_model)
+      if not split_on_punc:
+        raise ValueError("split_on_punc=False applies to WordPiece only, not "
+                         "with spm_model_file=%r" % (spm_model_file,))
+      self._sentencepiece = FullSentencePieceTokenizer(spm_model_file)
+      self.sp_model = self._sentencepiece.sp_model
+      self.vocab = self._sentencepiece.vocab
+      self.inv_vocab = self._sentencepiece.inv_vocab
       if vocab_file:
         _check_sentencepiece_vocab(vocab_file, self.vocab)
     else:
@@ -329,9 +444,10 @@ class FullTokenizer(object):
         raise ValueError("FullTokenizer needs a vocab_file (WordPiece) or an "
                          "spm_model_file (SentencePiece)")
       self.vocab = load_vocab(vocab_file)
-      self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+      self.inv_vocab = {v: k for k, v in self.vocab.items()}
+      self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case,
+                                            split_on_punc=split_on_punc)
       self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-    self.inv_vocab = {v: k for k, v in self.vocab.items()}
 
   def tokenize(self, text):
     """Tokenizes `text` (str, or UTF-8 bytes) into a list of tokens.
@@ -344,7 +460,7 @@ class FullTokenizer(object):
       SentencePiece pieces of `preprocess_text(text, lower=do_lower_case)`.
     """
     if self.sp_model is not None:
-      return encode_pieces(self.sp_model, preprocess_text(
+      return self._sentencepiece.tokenize(preprocess_text(
           convert_to_unicode(text), lower=self.do_lower_case))
     split_tokens = []
     for token in self.basic_tokenizer.tokenize(text):
@@ -364,16 +480,21 @@ class FullTokenizer(object):
 class BasicTokenizer(object):
   """Runs basic tokenization (punctuation splitting, lower casing, etc.)."""
 
-  def __init__(self, do_lower_case=True):
+  def __init__(self, do_lower_case=True, split_on_punc=True):
     """Constructs a BasicTokenizer.
 
     Args:
       do_lower_case: Whether to lower case the input (and strip accents).
+      split_on_punc: Whether every punctuation character is a word of its own
+        (the original's behaviour); False (Model Garden's option) keeps it
+        inside its whitespace-separated word, e.g. "how?" stays one word,
+        which keeps detokenization simple.
     """
     self.do_lower_case = do_lower_case
+    self.split_on_punc = split_on_punc
 
   def tokenize(self, text):
-    """Tokenizes a piece of text into words and punctuation marks.
+    """Tokenizes a piece of text into words (and punctuation marks).
 
     Args:
       text: str, or UTF-8 bytes (invalid bytes dropped).
@@ -393,7 +514,10 @@ class BasicTokenizer(object):
       if self.do_lower_case:
         token = token.lower()
         token = self._run_strip_accents(token)
-      split_tokens.extend(self._run_split_on_punc(token))
+      if self.split_on_punc:
+        split_tokens.extend(self._run_split_on_punc(token))
+      else:
+        split_tokens.append(token)
 
     return whitespace_tokenize(" ".join(split_tokens))
 

@@ -11,11 +11,20 @@ import sys
 from absl import flags
 
 
+# Defines flags shared by several scripts, each script on import: forgotten
+# with the script, so that scripts whose own flags share a name with them
+# (export_saved_model's --export_dir) can run in the same process.
+_SHARED_FLAGS_MODULE = "bert_tf.training.script_flags"
+
+
 def _forget(name):
   """Unregisters the absl flags defined by module `name` and unloads it."""
   sys.modules.pop(name, None)
-  for flag in list(flags.FLAGS.flags_by_module_dict().get(name, [])):
-    delattr(flags.FLAGS, flag.name)
+  by_module = flags.FLAGS.flags_by_module_dict()
+  for module in (name, _SHARED_FLAGS_MODULE):
+    for flag in list(by_module.get(module, [])):
+      if flag.name in flags.FLAGS:
+        delattr(flags.FLAGS, flag.name)
 
 
 def run_main(name, *argv):

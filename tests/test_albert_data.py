@@ -15,8 +15,8 @@ import pytest
 
 from bert_tf import tokenization
 from bert_tf.data import pretraining_dataset
-from bert_tf.data import pretraining_instances as pi
-from bert_tf.data import tfrecords
+from bert_tf.data import pretraining as pi
+from bert_tf.data import record_format
 import script_runner
 from sentencepiece_models import train_albert_spm
 
@@ -408,9 +408,9 @@ def test_script_with_sentencepiece_writes_the_model_ids(sample_text, spm_model,
                                                         tmp_path):
   out = tmp_path / "albert.tfrecord"
   run_script(**_albert_flags(sample_text, spm_model, out))
-  records = tfrecords.read_examples(str(out))
+  records = record_format.read_records(str(out))
   assert len(records) > 30
-  assert sorted(records[0]) == sorted(tfrecords.PRETRAINING_FEATURE_NAMES)
+  assert sorted(records[0]) == sorted(record_format.PRETRAINING_FEATURE_NAMES)
   tokenizer = tokenization.FullTokenizer(None, True, spm_model_file=spm_model)
   lines = [l for l in sample_text.read_text().splitlines() if l.strip()]
   line_ids = [" ".join(map(str, tokenizer.convert_tokens_to_ids(
@@ -438,7 +438,7 @@ def test_script_with_sentencepiece_writes_the_model_ids(sample_text, spm_model,
   for overrides in (dict(fast_tokenizer=True), dict(tokenizer_cache_size=0)):
     again = tmp_path / "again.tfrecord"
     run_script(**_albert_flags(sample_text, spm_model, again, **overrides))
-    assert tfrecords.read_examples(str(again)) == records, overrides
+    assert record_format.read_records(str(again)) == records, overrides
 
 
 def test_script_is_deterministic_by_seed(sample_text, spm_model, tmp_path):
@@ -446,7 +446,7 @@ def test_script_is_deterministic_by_seed(sample_text, spm_model, tmp_path):
   run_script(**_albert_flags(sample_text, spm_model, tmp_path / "b"))
   run_script(**_albert_flags(sample_text, spm_model, tmp_path / "c",
                              random_seed=6))
-  a, b, c = (tfrecords.read_examples(str(tmp_path / n)) for n in "abc")
+  a, b, c = (record_format.read_records(str(tmp_path / n)) for n in "abc")
   assert a == b
   assert a != c
 

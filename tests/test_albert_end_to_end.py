@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from bert_tf import tokenization
-from bert_tf.data import tfrecords
+from bert_tf.data import record_format
 from bert_tf.training import metrics
 from sentencepiece_models import train_albert_spm
 
@@ -53,7 +53,7 @@ def test_sentencepiece_sop_ngram_lamb_pretraining(fixtures_dir, tmp_path):
        "--output_file=%s" % records, "--spm_model_file=%s" % spm_model,
        "--sentence_task=sop", "--masking=ngram", "--max_seq_length=128",
        "--max_predictions_per_seq=20", "--dupe_factor=1", "--random_seed=1")
-  examples = tfrecords.read_examples(str(records))
+  examples = record_format.read_records(str(records))
   assert len(examples) > 200
   labels = [e["next_sentence_labels"][0] for e in examples]
   # Label 1: swapped halves, and every chunk of one (long) sentence.

@@ -17,7 +17,7 @@ from bert_tf import feature_extraction
 from bert_tf import tokenization
 from bert_tf.data import glue
 from bert_tf.data import sentence_pairs
-from bert_tf.data import tfrecords
+from bert_tf.data import record_format
 from bert_tf.modeling import BertClassifier, BertConfig, BertModel, BertSquad
 from bert_tf.training import metrics
 import script_runner
@@ -211,10 +211,10 @@ def _write_io_records(io, path):
                 ("input_ids", "input_mask", "segment_ids",
                  "masked_lm_positions", "masked_lm_ids", "masked_lm_weights")}
       values["next_sentence_labels"] = io["sentence_order_labels"][i]
-      writer.write(tfrecords.features_to_example({
-          name: (tfrecords.create_float_feature(np.ravel(v).tolist())
+      writer.write(record_format.features_to_example({
+          name: (record_format.create_float_feature(np.ravel(v).tolist())
                  if name == "masked_lm_weights" else
-                 tfrecords.create_int_feature(np.ravel(v).tolist()))
+                 record_format.create_int_feature(np.ravel(v).tolist()))
           for name, v in values.items()}))
   return str(path)
 
@@ -382,7 +382,7 @@ def test_run_classifier_fine_tunes_from_the_albert_checkpoint(albert,
   packed = sentence_pairs.pack_tokens(
       tokenizer.tokenize(example.text_a), tokenizer.tokenize(example.text_b),
       40, tokenizer.convert_tokens_to_ids)
-  first = tfrecords.read_examples(str(out / "train.tf_record"))[0]
+  first = record_format.read_records(str(out / "train.tf_record"))[0]
   assert list(first["input_ids"]) == packed.input_ids
   assert packed.tokens[1].startswith("\u2581")
 

@@ -17,8 +17,10 @@ import pytest
 import tensorflow as tf
 
 from bert_tf import tokenization
-from bert_tf.data import pretraining_instances as pi
-from bert_tf.data import tfrecords
+from bert_tf.data import pretraining as pi
+from bert_tf.data import record_encoder
+from bert_tf.data import record_format
+from bert_tf.data import record_writers
 import script_runner
 
 NUM_EXPECTED = 67
@@ -31,7 +33,7 @@ def data(fixtures_dir):
 
 @pytest.fixture(scope="module")
 def expected(data):
-  return tfrecords.read_examples(str(data / "expected.tfrecord"))
+  return record_format.read_records(str(data / "expected.tfrecord"))
 
 
 def fixture_flags(data):
@@ -64,7 +66,7 @@ def assert_records_equal(actual, expected):
 def test_feature_names_and_lengths(expected):
   assert len(expected) == NUM_EXPECTED
   for record in expected:
-    assert sorted(record) == sorted(tfrecords.PRETRAINING_FEATURE_NAMES)
+    assert sorted(record) == sorted(record_format.PRETRAINING_FEATURE_NAMES)
     assert len(record["input_ids"]) == 128
     assert len(record["masked_lm_weights"]) == 20
 
@@ -74,7 +76,8 @@ def test_records_equal_the_original(data, expected, tmp_path, caplog):
   flags["output_file"] = str(tmp_path / "out.tfrecord")
   with caplog.at_level(std_logging.INFO):
     run_script(**flags)
-  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+  assert_records_equal(record_format.read_records(flags["output_file"]),
+                       expected)
   assert os.listdir(tmp_path) == ["out.tfrecord"]  # No temporary file left.
 
   # The original logs the first 20 instances: tokens, then every feature.
@@ -106,7 +109,8 @@ def test_line_by_line_tokenization_gives_the_same_records(data, expected,
   flags["output_file"] = str(tmp_path / "out.tfrecord")
   flags["tokenizer_cache_size"] = 0
   run_script(**flags)
-  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+  assert_records_equal(record_format.read_records(flags["output_file"]),
+                       expected)
 
 
 def test_fast_tokenizer_gives_the_same_records(data, expected, tmp_path):
@@ -116,7 +120,7 @@ def test_fast_tokenizer_gives_the_same_records(data, expected, tmp_path):
     flags["fast_tokenizer"] = True
     flags["tokenizer_cache_size"] = cache_size
     run_script(**flags)
-    assert_records_equal(tfrecords.read_examples(flags["output_file"]),
+    assert_records_equal(record_format.read_records(flags["output_file"]),
                          expected)
 
 
@@ -125,8 +129,8 @@ def test_round_robin_over_output_files(data, expected, tmp_path):
   outputs = [str(tmp_path / "a.tfrecord"), str(tmp_path / "b.tfrecord")]
   flags["output_file"] = ",".join(outputs)
   run_script(**flags)
-  assert_records_equal(tfrecords.read_examples(outputs[0]), expected[0::2])
-  assert_records_equal(tfrecords.read_examples(outputs[1]), expected[1::2])
+  assert_records_equal(record_format.read_records(outputs[0]), expected[0::2])
+  assert_records_equal(record_format.read_records(outputs[1]), expected[1::2])
 
 
 def test_documents_run_across_files_and_globs(data, expected, tmp_path):
@@ -148,7 +152,8 @@ def test_documents_run_across_files_and_globs(data, expected, tmp_path):
                                    tmp_path / "in" / "part[12].txt")
   flags["output_file"] = str(tmp_path / "out.tfrecord")
   run_script(**flags)
-  assert_records_equal(tfrecords.read_examples(flags["output_file"]), expected)
+  assert_records_equal(record_format.read_records(flags["output_file"]),
+                       expected)
 
 
 # ------------------------------------------------------- whole word masking --
@@ -191,12 +196,13 @@ def test_whole_word_masking_masks_whole_words(data, tmp_path):
   flags["masking"] = "whole_word"
   flags["output_file"] = str(tmp_path / "wwm.tfrecord")
   run_script(**flags)
-  records = tfrecords.read_examples(flags["output_file"])
+  records = record_format.read_records(flags["output_file"])
   del flags["masking"]
   flags["do_whole_word_mask"] = True
   flags["output_file"] = str(tmp_path / "dwwm.tfrecord")
   run_script(**flags)
-  assert_records_equal(tfrecords.read_examples(flags["output_file"]), records)
+  assert_records_equal(record_format.read_records(flags["output_file"]),
+                       records)
 
   num_continued_words = 0
   for record in records:
@@ -239,16 +245,16 @@ def test_piece_cache_matches_line_by_line(data):
     assert cached(lines[::-1]) == plain[::-1]
 
 
-def test_truncate_seq_pair_cuts_the_longer_at_random_ends():
+def test_truncate_seq_pair_randomly_cuts_the_longer_at_random_ends():
   # random.Random(1) draws 0.134, 0.847, 0.764, 0.255: A (the longer, 8 vs
   # 3) loses its front, back, back, front until 4 + 3 = 7 tokens remain.
   tokens_a, tokens_b = list("abcdefgh"), list("xyz")
-  pi.truncate_seq_pair(tokens_a, tokens_b, 7, random.Random(1))
+  pi.truncate_seq_pair_randomly(tokens_a, tokens_b, 7, random.Random(1))
   assert tokens_a == list("cdef")
   assert tokens_b == list("xyz")
   # On a tie B is cut (0.134 < 0.5: its front).
   tokens_a, tokens_b = list("ab"), list("xy")
-  pi.truncate_seq_pair(tokens_a, tokens_b, 3, random.Random(1))
+  pi.truncate_seq_pair_randomly(tokens_a, tokens_b, 3, random.Random(1))
   assert (tokens_a, tokens_b) == (list("ab"), list("y"))
 
 
@@ -274,9 +280,9 @@ def _reference_example(instance, vocab, max_seq_length, max_predictions):
     ints["masked_lm_span_right"] = [e + 1 for _, e in spans] + pad
     ints["masked_lm_span_offset"] = [
         i - s for i, (s, _) in zip(instance.masked_lm_positions, spans)] + pad
-  features = {name: tfrecords.create_int_feature(values)
+  features = {name: record_format.create_int_feature(values)
               for name, values in ints.items()}
-  features["masked_lm_weights"] = tfrecords.create_float_feature(
+  features["masked_lm_weights"] = record_format.create_float_feature(
       [1.0] * p + [0.0] * (max_predictions - p))
   return tf.train.Example(features=tf.train.Features(feature=features))
 
@@ -303,7 +309,7 @@ def test_record_encoder_writes_the_original_examples(data):
       ["[CLS]", "the", "##s", "the", "[SEP]"], [0] * 5, [1, 2, 3],
       ["the", "##s", "the"], None, [(1, 2), (1, 2), (3, 3)]))
   for max_seq_length, max_predictions in ((128, 20), (512, 30)):
-    encoder = tfrecords.PretrainingRecordEncoder(
+    encoder = record_encoder.PretrainingRecordEncoder(
         tokenizer.vocab, max_seq_length, max_predictions)
     for instance in instances:
       if len(instance.tokens) > max_seq_length:
@@ -315,16 +321,16 @@ def test_record_encoder_writes_the_original_examples(data):
           instance, tokenizer.vocab, max_seq_length, max_predictions)
   parsed = tf.io.parse_single_example(
       encoder.encode(instances[-2]),
-      tfrecords.pretraining_feature_spec(512, 30))
+      record_format.pretraining_feature_spec(512, 30))
   assert parsed["masked_lm_positions"].numpy().tolist()[:3] == [130, 299, 0]
   assert parsed["masked_lm_weights"].numpy().tolist()[:3] == [1.0, 1.0, 0.0]
   parsed = tf.io.parse_single_example(
-      encoder.encode(instances[-1]), tfrecords.pretraining_feature_spec(
-          512, 30, tfrecords.PretrainingTasks(next_sentence=False,
+      encoder.encode(instances[-1]), record_format.pretraining_feature_spec(
+          512, 30, record_format.PretrainingTasks(next_sentence=False,
                                               span_boundary=True)))
   assert "next_sentence_labels" not in parsed
   assert parsed["masked_lm_span_right"].numpy().tolist()[:4] == [3, 3, 4, 0]
-  encoder = tfrecords.PretrainingRecordEncoder(tokenizer.vocab, 128, 1)
+  encoder = record_encoder.PretrainingRecordEncoder(tokenizer.vocab, 128, 1)
   with pytest.raises(ValueError, match="more than max_predictions_per_seq=1"):
     encoder.encode(instances[0])
 
@@ -337,7 +343,7 @@ def test_record_encoder_batches(data):
   instances.insert(7, pi.TrainingInstance(
       ["[CLS]"] + ["big"] * 200 + ["bigger", "[SEP]"], [0] * 202 + [1],
       [129, 201], ["big", "bigger"], False))
-  encoder = tfrecords.PretrainingRecordEncoder(vocab, 512, 30)
+  encoder = record_encoder.PretrainingRecordEncoder(vocab, 512, 30)
   records = encoder.encode_instances(instances)
   assert records == [encoder.encode(i) for i in instances]
   assert tf.train.Example.FromString(records[7]) == _reference_example(
@@ -345,7 +351,7 @@ def test_record_encoder_batches(data):
   # encode_batch: the cells past num_tokens / num_predictions are ignored.
   ids = [[tokenizer.vocab[t] for t in i.tokens] for i in instances[:2]]
   width = max(map(len, ids))
-  batch = tfrecords.PretrainingBatch(
+  batch = record_encoder.PretrainingBatch(
       input_ids=[row + [99] * (width - len(row)) for row in ids],
       num_tokens=[len(row) for row in ids],
       segment_ids=[i.segment_ids + [7] * (width - len(i.segment_ids))
@@ -380,7 +386,7 @@ def _truncate_step_by_step(tokens_a, tokens_b, max_num_tokens, rng):
       trunc_tokens.pop()
 
 
-def test_truncate_seq_pair_equals_the_step_by_step_loop():
+def test_truncate_seq_pair_randomly_equals_the_step_by_step_loop():
   lengths = random.Random(0)
   for seed in range(400):
     len_a, len_b = lengths.randint(0, 140), lengths.randint(0, 140)
@@ -391,7 +397,7 @@ def test_truncate_seq_pair_equals_the_step_by_step_loop():
     got = (list(range(len_a)), list(range(100, 100 + len_b)))
     rng_expected, rng_got = random.Random(seed), random.Random(seed)
     _truncate_step_by_step(*expected, max_num_tokens, rng_expected)
-    pi.truncate_seq_pair(*got, max_num_tokens, rng_got)
+    pi.truncate_seq_pair_randomly(*got, max_num_tokens, rng_got)
     assert got == expected, (len_a, len_b, max_num_tokens)
     assert rng_got.random() == rng_expected.random()  # Same draws used.
 
@@ -440,7 +446,7 @@ def test_parallel_mode_is_reproducible_and_well_formed(data, tmp_path):
   shards = ["out.tfrecord-00000-of-00002", "out.tfrecord-00001-of-00002"]
   assert sorted(os.listdir(tmp_path)) == shards
   assert "Summary: 3 documents, 64 instances, 1038 masked tokens in " in log
-  records = [tfrecords.read_examples(str(tmp_path / shard))
+  records = [record_format.read_records(str(tmp_path / shard))
              for shard in shards]
   # The stream of seed 12345 with 2 workers (`NumpyInstanceRandom`, instances
   # masked in batches), the same on every run: worker 0 has documents 0 and 2 of sample_text.txt, worker 1
@@ -499,7 +505,7 @@ def test_parallel_mode_keeps_the_distributions_on_real_text(fixtures_dir,
   for a, b in zip(runs["parallel"], runs["parallel_again"]):
     assert a.read_bytes() == b.read_bytes()
   records = {name: [r for path in runs[name]
-                    for r in tfrecords.read_examples(str(path))]
+                    for r in record_format.read_records(str(path))]
              for name in ("faithful", "parallel")}
   assert len(records["parallel"]) > 6000
   for name, mode_records in records.items():
@@ -610,14 +616,14 @@ def test_small_max_predictions_per_seq_warns_once(data, tmp_path, caplog):
       "--max_predictions_per_seq=5 is smaller than --masked_lm_prob * "
       "--max_seq_length = 19: full-length instances get only 5 masked "
       "positions"]
-  records = tfrecords.read_examples(flags["output_file"])
+  records = record_format.read_records(flags["output_file"])
   assert max(sum(r["masked_lm_weights"]) for r in records) == 5
 
 
 def test_writer_failure_leaves_nothing_under_the_final_name(tmp_path):
   final = str(tmp_path / "out.tfrecord")
   with pytest.raises(RuntimeError):
-    with tfrecords.RoundRobinRecordWriter([final]) as writer:
+    with record_writers.RoundRobinRecordWriter([final]) as writer:
       writer.write(b"record")
       assert os.listdir(tmp_path) == ["out.tfrecord.tmp-%d" % os.getpid()]
       raise RuntimeError("stop")

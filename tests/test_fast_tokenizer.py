@@ -23,15 +23,26 @@ CORPORA = ("wikitext2_valid.tokens", "wikitext2_test.tokens",
            "clue_small_zh.txt", "enwik8_small.txt")
 
 
-@pytest.fixture(scope="module")
-def tokenizers(fixtures_dir):
+def _tokenizer_pairs(fixtures_dir, split_on_punc):
   """Returns {name: (FastBertTokenizer, FullTokenizer)} for the three vocabs."""
   result = {}
   for name, (file_name, lower) in VOCABS.items():
     path = str(fixtures_dir / "vocab" / file_name)
-    result[name] = (FastBertTokenizer(path, lower),
-                    tokenization.FullTokenizer(path, lower))
+    result[name] = (
+        FastBertTokenizer(path, lower, split_on_punc=split_on_punc),
+        tokenization.FullTokenizer(path, lower, split_on_punc=split_on_punc))
   return result
+
+
+@pytest.fixture(scope="module")
+def tokenizers(fixtures_dir):
+  return _tokenizer_pairs(fixtures_dir, split_on_punc=True)
+
+
+@pytest.fixture(scope="module")
+def no_split_tokenizers(fixtures_dir):
+  """The pairs with Model Garden's split_on_punc=False."""
+  return _tokenizer_pairs(fixtures_dir, split_on_punc=False)
 
 
 def _assert_same_ids(fast, full, texts, batch_size=2048):
@@ -69,10 +80,19 @@ _POOLS = {
 }
 
 
-def _random_texts(seed, count):
-  """Returns `count` seeded random texts mixing every kind of character."""
+def _random_texts(seed, count, kinds=None):
+  """Returns `count` seeded random texts mixing every kind of character.
+
+  Args:
+    seed: the seed.
+    count: how many texts.
+    kinds: the `_POOLS` to draw from (and "any" code point); default all.
+
+  Returns:
+    A list of str.
+  """
   rng = random.Random(seed)
-  kinds = sorted(_POOLS) + ["any"]
+  kinds = kinds or sorted(_POOLS) + ["any"]
 
   def char():
     kind = rng.choice(kinds)
@@ -139,6 +159,22 @@ def test_edge_cases(tokenizers, name):
   _assert_same_ids(*tokenizers[name], EDGE_CASES)
 
 
+# Words that start with "#" meet the "##" tokens whole without split_on_punc.
+HASH_WORDS = ["##ing ##a #a ##a## # ## ### #x# ##!", "a##b ##.## #\u00e9 ##\u4e00",
+              "[UNK] x[UNK]y #[UNK] ##unk## hello!how are you?"]
+
+
+@pytest.mark.parametrize("name", sorted(VOCABS))
+def test_without_punctuation_split(no_split_tokenizers, name):
+  fast, full = no_split_tokenizers[name]
+  index = sorted(VOCABS).index(name)
+  _assert_same_ids(fast, full, EDGE_CASES + HASH_WORDS)
+  _assert_same_ids(fast, full, _random_texts(seed=10 + index, count=3000))
+  # Printable ASCII texts take the whitespace-split shortcut.
+  _assert_same_ids(fast, full, _random_texts(seed=20 + index, count=1000,
+                                             kinds=["ascii"]))
+
+
 @pytest.mark.parametrize("name", sorted(VOCABS))
 def test_every_punctuation_control_space_and_mark(tokenizers, name):
   fast, full = tokenizers[name]
@@ -147,6 +183,14 @@ def test_every_punctuation_control_space_and_mark(tokenizers, name):
     pool = _POOLS[kind]
     texts += ["ab" + c + "Cd" for c in pool]
   _assert_same_ids(fast, full, texts)
+
+
+def test_every_punctuation_control_space_and_mark_without_split(
+    no_split_tokenizers):
+  texts = ["ab" + c + "Cd #" + c + "x" for kind in
+           ("punctuation", "control", "space", "mark") for c in _POOLS[kind]]
+  for name in ("uncased", "cased"):
+    _assert_same_ids(*no_split_tokenizers[name], texts)
 
 
 @pytest.mark.parametrize("name", sorted(VOCABS))
@@ -171,6 +215,16 @@ def test_hypothesis_bytes_cased(tokenizers, texts):
   _assert_same_ids(*tokenizers["cased"], texts)
 
 
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(texts=st.lists(
+    st.text(alphabet=st.one_of(
+        st.characters(blacklist_categories=("Cs",)),
+        st.sampled_from("##.,!?'-[]Aa\u00e9 ")), max_size=40),
+    min_size=1, max_size=16))
+def test_hypothesis_uncased_without_split(no_split_tokenizers, texts):
+  _assert_same_ids(*no_split_tokenizers["uncased"], texts)
+
+
 def _corpus_lines(fixtures_dir, file_name, step):
   with open(fixtures_dir / "corpora" / file_name, "rb") as f:
     return f.read().split(b"\n")[::step]
@@ -190,6 +244,14 @@ def test_corpus_subset(tokenizers, fixtures_dir, name, file_name):
 def test_corpus_full(tokenizers, fixtures_dir, name, file_name):
   _assert_same_ids(*tokenizers[name],
                    _corpus_lines(fixtures_dir, file_name, step=1))
+
+
+@pytest.mark.parametrize("name", sorted(VOCABS))
+def test_corpus_subset_without_split(no_split_tokenizers, fixtures_dir, name):
+  """Every 50th line of each corpus, without the punctuation split."""
+  for file_name in CORPORA:
+    _assert_same_ids(*no_split_tokenizers[name],
+                     _corpus_lines(fixtures_dir, file_name, step=50))
 
 
 def test_special_ids_and_vocab_size(tokenizers):
@@ -268,13 +330,15 @@ def _load_build_and_get(table_set):
     return (unicode_tables.load_preprocess_tables(unicode_tables.TABLE_FILE),
             unicode_tables.PreprocessTables(),
             unicode_tables.get_preprocess_tables())
-  do_lower_case = table_set == "uncased"
-  return (unicode_tables.load_tables(unicode_tables.TABLE_FILE, do_lower_case),
-          unicode_tables.UnicodeTables(do_lower_case),
-          unicode_tables.get_tables(do_lower_case))
+  mode = (table_set.endswith("_uncased"), table_set.startswith("split_"))
+  return (unicode_tables.load_tables(unicode_tables.TABLE_FILE, *mode),
+          unicode_tables.UnicodeTables(*mode),
+          unicode_tables.get_tables(*mode))
 
 
-@pytest.mark.parametrize("table_set", ["uncased", "cased", "preprocess"])
+@pytest.mark.parametrize("table_set", [
+    "split_uncased", "split_cased", "nosplit_uncased", "nosplit_cased",
+    "preprocess"])
 def test_shipped_tables_equal_a_fresh_build(table_set):
   shipped, built, cached = _load_build_and_get(table_set)
   # The file must be for this Python's Unicode version, or it is not used.
@@ -300,6 +364,7 @@ def test_tables_of_another_unicode_version_are_not_used(tmp_path):
   np.savez(path, **dict(arrays, unidata_version=np.array("1.0.0")))
   assert unicode_tables.load_tables(path, True) is None
   assert unicode_tables.load_tables(path, False) is None
+  assert unicode_tables.load_tables(path, True, split_on_punc=False) is None
   assert unicode_tables.load_preprocess_tables(path) is None
   missing = str(tmp_path / "missing.npz")
   assert unicode_tables.load_tables(missing, True) is None
@@ -345,6 +410,33 @@ def test_vocab_with_duplicates_and_whitespace_lines(tmp_path):
       "a.b\u00e9 x y\u00e9"])
   assert (fast.cls_id, fast.sep_id, fast.unk_id, fast.vocab_size) == (
       10, None, 1, 16)
+
+
+def test_vocab_with_hash_and_punctuation_tokens_without_split(tmp_path):
+  # "#" then "###a" for "##a": FastWordpieceTokenizer alone would give [UNK].
+  path = tmp_path / "vocab.txt"
+  path.write_text(
+      "[UNK]\n#\n###\n###a\na.b\n##.\n##!\nb\n#b\n##b#\nx\n##y\n"
+      "\ufffd1\n#\ufffd\n\ufffd\n", encoding="utf-8")
+  fast = FastBertTokenizer(str(path), do_lower_case=False, split_on_punc=False)
+  full = tokenization.FullTokenizer(str(path), do_lower_case=False,
+                                    split_on_punc=False)
+  assert full.tokenize("##a a.b b. b! ##b# ## ### xy x#b") == [
+      "#", "###a", "a.b", "b", "##.", "b", "##!", "##b#", "#", "###", "###",
+      "x", "##y", "[UNK]"]
+  _assert_same_ids(fast, full, [
+      "##a a.b b. b! ##b# ## ### xy x#b", "#b #b# #bb ##b #", "#" * 7,
+      "a.b.b b.. #a.b ##y ##yy \u00e9#b ##\u00e9", "#" * 200, "#" * 201])
+  assert fast.vocab_size == 15
+
+
+def test_saved_model_round_trip_without_split(no_split_tokenizers, tmp_path):
+  fast, full = no_split_tokenizers["uncased"]
+  tf.saved_model.save(fast, str(tmp_path / "tokenizer"))
+  loaded = tf.saved_model.load(str(tmp_path / "tokenizer"))
+  texts = ["Hello, World! ##ing #hash", "na\u00efve? \u03a3\u03a3."]
+  got = loaded.tokenize(tf.constant(texts)).to_list()
+  assert got == [full.convert_tokens_to_ids(full.tokenize(t)) for t in texts]
 
 
 def test_bad_vocab_files_are_named(tmp_path):

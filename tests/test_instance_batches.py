@@ -16,9 +16,10 @@ import pytest
 import tensorflow as tf
 
 from bert_tf import tokenization
-from bert_tf.data import instance_batches as ib
-from bert_tf.data import pretraining_instances as pi
-from bert_tf.data import tfrecords
+from bert_tf.data import pretraining as pi
+from bert_tf.data.pretraining import batch_selection
+from bert_tf.data import record_encoder
+from bert_tf.data import record_format
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_make_batch_builds_the_instances(tokenizer):
   ids = lambda text: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
   segments = [(ids("the quick brown fox"), ids("jumps over"), True),
               (ids("hello"), ids("world peace now"), False)]
-  batcher = ib.InstanceBatcher(pi.InstanceOptions(), vocab)
+  batcher = pi.InstanceBatcher(pi.InstanceOptions(), vocab)
   batch = batcher.make_batch(segments, pi.NumpyInstanceRandom(0))
   cls, sep = vocab["[CLS]"], vocab["[SEP]"]
   assert batch.num_tokens.tolist() == [9, 7]
@@ -71,10 +72,10 @@ def test_make_batch_builds_the_instances(tokenizer):
     unmasked[position] = original[position]
     assert unmasked == original + [0] * (128 - len(original))
   # The records parse with the reader's feature spec.
-  encoder = tfrecords.PretrainingRecordEncoder(vocab, 128, 20)
-  parsed = tf.io.parse_single_example(encoder.encode_batch(batch)[1],
-                                      tfrecords.pretraining_feature_spec(128,
-                                                                         20))
+  encoder = record_encoder.PretrainingRecordEncoder(vocab, 128, 20)
+  parsed = tf.io.parse_single_example(
+      encoder.encode_batch(batch)[1],
+      record_format.pretraining_feature_spec(128, 20))
   assert parsed["input_mask"].numpy().sum() == 7
   assert parsed["next_sentence_labels"].numpy().tolist() == [0]
 
@@ -84,18 +85,17 @@ def test_random_subsets_are_uniform():
   num_rows = 30000
   candidates = np.zeros((num_rows, 8), bool)
   candidates[:, [1, 2, 4, 5]] = True
-  group_first = ib.select_whole_groups(candidates, candidates,
-                                       np.full(num_rows, 2),
-                                       np.random.default_rng(0))
+  group_first = batch_selection.select_whole_groups(
+      candidates, candidates, np.full(num_rows, 2), np.random.default_rng(0))
   subsets = collections.Counter(tuple(np.flatnonzero(row >= 0))
                                 for row in group_first)
   assert set(subsets) == set(itertools.combinations([1, 2, 4, 5], 2))
   for count in subsets.values():
     assert _binomial_bound(count, num_rows, 1 / 6)
   # A budget larger than the candidates takes them all.
-  all_taken = ib.select_whole_groups(candidates[:3], candidates[:3],
-                                     np.array([4, 7, 100]),
-                                     np.random.default_rng(1))
+  all_taken = batch_selection.select_whole_groups(
+      candidates[:3], candidates[:3], np.array([4, 7, 100]),
+      np.random.default_rng(1))
   assert (all_taken >= 0).sum(axis=1).tolist() == [4, 4, 4]
 
 
@@ -125,9 +125,9 @@ def test_whole_word_selection_has_the_original_distribution(tokenizer):
   num_orders = sum(exact.values())
   num_rows = 24000
   ids = np.array([tokenizer.convert_tokens_to_ids(tokens)] * num_rows)
-  batcher = ib.InstanceBatcher(pi.InstanceOptions(masking=masking),
+  batcher = pi.InstanceBatcher(pi.InstanceOptions(masking=masking),
                                tokenizer.vocab)
-  matrix = ib.TokenMatrix(
+  matrix = batch_selection.TokenMatrix(
       ids, np.full(num_rows, len(tokens)),
       (ids != tokenizer.vocab["[CLS]"]) & (ids != tokenizer.vocab["[SEP]"]),
       batcher.words, batcher._word_start)  # pylint: disable=protected-access
@@ -158,7 +158,7 @@ def _masked_words(batch, masking, words, row):
 
 def test_whole_word_batches_mask_whole_words(tokenizer, wikitext_segments):
   masking = pi.WholeWordMasking()
-  batcher = ib.InstanceBatcher(pi.InstanceOptions(masking=masking),
+  batcher = pi.InstanceBatcher(pi.InstanceOptions(masking=masking),
                                tokenizer.vocab)
   batch = batcher.make_batch(wikitext_segments[:3000],
                              pi.NumpyInstanceRandom(1))
@@ -173,7 +173,7 @@ def test_whole_word_batches_mask_whole_words(tokenizer, wikitext_segments):
 def test_token_batches_keep_the_counts_and_replacements(tokenizer,
                                                         wikitext_segments):
   options = pi.InstanceOptions()
-  batcher = ib.InstanceBatcher(options, tokenizer.vocab)
+  batcher = pi.InstanceBatcher(options, tokenizer.vocab)
   batch = batcher.make_batch(wikitext_segments[:4000],
                              pi.NumpyInstanceRandom(2))
   expected = [pi.num_predictions(n, 0.15, 20) for n in batch.num_tokens]
@@ -197,7 +197,7 @@ def test_span_batches_decide_per_span(tokenizer, wikitext_segments):
   masking = pi.SpanMasking()
   options = pi.InstanceOptions(masking=masking,
                                sentence_task=pi.NoSentenceTask())
-  batcher = ib.InstanceBatcher(options, tokenizer.vocab)
+  batcher = pi.InstanceBatcher(options, tokenizer.vocab)
   segments = [(a + b, None, None) for a, b, _ in wikitext_segments[:1500]]
   batch = batcher.make_batch(segments, pi.NumpyInstanceRandom(4))
   assert batch.next_sentence_labels is None
@@ -221,7 +221,7 @@ def test_span_batches_decide_per_span(tokenizer, wikitext_segments):
 def test_row_by_row_selection_is_the_strategys(tokenizer, wikitext_segments):
   # n-grams have no batch selection: each row is `select` on its tokens.
   masking = pi.NgramMasking(seed=5)
-  batcher = ib.InstanceBatcher(pi.InstanceOptions(masking=masking),
+  batcher = pi.InstanceBatcher(pi.InstanceOptions(masking=masking),
                                tokenizer.vocab)
   batch = batcher.make_batch(wikitext_segments[:50],
                              pi.NumpyInstanceRandom(6))

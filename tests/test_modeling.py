@@ -10,6 +10,7 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf.modeling import BertConfig, BertModel, BertPretrainer, gelu
 from bert_tf.modeling import embeddings
+from bert_tf.modeling import layers
 
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
             "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
@@ -125,6 +126,16 @@ def test_gelu_is_the_tanh_approximation():
   np.testing.assert_allclose(gelu(tf.constant(1.0)), 0.8411920, atol=1e-6)
 
 
+def test_gelu_erf_is_the_exact_form():
+  # hidden_act "gelu_erf": x * Phi(x), Hugging Face's and PyTorch's "gelu".
+  gelu_erf = layers.get_activation("gelu_erf")
+  x = tf.constant([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0])
+  expected = [0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.numpy()]
+  np.testing.assert_allclose(gelu_erf(x), expected, atol=1e-7)
+  np.testing.assert_allclose(gelu_erf(tf.constant(1.0)), 0.8413447, atol=1e-6)
+  assert gelu_erf(tf.constant([1.0], tf.bfloat16)).dtype == tf.bfloat16
+
+
 def test_sinusoidal_table_values():
   table = embeddings.sinusoidal_position_table(4, 6).numpy()
   assert table.shape == (4, 6)
@@ -178,8 +189,8 @@ def test_original_config_gains_no_keys_and_defaults_as_original():
     ({"num_hidden_layers": 2.0}, r"'num_hidden_layers' must be an int > 0"),
     ({"hidden_size": 50}, r"hidden_size \(50\) is not a multiple of "
                           r"num_attention_heads \(4\)"),
-    ({"hidden_act": "swish"}, r"field 'hidden_act' must be one of gelu, relu, "
-                              r"tanh, linear, found 'swish'"),
+    ({"hidden_act": "swish"}, r"field 'hidden_act' must be one of gelu, "
+                              r"gelu_erf, relu, tanh, linear, found 'swish'"),
     ({"hidden_dropout_prob": 1.5}, r"'hidden_dropout_prob' must be a number "
                                    r"in \[0, 1\), found 1.5"),
     ({"position_embedding_type": "rotary"}, r"'position_embedding_type' must "
@@ -191,7 +202,7 @@ def test_config_errors_name_the_field(change, message):
     BertConfig.from_dict(dict(base, **change), source="my_config.json")
 
 
-def test_config_error_messages_name_the_file(tmp_path):
+def test_config_error_messages_name_the_file(tmp_path, fixtures_dir):
   with pytest.raises(ValueError, match=r"not found: .*nope.json"):
     BertConfig.from_json_file(str(tmp_path / "nope.json"))
   bad = tmp_path / "bad.json"
@@ -203,6 +214,15 @@ def test_config_error_messages_name_the_file(tmp_path):
   with pytest.raises(ValueError, match=r"missing.json: missing required field "
                      r"'vocab_size'"):
     BertConfig.from_json_file(str(missing))
+  # A released config less one key: named, not silently defaulted.
+  for key in ("num_attention_heads", "hidden_size", "hidden_act"):
+    raw = json.loads((fixtures_dir / "original_bert_small" /
+                      "bert_config.json").read_text())
+    del raw[key]
+    missing.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"missing.json: missing required "
+                       r"field '%s'; .* this one lacks %s$" % (key, key)):
+      BertConfig.from_json_file(str(missing))
 
 
 # --- fine-tuning heads -------------------------------------------------------

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from bert_tf import checkpoints
 from bert_tf.data import pretraining_dataset
-from bert_tf.data import tfrecords
+from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig, BertPretrainer
 from bert_tf.training import metrics
 from bert_tf.training import optimization
@@ -27,18 +27,18 @@ def write_records(path, features_list):
   """Writes pretraining records from dicts of feature name -> values."""
   with tf.io.TFRecordWriter(str(path)) as writer:
     for features in features_list:
-      writer.write(tfrecords.features_to_example({
-          name: (tfrecords.create_float_feature(np.ravel(v).tolist())
+      writer.write(record_format.features_to_example({
+          name: (record_format.create_float_feature(np.ravel(v).tolist())
                  if name == "masked_lm_weights" else
-                 tfrecords.create_int_feature(np.ravel(v).tolist()))
+                 record_format.create_int_feature(np.ravel(v).tolist()))
           for name, v in features.items()}))
   return str(path)
 
 
 def io_records(io):
   """The three examples of io.npz as feature dicts."""
-  return [{name: io[name][i] for name in tfrecords.PRETRAINING_FEATURE_NAMES}
-          for i in range(3)]
+  names = record_format.PRETRAINING_FEATURE_NAMES
+  return [{name: io[name][i] for name in names} for i in range(3)]
 
 
 def run_script(*args, timeout=300):
@@ -175,7 +175,7 @@ def _batches(dataset, n):
 
 def test_eval_pipeline_reads_records_in_order_and_repeats(fixtures_dir):
   data = str(fixtures_dir / "original_bert_small" / "eval.tfrecord")
-  records = tfrecords.read_examples(data)
+  records = record_format.read_records(data)
   dataset = pretraining_dataset.pretraining_dataset(
       [data], 40, 6, global_batch_size=100, is_training=False)
   batches = _batches(dataset, 3)
@@ -189,10 +189,11 @@ def test_eval_pipeline_reads_records_in_order_and_repeats(fixtures_dir):
 
 def test_training_pipeline_shards_files_and_resumes(fixtures_dir, tmp_path):
   data = str(fixtures_dir / "original_bert_small" / "eval.tfrecord")
-  records = tfrecords.read_examples(data)
+  records = record_format.read_records(data)
+  names = record_format.PRETRAINING_FEATURE_NAMES
   files = [write_records(tmp_path / ("part-%d" % i),
-                         [{k: r[k] for k in tfrecords.PRETRAINING_FEATURE_NAMES}
-                          for r in records[i::2]]) for i in range(2)]
+                         [{k: r[k] for k in names} for r in records[i::2]])
+           for i in range(2)]
   assert pretraining_dataset.expand_input_patterns(
       str(tmp_path / "part-*")) == files
 
@@ -226,7 +227,7 @@ def test_dynamic_masking_undoes_stored_masks_and_draws_new_ones(
     fixtures_dir):
   small = fixtures_dir / "original_bert_small"
   data = str(small / "eval.tfrecord")
-  records = tfrecords.read_examples(data)
+  records = record_format.read_records(data)
   masking = pretraining_dataset.DynamicMasking.from_vocab_file(
       str(small / "vocab.txt"))
   vocab = [l.strip() for l in open(small / "vocab.txt", encoding="utf-8")]
@@ -315,7 +316,7 @@ def test_float16_training_scales_the_loss_and_follows_float32(fixtures_dir):
   small = fixtures_dir / "original_bert_small"
   io = np.load(small / "io.npz")
   config = BertConfig.from_json_file(str(small / "bert_config.json"))
-  batch = {k: io[k] for k in tfrecords.PRETRAINING_FEATURE_NAMES}
+  batch = {k: io[k] for k in record_format.PRETRAINING_FEATURE_NAMES}
   trainer_lib.set_dtype_policy("float16")
   try:
     trainer = trainer_lib.Trainer(

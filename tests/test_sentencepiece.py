@@ -125,22 +125,37 @@ def _random_texts(count, seed, alphabet=ALPHABET):
 
 
 def _assert_same_ids(fast, full, sp, texts, batch_size=2048):
-  """fast == FullTokenizer ids, but for SentencePiece's own tie-breaks.
+  """fast == full's ids, but for SentencePiece's own tie-breaks.
 
   `tensorflow_text` bundles another SentencePiece build than the Python
   package; on a preprocessed text where their segmentations differ (two
   segmentations of equal score), only that part may differ. Those texts are
   counted and returned; the preprocessing itself must always be equal.
+
+  Args:
+    fast: a `FastSentencePieceTokenizer`.
+    full: its `FullTokenizer`, or without `preprocess_text` its
+      `FullSentencePieceTokenizer`.
+    sp: the model's `SentencePieceProcessor`.
+    texts: list of str or bytes.
+    batch_size: texts per call of `fast.tokenize`.
+
+  Returns:
+    The number of ties.
   """
   num_ties = 0
   for start in range(0, len(texts), batch_size):
     batch = texts[start:start + batch_size]
     got = fast.tokenize(tf.constant(batch)).to_list()
-    preprocessed = [t.decode("utf-8") for t in
-                    fast.preprocess(tf.constant(batch)).numpy()]
+    if fast.preprocess_text:
+      preprocessed = [t.decode("utf-8") for t in
+                      fast.preprocess(tf.constant(batch)).numpy()]
+    else:
+      preprocessed = [tokenization.convert_to_unicode(t) for t in batch]
     for text, ids, clean in zip(batch, got, preprocessed):
-      assert clean == tokenization.preprocess_text(
-          text, lower=full.do_lower_case), repr(text)
+      if fast.preprocess_text:
+        assert clean == tokenization.preprocess_text(
+            text, lower=full.do_lower_case), repr(text)
       want = full.convert_tokens_to_ids(full.tokenize(text))
       if ids != want:
         graph_pieces = [p.decode("utf-8") for p in
@@ -197,10 +212,11 @@ def test_fast_path_in_a_dataset_map(spm_files):
 def test_word_cache_gives_the_same_pieces(spm_files, fixtures_dir):
   # create_pretraining_data tokenizes each space-separated piece once: exact
   # for models that, as ALBERT's, split on whitespace and add a dummy "▁".
-  from bert_tf.data import pretraining_instances as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data import pretraining as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data.pretraining import documents  # pylint: disable=g-import-not-at-top
   tokenizer = tokenization.FullTokenizer(None, True,
                                          spm_model_file=spm_files[0])
-  assert pi._splits_on_spaces(tokenizer.sp_model)
+  assert documents._splits_on_spaces(tokenizer.sp_model)
   cached = pi.PieceCachingTokenizer(
       lambda texts: [tokenizer.tokenize(t) for t in texts], 5000)
   corpus = (fixtures_dir / "corpora" / "wikitext2_valid.tokens").read_text(
@@ -213,7 +229,8 @@ def test_word_cache_gives_the_same_pieces(spm_files, fixtures_dir):
 def test_word_cache_is_off_for_models_that_join_words(fixtures_dir,
                                                       tmp_path):
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
-  from bert_tf.data import pretraining_instances as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data import pretraining as pi  # pylint: disable=g-import-not-at-top
+  from bert_tf.data.pretraining import documents  # pylint: disable=g-import-not-at-top
   spm.SentencePieceTrainer.train(
       input=str(fixtures_dir / "pretraining_data" / "sample_text.txt"),
       model_prefix=str(tmp_path / "joined"), vocab_size=400, minloglevel=2,
@@ -221,8 +238,120 @@ def test_word_cache_is_off_for_models_that_join_words(fixtures_dir,
       user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"])
   tokenizer = tokenization.FullTokenizer(
       None, True, spm_model_file=str(tmp_path / "joined.model"))
-  assert not pi._splits_on_spaces(tokenizer.sp_model)
+  assert not documents._splits_on_spaces(tokenizer.sp_model)
   options = pi.RunOptions(input_file="", output_file="", vocab_file=None,
                           spm_model_file=str(tmp_path / "joined.model"))
   assert not isinstance(pi.make_line_tokenizer(tokenizer, options),
                         pi.PieceCachingTokenizer)
+
+
+# ------------------------------------ Model Garden's SentencePiece additions --
+
+
+def test_encode_ids_and_albert_return_unicode(sp):
+  text = tokenization.preprocess_text("In 1990, Zo\u00eb's 15, cats", lower=True)
+  pieces = tokenization.encode_pieces(sp, text)
+  assert "0," not in pieces and "," in pieces
+  assert tokenization.encode_ids(sp, text) == [sp.PieceToId(p) for p in pieces]
+  # ALBERT's third argument changed only Python 2's output.
+  assert tokenization.encode_pieces(sp, text, False) == pieces
+  assert tokenization.encode_pieces(sp, text, return_unicode=False,
+                                    sample=False) == pieces
+
+
+def _has_digit_comma_piece(pieces):
+  return any(len(p) > 1 and p[-1] == "," and p[-2].isdigit() for p in pieces)
+
+
+def test_sampled_pieces(sp):
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  text = "the quick brown fox jumps over the lazy dog in 1990, 15, and more"
+  best = tokenization.encode_pieces(sp, text)
+
+  def draw(seed, encode):
+    spm.set_random_generator_seed(seed)
+    return [encode(sp, text, sample=True) for _ in range(20)]
+
+  samples = draw(3, tokenization.encode_pieces)
+  # The library's generator decides; its seed makes the draws reproducible.
+  assert draw(3, tokenization.encode_pieces) == samples
+  assert len({tuple(s) for s in samples}) > 5 and best not in samples
+  assert draw(3, tokenization.encode_ids) == [
+      [sp.PieceToId(p) for p in s] for s in samples]
+  for pieces in samples:
+    # The same characters, cut elsewhere, with the digit-comma fix applied.
+    assert "".join(pieces).replace("\u2581", "") == text.replace(" ", "")
+    assert not _has_digit_comma_piece(pieces)
+
+
+def test_full_sentencepiece_tokenizer(spm_files, sp, tmp_path):
+  tokenizer = tokenization.FullSentencePieceTokenizer(spm_files[0])
+  assert tokenizer.sp_model.GetPieceSize() == len(tokenizer.vocab) == 400
+  assert tokenizer.vocab["[MASK]"] == 4 and tokenizer.inv_vocab[2] == "[CLS]"
+  # No preprocess_text: case, accents and space runs reach the model as given.
+  text = "Caf\u00e9  In 1990, X"
+  pieces = tokenizer.tokenize(text)
+  assert pieces == tokenization.encode_pieces(sp, text)
+  assert tokenizer.tokenize(text.encode("utf-8")) == pieces
+  full = tokenization.FullTokenizer(None, True, spm_model_file=spm_files[0])
+  assert full.tokenize(text) != pieces
+  assert full.tokenize(text) == tokenizer.tokenize(
+      tokenization.preprocess_text(text, lower=True))
+  ids = tokenizer.convert_tokens_to_ids(pieces)
+  assert ids == [sp.PieceToId(p) for p in pieces] and 1 in ids  # "\u00e9"
+  assert tokenizer.convert_ids_to_tokens(ids) == [sp.IdToPiece(i) for i in ids]
+  # Unknown pieces get <unk>'s id; bytes are read as UTF-8, as PieceToId.
+  assert tokenizer.convert_tokens_to_ids(
+      ["\u6f22", b"[SEP]", "[SEP]", "\u2581in".encode("utf-8")]) == [
+          1, 3, 3, sp.PieceToId("\u2581in")]
+  with pytest.raises(ValueError, match="nope.model.*does not exist"):
+    tokenization.FullSentencePieceTokenizer(str(tmp_path / "nope.model"))
+
+
+def test_fast_path_without_preprocessing(spm_files, sp, fixtures_dir):
+  full = tokenization.FullSentencePieceTokenizer(spm_files[0])
+  fast = FastSentencePieceTokenizer(spm_files[0], preprocess_text=False)
+  corpus = (fixtures_dir / "corpora" / "wikitext2_valid.tokens").read_text(
+      encoding="utf-8").splitlines()
+  texts = (["In 1990, the 2,000, x9, 15,", "  H\u00e9llo \u039f\u03a3. ",
+            "", "   ", "\u0301", "12,3 4, 5,,"] + _random_texts(2000, 5) +
+           _random_texts(500, 6, ASCII_ALPHABET) + corpus[:500])
+  assert _assert_same_ids(fast, full, sp, texts) <= 3
+  # Invalid UTF-8 is dropped, as convert_to_unicode.
+  assert _assert_same_ids(fast, full, sp, [
+      b"caf\xc3 1990,\xff x", b"\xed\xa0\x80A", b"a\x80b"]) == 0
+  assert fast.tokenize(tf.constant(["Caf\u00e9"])).to_list() != (
+      FastSentencePieceTokenizer(spm_files[0]).tokenize(
+          tf.constant(["Caf\u00e9"])).to_list())
+
+
+def test_same_pieces_as_model_garden_but_its_comma_fix(spm_files, sp,
+                                                       fixtures_dir):
+  from official.nlp.tools import tokenization as model_garden  # pylint: disable=g-import-not-at-top
+  ours = tokenization.FullSentencePieceTokenizer(spm_files[0])
+  theirs = model_garden.FullSentencePieceTokenizer(spm_files[0])
+  assert ours.vocab == theirs.vocab
+  corpus = (fixtures_dir / "corpora" / "wikitext2_valid.tokens").read_text(
+      encoding="utf-8").splitlines()[:1000]
+  texts = [tokenization.preprocess_text(t, lower=True) for t in
+           corpus + _random_texts(2000, 4)] + ["in 1990, 15, 7,", "a5, 0,"]
+  num_fixed = 0
+  for text in texts:
+    mine, model_garden_pieces = ours.tokenize(text), theirs.tokenize(text)
+    assert ours.convert_tokens_to_ids(model_garden_pieces) == (
+        theirs.convert_tokens_to_ids(model_garden_pieces))
+    # Where a digit-comma piece does not start a word, Model Garden drops the
+    # word-start mark SentencePiece puts before the re-encoded digits; the
+    # originals under Python 3 keep it. Nothing else differs.
+    inner = [p for p in sp.EncodeAsPieces(text) if _has_digit_comma_piece([p])
+             and not p.startswith("\u2581")]
+    num_fixed += len(inner)
+    assert "".join(mine).replace("\u2581", "") == "".join(
+        model_garden_pieces).replace("\u2581", ""), repr(text)
+    assert "".join(mine).count("\u2581") == "".join(
+        model_garden_pieces).count("\u2581") + len(inner), repr(text)
+    if not inner:
+      assert mine == model_garden_pieces, repr(text)
+      assert tokenization.encode_ids(sp, text) == model_garden.encode_ids(
+          sp, text)
+  assert num_fixed >= 4

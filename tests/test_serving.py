@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from bert_tf import tokenization
 from bert_tf.data import sentence_pairs
 from bert_tf.modeling import BertConfig
 from sentencepiece_models import train_albert_spm
+import script_runner
 
 SEQ = 24
 TEXT_A = ["The rain had only ceased", "", "Hypatia's chunk, red supply!",
@@ -239,3 +241,93 @@ def test_albert_export_with_sentencepiece_serves_text_in_a_fresh_process(
   with pytest.raises(ValueError, match="--vocab_file or --spm_model_file"):
     serving.export(config, None, None, True, SEQ, "encoder",
                    str(tmp_path / "other"), model=model)
+
+
+def _op_types(export_dir):
+  """Every op type in a SavedModel's graph and function library."""
+  from tensorflow.core.protobuf import saved_model_pb2
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  graph = proto.meta_graphs[0].graph_def
+  ops = {node.op for node in graph.node}
+  for function in graph.library.function:
+    ops.update(node.op for node in function.node_def)
+  return ops
+
+
+def test_export_without_serve_text_runs_in_saved_model_cli(small, tmp_path):
+  config, ckpt, vocab_file = small
+  export_dir = str(tmp_path / "export")
+  script_runner.run_main(
+      "export_saved_model", "--bert_config_file=%s" % (
+          pathlib.Path(ckpt).parent / "bert_config.json"),
+      "--init_checkpoint=" + ckpt, "--model_type=encoder",
+      "--export_dir=" + export_dir, "--max_seq_length=%d" % SEQ,
+      "--signatures=serving_default,serve_examples")
+  ops = _op_types(export_dir)
+  assert "StatefulPartitionedCall" in ops
+  assert not [op for op in ops if "Tokenize" in op or "Wordpiece" in op]
+  assert not os.path.exists(os.path.join(export_dir, "assets", "vocab.txt"))
+
+  features = _packed(vocab_file)
+  for name, value in features.items():
+    np.save(tmp_path / (name + ".npy"), value)
+  result = subprocess.run(
+      [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run",
+       "--dir", export_dir, "--tag_set", "serve", "--signature_def",
+       "serving_default", "--inputs", ";".join(
+           "%s=%s" % (n, tmp_path / (n + ".npy")) for n in features),
+       "--outdir", str(tmp_path / "out")], capture_output=True, text=True,
+      timeout=300, env=dict(os.environ, PYTHONPATH=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  model = serving.build_model(config, "encoder")
+  checkpoints.load_checkpoint(model, ckpt)
+  expected = model(features, training=False)
+  for name in serving.OUTPUTS["encoder"]:
+    np.testing.assert_allclose(np.load(tmp_path / "out" / (name + ".npy")),
+                               expected[name], atol=1e-5, err_msg=name)
+
+
+def test_signatures_flag_is_checked(small, tmp_path):
+  config, ckpt, _ = small
+  with pytest.raises(ValueError, match=r"--signatures must be .* found "
+                     r"'serving_default,serve_txt'"):
+    serving.export(config, ckpt, None, True, SEQ, "encoder",
+                   str(tmp_path / "e"), signatures="serving_default,serve_txt")
+  with pytest.raises(ValueError, match=r"required for the raw-text signature "
+                     r"serve_text"):
+    serving.export(config, ckpt, None, True, SEQ, "encoder",
+                   str(tmp_path / "e"), signatures=["serve_text"])
+  assert not os.path.exists(tmp_path / "e")
+
+
+def test_loaded_export_answers_eight_threads_as_one(small, tmp_path):
+  import concurrent.futures
+  import tensorflow_text  # noqa: F401  (serve_text's ops)
+  config, ckpt, vocab_file = small
+  export_dir = str(tmp_path / "export")
+  serving.export(config, ckpt, vocab_file, True, SEQ, "classifier", export_dir)
+  loaded = tf.saved_model.load(export_dir)
+  ids, text = loaded.signatures["serving_default"], loaded.signatures["serve_text"]
+  features = _packed(vocab_file)
+  # Request i: one row of ids (rows differ) or the texts shifted by i.
+  requests = [(i % 2, i) for i in range(32)]
+
+  def call(request):
+    kind, i = request
+    if kind == 0:
+      row = i % len(TEXT_A)
+      return ids(**{n: tf.constant(v[row:row + 1]) for n, v in
+                    features.items()})["probabilities"].numpy()
+    order = [(i + k) % len(TEXT_A) for k in range(len(TEXT_A))]
+    return text(text_a=tf.constant([TEXT_A[k] for k in order]),
+                text_b=tf.constant([TEXT_B[k] for k in order]))[
+                    "probabilities"].numpy()
+
+  alone = [call(r) for r in requests]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+    for _ in range(2):
+      together = list(pool.map(call, requests))
+      for request, want, got in zip(requests, alone, together):
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=str(request))

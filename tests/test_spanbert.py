@@ -21,8 +21,8 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf import tokenization
 from bert_tf.data import pretraining_dataset
-from bert_tf.data import pretraining_instances as pi
-from bert_tf.data import tfrecords
+from bert_tf.data import pretraining as pi
+from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig, BertPretrainer
 from bert_tf.modeling import heads
 from bert_tf.training import metrics
@@ -276,11 +276,11 @@ def test_records_carry_the_span_boundaries(fixtures_dir, tmp_path):
   path = write_span_records(fixtures_dir, tmp_path, tmp_path / "span.tf")
   vocab = tokenization.load_vocab(
       str(fixtures_dir / "vocab" / "uncased_vocab.txt"))
-  records = tfrecords.read_examples(path)
+  records = record_format.read_records(path)
   assert len(records) > 100
   assert sorted(records[0]) == sorted(
-      set(tfrecords.PRETRAINING_FEATURE_NAMES) - {"next_sentence_labels"} |
-      set(tfrecords.SPAN_BOUNDARY_FEATURE_NAMES))
+      set(record_format.PRETRAINING_FEATURE_NAMES) - {"next_sentence_labels"} |
+      set(record_format.SPAN_BOUNDARY_FEATURE_NAMES))
   for record in records:
     for name in ("masked_lm_positions", "masked_lm_span_left",
                  "masked_lm_span_right", "masked_lm_span_offset"):
@@ -301,21 +301,21 @@ def test_records_carry_the_span_boundaries(fixtures_dir, tmp_path):
       assert left not in masked and right not in masked
       assert set(range(left + 1, right)) <= masked
       assert record["masked_lm_span_offset"][i] == p - left - 1
-    for name in tfrecords.SPAN_BOUNDARY_FEATURE_NAMES:
+    for name in record_format.SPAN_BOUNDARY_FEATURE_NAMES:
       assert record[name][num:] == [0] * (12 - num)
 
 
 def test_detect_tasks_from_the_records(fixtures_dir, tmp_path):
   plain = str(fixtures_dir / "original_bert_small" / "eval.tfrecord")
   assert pretraining_dataset.detect_tasks([plain]) == (
-      tfrecords.PretrainingTasks(next_sentence=True, span_boundary=False))
+      record_format.PretrainingTasks(next_sentence=True, span_boundary=False))
   span = write_span_records(fixtures_dir, tmp_path, tmp_path / "span.tf")
   assert pretraining_dataset.detect_tasks([span]) == (
-      tfrecords.PretrainingTasks(next_sentence=False, span_boundary=True))
+      record_format.PretrainingTasks(next_sentence=False, span_boundary=True))
   span_nsp = write_span_records(fixtures_dir, tmp_path,
                                 tmp_path / "span_nsp.tf", sentence_task="nsp")
   tasks = pretraining_dataset.detect_tasks([span_nsp])
-  assert tasks == tfrecords.PretrainingTasks(True, True)
+  assert tasks == record_format.PretrainingTasks(True, True)
   assert tasks.describe() == "masked LM + next sentence + span boundary"
   with pytest.raises(ValueError, match="Input files carry different "
                      "pretraining tasks: .*eval.tfrecord has masked LM \\+ "
@@ -327,17 +327,17 @@ def test_detect_tasks_from_the_records(fixtures_dir, tmp_path):
                                 masking="token", span_geometric_p=None,
                                 span_max_length=None)
   tasks = pretraining_dataset.detect_tasks([mlm_only])
-  assert tasks == tfrecords.PretrainingTasks(False, False)
+  assert tasks == record_format.PretrainingTasks(False, False)
   assert tasks.describe() == "masked LM"
   # A record with only some of the span features.
-  records = tfrecords.read_examples(span)[:2]
+  records = record_format.read_records(span)[:2]
   partial = tmp_path / "partial.tf"
   with tf.io.TFRecordWriter(str(partial)) as writer:
     for record in records:
-      writer.write(tfrecords.features_to_example({
-          name: (tfrecords.create_float_feature(values)
+      writer.write(record_format.features_to_example({
+          name: (record_format.create_float_feature(values)
                  if name == "masked_lm_weights" else
-                 tfrecords.create_int_feature(values))
+                 record_format.create_int_feature(values))
           for name, values in record.items()
           if name != "masked_lm_span_offset"}))
   with pytest.raises(ValueError, match="partial.tf has masked_lm_span_left, "

@@ -260,3 +260,75 @@ def test_properties_uncased(uncased, text):
               if unicodedata.category(c) != "Mn") for w in cleaned.split())
   assert "".join(basic) == expected
   assert all(t in uncased.vocab for t in uncased.tokenize(text))
+
+
+# ------------------------------------- Model Garden's additions (drop-in) --
+
+
+def test_basic_tokenizer_keeps_punctuation_without_split():
+  text = " Don't\tSTOP\u2014now!  na\u00efve? \u4e2d\u6587,abc. "
+  lower = tokenization.BasicTokenizer(do_lower_case=True, split_on_punc=False)
+  # Only whitespace separates words; CJK ideographs still stand alone, and
+  # lower casing still strips accents.
+  assert lower.tokenize(text) == [
+      "don't", "stop\u2014now!", "naive?", "\u4e2d", "\u6587", ",abc."]
+  cased = tokenization.BasicTokenizer(do_lower_case=False, split_on_punc=False)
+  assert cased.tokenize(text) == [
+      "Don't", "STOP\u2014now!", "na\u00efve?", "\u4e2d", "\u6587", ",abc."]
+  # The default is the original's split.
+  assert tokenization.BasicTokenizer().split_on_punc
+  assert tokenization.BasicTokenizer(do_lower_case=False).tokenize(
+      "now!") == ["now", "!"]
+
+
+def test_wordpiece_tokenizer_with_punctuation_tokens():
+  vocab = {t: i for i, t in enumerate(
+      ["[UNK]", "hel", "##lo", "##!", "!", "?", "un", "##want"])}
+  wordpiece = tokenization.WordpieceTokenizer(vocab)
+  # A punctuation mark left inside a word is matched as a continuation.
+  assert wordpiece.tokenize("hello!") == ["hel", "##lo", "##!"]
+  assert wordpiece.tokenize("hello !") == ["hel", "##lo", "!"]
+  assert wordpiece.tokenize("hello? unwant!") == ["[UNK]", "un", "##want",
+                                                  "##!"]
+  # The original's limit, not Model Garden's 400.
+  assert wordpiece.max_input_chars_per_word == 200
+
+
+def test_full_tokenizer_without_split(uncased, cased, fixtures_dir):
+  uncased_no_split = tokenization.FullTokenizer(
+      str(fixtures_dir / "vocab" / "uncased_vocab.txt"), split_on_punc=False)
+  cased_no_split = tokenization.FullTokenizer(
+      str(fixtures_dir / "vocab" / "cased_vocab.txt"), False,
+      split_on_punc=False)
+  assert uncased_no_split.tokenize("Hello, World!") == [
+      "hello", "##,", "world", "##!"]
+  assert uncased.tokenize("Hello, World!") == ["hello", ",", "world", "!"]
+  assert cased_no_split.tokenize("e-mail U.S.A. #1") == [
+      "e", "##-", "##mail", "U", "##.", "##S", "##.", "##A", "##.", "#",
+      "##1"]
+  assert cased.tokenize("e-mail") == ["e", "-", "mail"]
+  assert uncased_no_split.convert_tokens_to_ids(["##,", "##!"]) == [
+      29623, 29612]
+
+
+def test_model_garden_positional_split_on_punc_is_refused(fixtures_dir):
+  vocab_file = str(fixtures_dir / "vocab" / "uncased_vocab.txt")
+  # Model Garden's FullTokenizer(vocab_file, do_lower_case, split_on_punc):
+  # the third argument here is ALBERT's spm_model_file.
+  with pytest.raises(TypeError, match="third argument is spm_model_file.*"
+                     "split_on_punc=False"):
+    tokenization.FullTokenizer(vocab_file, True, False)
+  with pytest.raises(ValueError, match="split_on_punc=False applies to "
+                     "WordPiece only"):
+    tokenization.FullTokenizer(None, True, spm_model_file="albert.model",
+                               split_on_punc=False)
+
+
+def test_character_classes_of_astral_characters():
+  # A pile of poo (So) is neither control, whitespace nor punctuation.
+  for char in ("\U0001f4a9", "\U0001d400"):
+    assert not tokenization._is_control(char)  # pylint: disable=protected-access
+    assert not tokenization._is_whitespace(char)  # pylint: disable=protected-access
+    assert not tokenization._is_punctuation(char)  # pylint: disable=protected-access
+  assert tokenization._is_control("\U000e0001")  # pylint: disable=protected-access
+  assert tokenization._is_punctuation("\U0001e95e")  # pylint: disable=protected-access

@@ -23,6 +23,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from bert_tf import file_io
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -140,9 +142,8 @@ def create_ordered_tfrecords(save_dir, split, ids, batch_size, tgt_len):
   tf.io.gfile.makedirs(save_dir)
   file_name = record_file_name(split, batch_size, tgt_len)
   path = os.path.join(save_dir, file_name)
-  temp = "%s.tmp-%d" % (path, os.getpid())
   num_batch = 0
-  with tf.io.TFRecordWriter(temp) as writer:
+  with file_io.atomic_path(path) as temp, tf.io.TFRecordWriter(temp) as writer:
     for t in range(0, batched.shape[1] - 1, tgt_len):
       cur_tgt_len = min(batched.shape[1] - 1 - t, tgt_len)
       for row in batched:
@@ -154,7 +155,6 @@ def create_ordered_tfrecords(save_dir, split, ids, batch_size, tgt_len):
             features=tf.train.Features(feature=feature))
         writer.write(example.SerializeToString())
       num_batch += 1
-  tf.io.gfile.rename(temp, path, overwrite=True)
   info = {"filenames": [file_name], "bin_sizes": [], "num_batch": num_batch}
   _write_json(os.path.join(save_dir, record_info_name(split, batch_size,
                                                       tgt_len)), info)
@@ -289,7 +289,5 @@ def _int64_feature(values):
 
 def _write_json(path, value):
   """Writes JSON under a temporary name, then renames it into place."""
-  temp = "%s.tmp-%d" % (path, os.getpid())
-  with tf.io.gfile.GFile(temp, "w") as f:
+  with file_io.atomic_file(path) as f:
     json.dump(value, f, indent=2)
-  tf.io.gfile.rename(temp, path, overwrite=True)

@@ -36,7 +36,7 @@ import random
 import tensorflow as tf
 
 from bert_tf import tokenization
-from bert_tf.data import tfrecords
+from bert_tf.data import record_format
 
 # Records read at once from each file, and the record shuffle buffer, as the
 # original input_fn (num_cpu_threads=4, buffer_size=100).
@@ -48,8 +48,8 @@ _LENGTH_FLAGS = dict(
     [(name, " (--max_seq_length)")
      for name in ("input_ids", "input_mask", "segment_ids")] +
     [(name, " (--max_predictions_per_seq)")
-     for name in ("masked_lm_positions", "masked_lm_ids",
-                  "masked_lm_weights") + tfrecords.SPAN_BOUNDARY_FEATURE_NAMES])
+     for name in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
+     + record_format.SPAN_BOUNDARY_FEATURE_NAMES])
 
 
 def expand_input_patterns(input_file):
@@ -99,22 +99,22 @@ def detect_tasks(input_files):
     input_files: list of TFRecord files.
 
   Returns:
-    The `tfrecords.PretrainingTasks` of the records.
+    The `record_format.PretrainingTasks` of the records.
 
   Raises:
     ValueError: for an empty file, for a file with only some of the span
       features, or for files that carry different tasks (naming two of them).
   """
   first = None  # (path, tasks) of the first file
+  span_names = record_format.SPAN_BOUNDARY_FEATURE_NAMES
   for path in input_files:
     names = set(_first_record_features(path))
-    span = [n for n in tfrecords.SPAN_BOUNDARY_FEATURE_NAMES if n in names]
-    if span and len(span) != len(tfrecords.SPAN_BOUNDARY_FEATURE_NAMES):
+    span = [n for n in span_names if n in names]
+    if span and len(span) != len(span_names):
       raise ValueError(
           "Record of %s has %s but not all of %s (records of --masking=span "
-          "have the three)" % (path, ", ".join(span),
-                               ", ".join(tfrecords.SPAN_BOUNDARY_FEATURE_NAMES)))
-    tasks = tfrecords.PretrainingTasks(
+          "have the three)" % (path, ", ".join(span), ", ".join(span_names)))
+    tasks = record_format.PretrainingTasks(
         next_sentence="next_sentence_labels" in names,
         span_boundary=bool(span))
     if first is None:
@@ -135,14 +135,14 @@ def check_record_lengths(input_files, max_seq_length, max_predictions_per_seq,
     input_files: list of TFRecord files.
     max_seq_length: expected length of input_ids, input_mask, segment_ids.
     max_predictions_per_seq: expected length of the masked_lm_* features.
-    tasks: the `tfrecords.PretrainingTasks` whose features are expected
+    tasks: the `record_format.PretrainingTasks` whose features are expected
       (default the original ones).
 
   Raises:
     ValueError: naming the file, the feature, the expected and the found
       length, for an empty file, a missing feature or a length mismatch.
   """
-  spec = tfrecords.pretraining_feature_spec(max_seq_length,
+  spec = record_format.pretraining_feature_spec(max_seq_length,
                                             max_predictions_per_seq, tasks)
   for path in input_files:
     features = _first_record_features(path)
@@ -151,7 +151,7 @@ def check_record_lengths(input_files, max_seq_length, max_predictions_per_seq,
         raise ValueError("Record of %s lacks the feature %r (a pretraining "
                          "record has %s)" %
                          (path, name, ", ".join(spec)))
-      found = len(tfrecords.feature_values(features[name]))
+      found = len(record_format.feature_values(features[name]))
       expected = feature_spec.shape[0]
       if found != expected:
         raise ValueError(
@@ -289,7 +289,7 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
     start_step: training steps already done; their records are skipped so
       that a resumed run continues where the interrupted one stopped.
     dynamic_masking: a `DynamicMasking`, or None to use the stored masks.
-    tasks: the records' `tfrecords.PretrainingTasks` (see `detect_tasks`);
+    tasks: the records' `record_format.PretrainingTasks` (see `detect_tasks`);
       default the original's.
 
   Returns:
@@ -313,7 +313,7 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
                      "replicas" % (global_batch_size,
                                    context.num_replicas_in_sync))
   batch_size = context.get_per_replica_batch_size(global_batch_size)
-  spec = tfrecords.pretraining_feature_spec(max_seq_length,
+  spec = record_format.pretraining_feature_spec(max_seq_length,
                                             max_predictions_per_seq, tasks)
   num_pipelines = context.num_input_pipelines
   pipeline_id = context.input_pipeline_id
@@ -344,7 +344,7 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
   mask_seed = random.randrange(2**31) if seed is None else seed
 
   def decode(index, record):
-    features = tfrecords.decode_record(record, spec)
+    features = record_format.decode_record(record, spec)
     if dynamic_masking is not None:
       features = dynamic_masking(index, features, mask_seed)
     return features

@@ -17,6 +17,10 @@ PackedInputs = collections.namedtuple(
 def truncate_seq_pair(tokens_a, tokens_b, max_length):
   """Truncates a pair in place, one token at a time from the longer one.
 
+  The original `run_classifier._truncate_seq_pair`: deterministic, always
+  from the end. Pretraining instances cut at random ends instead
+  (`pretraining.instances.truncate_seq_pair_randomly`).
+
   Args:
     tokens_a: list of tokens, shortened in place.
     tokens_b: list of tokens, shortened in place.

@@ -20,8 +20,10 @@ import json
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import file_io
 from bert_tf import tokenization
-from bert_tf.data import tfrecords
+from bert_tf.data import finetuning_dataset
+from bert_tf.data import record_format
 
 # Unique ids of features start here, as the original.
 FIRST_UNIQUE_ID = 1000000000
@@ -453,10 +455,14 @@ def _log_feature(unique_id, example_index, doc_span_index, tokens,
 
 
 class FeatureWriter(object):
-  """Writes `InputFeatures` to the original SQuAD TFRecord format."""
+  """Writes `InputFeatures` to the original SQuAD TFRecord format.
+
+  The file is written under its temporary name (`file_io.temporary_path`)
+  and appears under `filename` when `close()` commits it.
+  """
 
   def __init__(self, filename, is_training):
-    """Opens the file.
+    """Opens the temporary file.
 
     Args:
       filename: TFRecord path.
@@ -466,12 +472,12 @@ class FeatureWriter(object):
     self.filename = filename
     self.is_training = is_training
     self.num_features = 0
-    self._writer = tf.io.TFRecordWriter(filename)
+    self._writer = tf.io.TFRecordWriter(file_io.temporary_path(filename))
 
   def process_feature(self, feature):
     """Writes one feature as a `tf.train.Example`."""
     self.num_features += 1
-    int_feature = tfrecords.create_int_feature
+    int_feature = record_format.create_int_feature
     features = collections.OrderedDict()
     features["unique_ids"] = int_feature([feature.unique_id])
     features["input_ids"] = int_feature(feature.input_ids)
@@ -482,11 +488,12 @@ class FeatureWriter(object):
       features["end_positions"] = int_feature([feature.end_position])
       features["is_impossible"] = int_feature(
           [int(bool(feature.is_impossible))])
-    self._writer.write(tfrecords.features_to_example(features))
+    self._writer.write(record_format.features_to_example(features))
 
   def close(self):
-    """Closes the file."""
+    """Closes the file and renames it to `filename`."""
     self._writer.close()
+    file_io.commit(self.filename)
 
 
 def squad_dataset(input_file, seq_length, batch_size, is_training,
@@ -517,6 +524,6 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
 
-  return tfrecords.finetuning_dataset(input_file, name_to_features,
+  return finetuning_dataset.finetuning_dataset(input_file, name_to_features,
                                       batch_size, is_training, drop_remainder,
                                       input_context, seed)

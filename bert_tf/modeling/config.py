@@ -34,6 +34,10 @@ ORIGINAL_DEFAULTS = {
     "initializer_range": 0.02,
 }
 
+# The keys every bert_config.json of the original carries; a config file
+# must have them all (`from_json_file`).
+ORIGINAL_KEYS = ("vocab_size",) + tuple(ORIGINAL_DEFAULTS)
+
 # Extension keys (DESIGN.md, "Contracts"). Absent means the value below, which is
 # the original behaviour. They are class attributes, so a plain original config
 # round-trips through `to_dict` without gaining keys.
@@ -72,7 +76,9 @@ ALBERT_NO_OP_KEYS = {
     "layers_to_keep": ([], None),
 }
 
-HIDDEN_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")
+# "gelu" is the original's tanh approximation; "gelu_erf" the exact form
+# (Hugging Face's "gelu"), for weights converted from libraries that use it.
+HIDDEN_ACTIVATIONS = ("gelu", "gelu_erf", "relu", "tanh", "linear")
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal", "none")
 TUPE_TYPES = (None, "absolute", "relative")
 
@@ -150,7 +156,8 @@ class BertConfig(object):
       num_attention_heads: Number of attention heads for each attention layer.
       intermediate_size: Size of the "intermediate" (feed-forward) layer.
       hidden_act: Non-linear activation of the encoder and pooler
-        ("gelu", "relu", "tanh" or "linear").
+        ("gelu": the original's tanh approximation; "gelu_erf": the exact
+        form, Hugging Face's "gelu"; "relu", "tanh" or "linear").
       hidden_dropout_prob: Dropout probability for all fully connected layers
         in the embeddings, encoder and pooler.
       attention_probs_dropout_prob: Dropout ratio for the attention
@@ -211,10 +218,21 @@ class BertConfig(object):
       A validated `BertConfig`.
 
     Raises:
-      ValueError: if the file is missing, not JSON, or has invalid fields.
+      ValueError: if the file is missing, not JSON, lacks one of the eleven
+        original keys (`ORIGINAL_KEYS`; every released config has them all,
+        and a missing one would silently take the original's default), or
+        has invalid fields.
     """
-    return cls.from_dict(read_json_file(json_file, "BERT config file"),
-                         source=json_file)
+    values = read_json_file(json_file, "BERT config file")
+    if isinstance(values, dict):
+      missing = [key for key in ORIGINAL_KEYS if key not in values]
+      if missing:
+        raise ValueError(
+            "%s: missing required field %r; a bert_config.json carries the "
+            "eleven original keys (%s), this one lacks %s" %
+            (json_file, missing[0], ", ".join(ORIGINAL_KEYS),
+             ", ".join(missing)))
+    return cls.from_dict(values, source=json_file)
 
   def to_dict(self):
     """Serializes this instance to a Python dictionary."""
@@ -375,6 +393,27 @@ class BertConfig(object):
       raise ValueError(
           "Cannot use sequence length %d because the BERT model "
           "was only trained up to sequence length %d" % (max_seq_length, limit))
+
+  def check_vocab_size(self, vocab_size, vocab_source):
+    """Checks that a tokenizer's ids all have a row in the embedding table.
+
+    Args:
+      vocab_size: the number of ids the tokenizer produces (its largest id
+        plus one).
+      vocab_source: the vocabulary or SentencePiece model file (or flag), for
+        the message.
+
+    Raises:
+      ValueError: if the vocabulary is larger than `vocab_size`, naming both
+        (a vocabulary of another model would fail deep in the graph with an
+        index error, or silently read wrong rows).
+    """
+    if vocab_size > self.vocab_size:
+      raise ValueError(
+          "%s has %d entries but the config's vocab_size is %d: the tokenizer "
+          "would produce ids past the model's embedding table (is it the "
+          "vocabulary this checkpoint was trained with?)" %
+          (vocab_source, vocab_size, self.vocab_size))
 
   @property
   def max_seq_length_limit(self):

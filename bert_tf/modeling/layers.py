@@ -83,8 +83,27 @@ def gelu(x, training=None):
   return x * cdf
 
 
+def gelu_erf(x):
+  """The exact GELU, x * Phi(x) with Phi the Gaussian CDF (through erf).
+
+  This is Hugging Face's and PyTorch's "gelu"; the original BERT's "gelu" is
+  the tanh approximation (`gelu`). A config selects it with
+  `"hidden_act": "gelu_erf"`, so that weights converted from Hugging Face give
+  that library's numbers. Computed in float32 whatever the input dtype.
+
+  Args:
+    x: float Tensor.
+
+  Returns:
+    `x` with the exact GELU applied, in x's dtype.
+  """
+  return tf.cast(tf.nn.gelu(tf.cast(x, tf.float32), approximate=False),
+                 x.dtype)
+
+
 _ACTIVATIONS = {
     "gelu": gelu,
+    "gelu_erf": gelu_erf,
     "relu": tf.nn.relu,
     "tanh": tf.tanh,
     "linear": None,
@@ -95,7 +114,8 @@ def get_activation(activation_string):
   """Maps a config's `hidden_act` string to a function (None for linear).
 
   Args:
-    activation_string: "gelu", "relu", "tanh" or "linear" (any case).
+    activation_string: "gelu" (the original's tanh form), "gelu_erf" (the
+      exact form), "relu", "tanh" or "linear" (any case).
 
   Returns:
     A function of one Tensor, or None for "linear".

@@ -3,7 +3,10 @@
 `FastSentencePieceTokenizer(spm_model_file, do_lower_case).tokenize(texts)`
 returns, for every string, the ids of
 `bert_tf.tokenization.FullTokenizer(None, do_lower_case, spm_model_file)`:
-`convert_tokens_to_ids(tokenize(text))`, as TensorFlow ops.
+`convert_tokens_to_ids(tokenize(text))`, as TensorFlow ops. With
+`preprocess_text=False` (step 1 skipped) they are the ids of Model Garden's
+`tokenization.FullSentencePieceTokenizer(spm_model_file)`, which tokenizes the
+text as given.
 
 How:
   1. `preprocess_text` on code points, with tables built from Python's
@@ -66,6 +69,7 @@ class FastSentencePieceTokenizer(tf.Module):
   Attributes:
     spm_model_file: `tf.saved_model.Asset` of the model file.
     do_lower_case: whether text is lower cased.
+    preprocess_text: whether texts go through `preprocess` first.
     vocab_size: the number of pieces of the model.
     cls_id, sep_id, mask_id: Python ints, ids of "[CLS]", "[SEP]", "[MASK]"
       (None for a piece the model lacks).
@@ -73,12 +77,15 @@ class FastSentencePieceTokenizer(tf.Module):
       "<pad>" (0 when the model has none).
   """
 
-  def __init__(self, spm_model_file, do_lower_case=True, name=None):
+  def __init__(self, spm_model_file, do_lower_case=True, preprocess_text=True,
+               name=None):
     """Loads the model and builds the tables.
 
     Args:
       spm_model_file: path of a SentencePiece model.
-      do_lower_case: as `FullTokenizer`'s.
+      do_lower_case: as `FullTokenizer`'s (with `preprocess_text` only).
+      preprocess_text: True for `FullTokenizer`'s ids (ALBERT), False for
+        `FullSentencePieceTokenizer`'s (Model Garden: no preprocessing).
       name: optional `tf.Module` name.
 
     Raises:
@@ -89,6 +96,7 @@ class FastSentencePieceTokenizer(tf.Module):
     vocab = tokenization.SentencePieceVocab(sp_model)
     self.spm_model_file = tf.saved_model.Asset(spm_model_file)
     self.do_lower_case = bool(do_lower_case)
+    self.preprocess_text = bool(preprocess_text)
     self.vocab_size = len(vocab)
     self.unk_id = vocab.unk_id
     self.cls_id = vocab.get("[CLS]")
@@ -168,9 +176,15 @@ class FastSentencePieceTokenizer(tf.Module):
       texts: string Tensor [batch].
 
     Returns:
-      string RaggedTensor [batch, (num_pieces)]: `FullTokenizer.tokenize`.
+      string RaggedTensor [batch, (num_pieces)]: `FullTokenizer.tokenize`
+      (`FullSentencePieceTokenizer.tokenize` without `preprocess_text`).
     """
-    pieces = self._sentencepiece.tokenize(self.preprocess(texts))
+    if self.preprocess_text:
+      texts = self.preprocess(texts)
+    else:  # Invalid bytes dropped, as `convert_to_unicode`.
+      texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8",
+                                           errors="ignore")
+    pieces = self._sentencepiece.tokenize(texts)
     flat = pieces.flat_values  # [num_pieces]
     fix = tf.strings.regex_full_match(flat, self._digit_comma)  # [num_pieces]
     fixed_rows = tf.where(fix)  # [num_fixed, 1]
@@ -202,7 +216,8 @@ class FastSentencePieceTokenizer(tf.Module):
 
     Returns:
       int64 RaggedTensor [batch, (num_tokens)]:
-      `FullTokenizer.convert_tokens_to_ids(FullTokenizer.tokenize(text))`.
+      `FullTokenizer.convert_tokens_to_ids(FullTokenizer.tokenize(text))`
+      (of `FullSentencePieceTokenizer` without `preprocess_text`).
     """
     pieces = self.tokenize_pieces(texts)
     return pieces.with_flat_values(tf.cast(

@@ -32,6 +32,7 @@ import unicodedata
 
 import numpy as np
 
+from bert_tf import file_io
 from bert_tf import tokenization
 
 # The original keeps its character classes private; they are the reference.
@@ -193,12 +194,12 @@ def _lower_output(code_point):
   return [ord(c) for c in unicodedata.normalize("NFD", chr(code_point).lower())]
 
 
-def _split_output(code_point, do_lower_case):
+def _split_output(code_point, do_lower_case, split_on_punc):
   """Accent stripping (lower casing only) and punctuation split of a char."""
   char = chr(code_point)
   if do_lower_case and unicodedata.category(char) == "Mn":
     return []
-  if tokenization._is_punctuation(char):
+  if split_on_punc and tokenization._is_punctuation(char):
     return [SPACE, code_point, SPACE]
   return [code_point]
 
@@ -217,7 +218,7 @@ def _sigma_class(char):
   return SIGMA_OTHER
 
 
-def _check_identity_outside_domain(do_lower_case):
+def _check_identity_outside_domain(do_lower_case, split_on_punc):
   """Raises if a code point outside the domain is not a plain identity."""
   for code_point in range(PLANE_LIMIT, MAX_CODE_POINT + 1):
     if TAGS_START <= code_point < TAGS_END:
@@ -227,7 +228,8 @@ def _check_identity_outside_domain(do_lower_case):
     if category in ("Cn", "Co"):
       continue
     plain = (category == "Lo" and _clean_output(code_point) == [code_point] and
-             _split_output(code_point, do_lower_case) == [code_point])
+             _split_output(code_point, do_lower_case, split_on_punc) ==
+             [code_point])
     if do_lower_case:
       plain = (plain and _lower_output(code_point) == [code_point] and
                _sigma_class(char) == SIGMA_OTHER and
@@ -255,7 +257,7 @@ def _code(code_point, output, needs_context):
 
 
 class UnicodeTables(object):
-  """The tables of one casing mode, as numpy arrays indexed by `domain_index`.
+  """The tables of one casing and punctuation mode, indexed by `domain_index`.
 
   Attributes:
     basic_code: int32 array, the whole basic step of one code point as
@@ -268,19 +270,21 @@ class UnicodeTables(object):
       ideographs (lower casing only, like the rest).
     lower: MappingTable or None, `str.lower()` + NFD.
     split: MappingTable or None, per code point of the lower-cased text: Mn
-      dropped, spaces around punctuation.
+      dropped, spaces around punctuation (`split_on_punc`).
     sigma_class: int8 array or None, SIGMA_* class of each code point.
     combining_class: int16 array or None, canonical combining class, plus
       REORDERS for the characters that can be reordered visibly.
   """
 
-  def __init__(self, do_lower_case):
+  def __init__(self, do_lower_case, split_on_punc=True):
     """Builds the tables from Python's `unicodedata` and `str.lower()`.
 
     Args:
       do_lower_case: whether the tables are for a lower-casing tokenizer.
+      split_on_punc: whether punctuation characters are words of their own
+        (`BasicTokenizer`'s `split_on_punc`).
     """
-    _check_identity_outside_domain(do_lower_case)
+    _check_identity_outside_domain(do_lower_case, split_on_punc)
     basic_code = np.zeros([DOMAIN_SIZE], dtype=np.int32)
     clean_rows = [[SAME]] * DOMAIN_SIZE
     lower_rows = [[SAME]] * DOMAIN_SIZE
@@ -292,18 +296,21 @@ class UnicodeTables(object):
         continue  # Surrogates never come out of UTF-8 decoding.
       cleaned = _clean_output(code_point)
       if not do_lower_case:
-        output = [c for l in cleaned for c in _split_output(l, False)]
+        output = [c for l in cleaned
+                  for c in _split_output(l, False, split_on_punc)]
         basic_code[row] = _code(code_point, output, False)
         continue
       lowered = [l for c in cleaned for l in _lower_output(c)]
-      output = [c for l in lowered for c in _split_output(l, True)]
+      output = [c for l in lowered
+                for c in _split_output(l, True, split_on_punc)]
       needs_context = code_point == CAPITAL_SIGMA or any(
           unicodedata.combining(chr(c)) and unicodedata.category(chr(c)) != "Mn"
           for c in lowered)
       basic_code[row] = _code(code_point, output, needs_context)
       clean_rows[row] = _row(code_point, cleaned)
       lower_rows[row] = _row(code_point, _lower_output(code_point))
-      split_rows[row] = _row(code_point, _split_output(code_point, True))
+      split_rows[row] = _row(code_point,
+                             _split_output(code_point, True, split_on_punc))
       char = chr(code_point)
       sigma_class[row] = _sigma_class(char)
       ccc = unicodedata.combining(char)
@@ -428,20 +435,25 @@ TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "unicode_tables.npz")
 
 
-# Key prefix in the table file of each table set, and how to build it.
+# Key prefix in the table file of each table set, and how to build it (no
+# prefix is the start of another).
 _TABLE_SETS = {
     "uncased_": (UnicodeTables, lambda: UnicodeTables(True)),
     "cased_": (UnicodeTables, lambda: UnicodeTables(False)),
+    "nosplit_uncased_": (UnicodeTables, lambda: UnicodeTables(True, False)),
+    "nosplit_cased_": (UnicodeTables, lambda: UnicodeTables(False, False)),
     "preprocess_": (PreprocessTables, PreprocessTables),
 }
 
 
-def _casing_prefix(do_lower_case):
-  return "uncased_" if do_lower_case else "cased_"
+def _tokenizer_prefix(do_lower_case, split_on_punc):
+  """The `_TABLE_SETS` key of the `UnicodeTables` of one mode."""
+  return (("" if split_on_punc else "nosplit_") +
+          ("uncased_" if do_lower_case else "cased_"))
 
 
 def save_tables(path):
-  """Builds every table set (both casing modes, preprocessing) into `path`.
+  """Builds every table set into `path`: the tokenizer modes, preprocessing.
 
   The file (numpy `.npz`, compressed) records this Python's
   `unicodedata.unidata_version`; `load_tables` and `load_preprocess_tables`
@@ -454,9 +466,9 @@ def save_tables(path):
   for prefix, (_, build) in _TABLE_SETS.items():
     for name, array in build().to_arrays().items():
       arrays[prefix + name] = array
-  tmp_path = path + ".tmp-%d.npz" % os.getpid()
-  np.savez_compressed(tmp_path, **arrays)
-  os.replace(tmp_path, path)
+  with file_io.atomic_path(path) as temp:
+    with open(temp, "wb") as f:  # A file object: NumPy adds no ".npz".
+      np.savez_compressed(f, **arrays)
 
 
 def _load_table_set(path, prefix):
@@ -481,17 +493,18 @@ def _load_table_set(path, prefix):
   return _TABLE_SETS[prefix][0].from_arrays(arrays) if arrays else None
 
 
-def load_tables(path, do_lower_case):
-  """Reads the tables of one casing mode from a `save_tables` file.
+def load_tables(path, do_lower_case, split_on_punc=True):
+  """Reads the tables of one mode from a `save_tables` file.
 
   Args:
     path: the file.
     do_lower_case: which casing mode.
+    split_on_punc: which punctuation mode.
 
   Returns:
     The `UnicodeTables`, or None (see `_load_table_set`).
   """
-  return _load_table_set(path, _casing_prefix(do_lower_case))
+  return _load_table_set(path, _tokenizer_prefix(do_lower_case, split_on_punc))
 
 
 def load_preprocess_tables(path):
@@ -506,14 +519,14 @@ def load_preprocess_tables(path):
   return _load_table_set(path, "preprocess_")
 
 
-@functools.lru_cache(maxsize=2)
-def get_tables(do_lower_case):
-  """Returns the (cached) `UnicodeTables` of one casing mode.
+@functools.lru_cache(maxsize=4)
+def get_tables(do_lower_case, split_on_punc=True):
+  """Returns the (cached) `UnicodeTables` of one casing and punctuation mode.
 
   From `TABLE_FILE` when it matches this Python's Unicode version, else built.
   """
-  return (load_tables(TABLE_FILE, bool(do_lower_case)) or
-          UnicodeTables(bool(do_lower_case)))
+  mode = (bool(do_lower_case), bool(split_on_punc))
+  return load_tables(TABLE_FILE, *mode) or UnicodeTables(*mode)
 
 
 @functools.lru_cache(maxsize=1)

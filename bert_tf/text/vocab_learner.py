@@ -9,6 +9,8 @@ tokens, so that `FullTokenizer` and the pretraining tools can use it as is.
 import tensorflow as tf
 from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
 
+from bert_tf import file_io
+
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -59,7 +61,5 @@ def learn_vocab(lines, vocab_size, do_lower_case=True, min_count=2):
 
 def write_vocab(vocab, vocab_file):
   """Writes one token a line, under a temporary name renamed when complete."""
-  temp_file = vocab_file + ".tmp"
-  with tf.io.gfile.GFile(temp_file, "w") as writer:
+  with file_io.atomic_file(vocab_file) as writer:
     writer.write("".join(token + "\n" for token in vocab))
-  tf.io.gfile.rename(temp_file, vocab_file, overwrite=True)

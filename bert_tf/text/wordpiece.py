@@ -1,22 +1,24 @@
 """`FastBertTokenizer`: in-graph BERT tokenization with the original's ids.
 
-`FastBertTokenizer(vocab_file, do_lower_case).tokenize(texts)` returns, for
-every string, the ids that `bert_tf.tokenization.FullTokenizer` gives:
-`convert_tokens_to_ids(tokenize(text))`. It runs as TensorFlow ops, so it works
-in `tf.function`, `tf.data.Dataset.map` and SavedModel signatures.
+`FastBertTokenizer(vocab_file, do_lower_case, split_on_punc).tokenize(texts)`
+returns, for every string, the ids that `bert_tf.tokenization.FullTokenizer`
+(with the same options) gives: `convert_tokens_to_ids(tokenize(text))`. It
+runs as TensorFlow ops, so it works in `tf.function`, `tf.data.Dataset.map` and
+SavedModel signatures.
 
 How. Printable ASCII texts (tabs and newlines allowed), on which byte-level
 ops are exact, go straight to `tensorflow_text.FastWordpieceTokenizer` with its
 own whitespace and punctuation splitting (after `tf.strings.lower` when lower
-casing). All other texts take the basic step on the code points of the whole
-batch at once, with per-code-point tables built from Python's `unicodedata` and
-`str.lower()` (`unicode_tables`), not with RE2 / ICU classes, whose Unicode
-versions and case rules differ from Python's:
+casing; without `split_on_punc`, split on whitespace only). All other texts
+take the basic step on the code points of the whole batch at once, with
+per-code-point tables built from Python's `unicodedata` and `str.lower()`
+(`unicode_tables`), not with RE2 / ICU classes, whose Unicode versions and
+case rules differ from Python's:
   1. UTF-8 decoding drops invalid bytes (as `bytes.decode("utf-8", "ignore")`).
   2. One table lookup per code point does the whole basic step: NUL, U+FFFD,
      Cc and Cf (but \\t \\n \\r) dropped, whitespace to " ", CJK ideographs
-     and punctuation made words of their own, and (lower casing)
-     `str.lower()`, NFD, Mn dropped.
+     and (`split_on_punc`) punctuation made words of their own, and (lower
+     casing) `str.lower()`, NFD, Mn dropped.
   3. Lower casing only, and only for a batch that holds a capital sigma or a
      character whose NFD can be reordered visibly: the same steps one by one,
      with Python's Final_Sigma rule between cleaning and lower casing and the
@@ -24,7 +26,11 @@ versions and case rules differ from Python's:
   4. The code points are grouped into words; words longer than 200 characters
      become "[UNK]"; `FastWordpieceTokenizer` does the greedy longest-match-
      first WordPiece step and, as the original, maps a word with any unmatched
-     part to one "[UNK]".
+     part to one "[UNK]". Without `split_on_punc` a word can start with "#",
+     and the original then looks "##" tokens up whole at its start, where
+     `FastWordpieceTokenizer` sees the suffix indicator: such a word gets
+     U+FFFD in front, and the WordPiece model U+FFFD + each token starting
+     with "#", whose ids map back to that token's.
 
 The WordPiece models are compiled from `load_vocab`'s dictionary, so ids follow
 its rules (stripped lines, the last line of a duplicate wins); tokens that the
@@ -45,46 +51,71 @@ from bert_tf.text import unicode_tables
 MAX_INPUT_CHARS_PER_WORD = 200
 UNK_TOKEN = "[UNK]"
 _SUFFIX_INDICATOR = "##"
+# A character no word holds: cleaning removes it, and it is not ASCII.
+_NOT_IN_WORDS = "\ufffd"
 
 
-def _is_lookup_key(token):
+def _is_lookup_key(token, split_on_punc, whole=False):
   """Whether the original WordPiece step can ever look `token` up.
 
-  Words are non-empty, hold no whitespace, and a punctuation character is a
-  word of its own; a token is a word or "##" followed by a word's tail.
+  Words are non-empty and hold no whitespace and no U+FFFD; with
+  `split_on_punc` a punctuation character is a word of its own. A token is
+  the start of a word or "##" followed by the rest of a word.
+
+  Args:
+    token: a vocabulary token.
+    split_on_punc: the tokenizer's option.
+    whole: ask only whether `token` as it is can start a word (for a token
+      starting with "##", which a word can start with without
+      `split_on_punc`).
+
+  Returns:
+    bool.
   """
-  tail = token[len(_SUFFIX_INDICATOR):] if token.startswith(
-      _SUFFIX_INDICATOR) else None
+  tail = token[len(_SUFFIX_INDICATOR):] if (
+      token.startswith(_SUFFIX_INDICATOR) and not whole) else None
   word = token if tail is None else tail
   if word.isascii() and word.isalnum():
     return True  # The common case, decided without a loop over characters.
-  if not word or any(c.isspace() for c in word):
+  if not word or _NOT_IN_WORDS in word or any(c.isspace() for c in word):
     return False
-  if any(tokenization._is_punctuation(c) for c in word):
+  if split_on_punc and any(tokenization._is_punctuation(c) for c in word):
     return tail is None and len(word) == 1
   return True
 
 
-def _wordpiece_vocabulary(vocab):
-  """Returns the list of tokens by id for `FastWordpieceTokenizer`.
+def _wordpiece_vocabulary(vocab, split_on_punc):
+  """Returns the tokens for `FastWordpieceTokenizer` and the id of each.
 
   Ids that no lookup key owns (lines overridden by a later duplicate, empty
-  lines, tokens with whitespace or with punctuation beside other characters,
-  but "[UNK]", the substitute for unknown words) get a unique placeholder
-  starting with U+FFFD, which no word holds: cleaning removes it, and it is not
-  ASCII.
+  lines, tokens with whitespace or, with `split_on_punc`, with punctuation
+  beside other characters, but "[UNK]", the substitute for unknown words) get
+  a unique placeholder: U+FFFD and the id. Without `split_on_punc`, U+FFFD +
+  every lookup key starting with "#" follows, for the words starting with "#"
+  (see the module docstring).
 
   Args:
     vocab: a `tokenization.load_vocab` dictionary.
+    split_on_punc: the tokenizer's option.
 
   Returns:
-    A list of `max(vocab.values()) + 1` distinct strings.
+    (tokens, ids): a list of distinct strings, the first
+    `max(vocab.values()) + 1` of them standing for their own index, and the
+    list of the original id of each (None with `split_on_punc`: the indices).
   """
-  tokens = ["\ufffd%d" % i for i in range(max(vocab.values()) + 1)]
+  tokens = [_NOT_IN_WORDS + "%d" % i for i in range(max(vocab.values()) + 1)]
+  ids = list(range(len(tokens)))
   for token, index in vocab.items():
-    if _is_lookup_key(token) or token == UNK_TOKEN:
+    if _is_lookup_key(token, split_on_punc) or token == UNK_TOKEN:
       tokens[index] = token
-  return tokens
+  if split_on_punc:
+    return tokens, None
+  for token, index in vocab.items():
+    if token.startswith("#") and _is_lookup_key(token, split_on_punc,
+                                                 whole=True):
+      tokens.append(_NOT_IN_WORDS + token)
+      ids.append(index)
+  return tokens, ids
 
 
 def _map_code_points(values, row_splits, table_values, table_splits):
@@ -209,6 +240,19 @@ def _drop_characters(values, kinds, row_splits):
           tf.gather(kept_before, row_splits))
 
 
+def _long_words_unknown(words, lengths):
+  """Replaces the words longer than 200 characters by "[UNK]".
+
+  Args:
+    words: string Tensor [num_words].
+    lengths: int Tensor [num_words], their lengths in characters.
+
+  Returns:
+    string Tensor [num_words].
+  """
+  return tf.where(lengths > MAX_INPUT_CHARS_PER_WORD, UNK_TOKEN, words)
+
+
 class FastBertTokenizer(tf.Module):
   """In-graph BERT tokenizer giving exactly `FullTokenizer`'s ids.
 
@@ -218,6 +262,7 @@ class FastBertTokenizer(tf.Module):
   Attributes:
     vocab_file: `tf.saved_model.Asset` of the vocabulary file.
     do_lower_case: whether text is lower cased and accents are stripped.
+    split_on_punc: whether punctuation characters are words of their own.
     vocab_size: the number of ids (lines of the vocabulary).
     cls_id, sep_id, mask_id, unk_id: Python ints, ids of "[CLS]", "[SEP]",
       "[MASK]", "[UNK]" (None for a token the vocabulary lacks; "[UNK]" is
@@ -225,12 +270,14 @@ class FastBertTokenizer(tf.Module):
     pad_id: Python int, id of "[PAD]", or 0 when the vocabulary has none.
   """
 
-  def __init__(self, vocab_file, do_lower_case=True, name=None):
+  def __init__(self, vocab_file, do_lower_case=True, split_on_punc=True,
+               name=None):
     """Builds the tables and the WordPiece model.
 
     Args:
       vocab_file: path of the WordPiece vocabulary (one token a line).
       do_lower_case: as `FullTokenizer`'s.
+      split_on_punc: as `FullTokenizer`'s (Model Garden's option).
       name: optional `tf.Module` name.
 
     Raises:
@@ -243,13 +290,19 @@ class FastBertTokenizer(tf.Module):
                        "needs for unknown words." % (vocab_file, UNK_TOKEN))
     self.vocab_file = tf.saved_model.Asset(vocab_file)
     self.do_lower_case = bool(do_lower_case)
+    self.split_on_punc = bool(split_on_punc)
     self.vocab_size = max(vocab.values()) + 1
     self.unk_id = vocab[UNK_TOKEN]
     self.cls_id = vocab.get("[CLS]")
     self.sep_id = vocab.get("[SEP]")
     self.mask_id = vocab.get("[MASK]")
     self.pad_id = vocab.get("[PAD]", 0)
-    wordpiece_vocabulary = _wordpiece_vocabulary(vocab)
+    wordpiece_vocabulary, original_ids = _wordpiece_vocabulary(
+        vocab, self.split_on_punc)
+    if original_ids is not None:
+      self._original_ids = tf.Variable(
+          tf.constant(original_ids, tf.int64), trainable=False,
+          name="original_ids")
     self._wordpiece = tf_text.FastWordpieceTokenizer(
         wordpiece_vocabulary, suffix_indicator=_SUFFIX_INDICATOR,
         # A word of at most 200 characters has at most 800 UTF-8 bytes;
@@ -257,16 +310,17 @@ class FastBertTokenizer(tf.Module):
         max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
         token_out_type=tf.int64, unknown_token=UNK_TOKEN,
         no_pretokenization=True)
-    # On printable ASCII, FastWordpieceTokenizer's own splitting on
-    # whitespace and punctuation is the original's, and its byte limit is
-    # the character limit.
-    self._ascii_wordpiece = tf_text.FastWordpieceTokenizer(
-        wordpiece_vocabulary, suffix_indicator=_SUFFIX_INDICATOR,
-        max_bytes_per_word=MAX_INPUT_CHARS_PER_WORD,
-        token_out_type=tf.int64, unknown_token=UNK_TOKEN,
-        no_pretokenization=False)
+    if self.split_on_punc:
+      # On printable ASCII, FastWordpieceTokenizer's own splitting on
+      # whitespace and punctuation is the original's, and its byte limit is
+      # the character limit.
+      self._ascii_wordpiece = tf_text.FastWordpieceTokenizer(
+          wordpiece_vocabulary, suffix_indicator=_SUFFIX_INDICATOR,
+          max_bytes_per_word=MAX_INPUT_CHARS_PER_WORD,
+          token_out_type=tf.int64, unknown_token=UNK_TOKEN,
+          no_pretokenization=False)
 
-    tables = unicode_tables.get_tables(self.do_lower_case)
+    tables = unicode_tables.get_tables(self.do_lower_case, self.split_on_punc)
     self._basic_code = tf.Variable(tables.basic_code, trainable=False,
                                    name="basic_code")
     if self.do_lower_case:
@@ -364,9 +418,9 @@ class FastBertTokenizer(tf.Module):
     word_chars = tf.RaggedTensor.from_row_splits(
         tf.boolean_mask(values, in_word), word_splits,
         validate=False)  # [num_words, (chars)]
-    words = tf.strings.unicode_encode(word_chars, "UTF-8")  # [num_words]
-    words = tf.where(word_chars.row_lengths() > MAX_INPUT_CHARS_PER_WORD,
-                     UNK_TOKEN, words)
+    words = _long_words_unknown(
+        tf.strings.unicode_encode(word_chars, "UTF-8"),
+        word_chars.row_lengths())  # [num_words]
     words_before = tf.concat(
         [[0], tf.cumsum(tf.cast(starts, tf.int64))], 0)  # [num_chars + 1]
     return tf.RaggedTensor.from_row_splits(
@@ -405,8 +459,33 @@ class FastBertTokenizer(tf.Module):
     ascii_texts = tf.gather(texts, ascii_rows)
     if self.do_lower_case:
       ascii_texts = tf.strings.lower(ascii_texts)  # ASCII only, as str.lower.
-    ascii_ids = self._ascii_wordpiece.tokenize(ascii_texts)
-    words = self.tokenize_words(tf.gather(texts, other_rows))
-    other_ids = self._wordpiece.tokenize(words).merge_dims(1, 2)
+    if self.split_on_punc:
+      ascii_ids = self._ascii_wordpiece.tokenize(ascii_texts)
+    else:
+      ascii_words = tf.strings.split(ascii_texts)  # [num_ascii, (words)]
+      ascii_ids = self.wordpiece_ids(ascii_words.with_flat_values(
+          _long_words_unknown(ascii_words.flat_values, tf.strings.length(
+              ascii_words.flat_values))))
+    other_ids = self.wordpiece_ids(
+        self.tokenize_words(tf.gather(texts, other_rows)))
     ids = tf.concat([ascii_ids, other_ids], axis=0)  # [batch, (tokens)]
     return tf.gather(ids, tf.argsort(tf.concat([ascii_rows, other_rows], 0)))
+
+  def wordpiece_ids(self, words):
+    """Runs the WordPiece step on the words of `tokenize_words`.
+
+    Args:
+      words: string RaggedTensor [batch, (num_words)].
+
+    Returns:
+      int64 RaggedTensor [batch, (num_tokens)], the ids of each text's words.
+    """
+    if self.split_on_punc:
+      return self._wordpiece.tokenize(words).merge_dims(1, 2)
+    # Words starting with "#" match the U+FFFD tokens (module docstring).
+    marked = tf.strings.regex_replace(words.flat_values, "^#",
+                                      _NOT_IN_WORDS + "#")
+    ids = self._wordpiece.tokenize(words.with_flat_values(marked))
+    ids = ids.merge_dims(1, 2)
+    return ids.with_flat_values(tf.gather(self._original_ids,
+                                          ids.flat_values))

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf import checkpoints
+from bert_tf import file_io
 from bert_tf.training import distribution
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -418,10 +419,8 @@ def _write_checkpoint_state(output_dir, prefixes):
   lines = ['model_checkpoint_path: "%s"' % names[-1]]
   lines += ['all_model_checkpoint_paths: "%s"' % n for n in names]
   path = os.path.join(output_dir, "checkpoint")
-  temp = "%s.tmp-%d" % (path, os.getpid())
-  with tf.io.gfile.GFile(temp, "w") as f:
+  with file_io.atomic_file(path) as f:
     f.write("\n".join(lines) + "\n")
-  tf.io.gfile.rename(temp, path, overwrite=True)
 
 
 def _to_next_multiple(step, every):
