@@ -8,10 +8,7 @@ and the official metrics of what was written.
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -21,23 +18,11 @@ from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.tasks import squad_metrics
 from sentencepiece_models import train_albert_spm
+from sentencepiece_models import write_squad_texts
+from test_run_squad import _load
+from test_run_squad import run_squad
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 800  # int(10 / 4 * 320)
-
-
-def run_squad(*args):
-  """Runs the script; returns (returncode, stderr)."""
-  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-  process = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "run_squad.py")] + list(args),
-      capture_output=True, text=True, env=env, timeout=900)
-  return process.returncode, process.stderr
-
-
-def _load(path):
-  with open(path) as f:
-    return json.load(f)
 
 
 def _qids(path):
@@ -50,16 +35,9 @@ def setup(fixtures_dir, tmp_path_factory):
   """Trains a tiny ALBERT on the v1.1 training sample and predicts it."""
   root = tmp_path_factory.mktemp("albert_squad")
   train_file = fixtures_dir / "squad" / "train-v1.1-sample.json"
-  texts = root / "texts.txt"
-  lines = []
-  for name in ("train-v1.1-sample.json", "dev-v2.0-sample.json"):
-    for article in squad_data.read_squad_data(
-        str(fixtures_dir / "squad" / name)):
-      for p in article["paragraphs"]:
-        lines.append(p["context"])
-        lines.extend(qa["question"] for qa in p["qas"])
-  texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
-  spm_model = train_albert_spm(texts, root / "spm", vocab_size=500)
+  spm_model = train_albert_spm(
+      write_squad_texts(fixtures_dir, root / "texts.txt"), root / "spm",
+      vocab_size=500)
   vocab_size = len(tokenization.FullTokenizer(
       None, True, spm_model_file=spm_model).vocab)
   config = root / "albert_config.json"

@@ -24,11 +24,12 @@ from bert_tf.data import squad as squad_data
 from bert_tf.data import squad_sentencepiece
 from bert_tf.tasks import squad as squad_task
 from sentencepiece_models import train_albert_spm
+from sentencepiece_models import write_squad_texts
 
 STRAIN_CONTEXT = (
-    "Beyonc\u00e9's  \u00e9lan, in 1,000, ``quoted'' caf\u00e9s\t(1995\u20132003) "
-    "na\u00efve \u2014 \u00c5ngstr\u00f6m\u00a0units; 12,345,678, \u03b1\u03b2\u03b3 "
-    "Stra\u00dfe \ufb01ne \u2163 end.")
+    "Beyonc\u00e9's  \u00e9lan, in 1,000, ``quoted'' caf\u00e9s\t"
+    "(1995\u20132003) na\u00efve \u2014 \u00c5ngstr\u00f6m\u00a0units; "
+    "12,345,678, \u03b1\u03b2\u03b3 Stra\u00dfe \ufb01ne \u2163 end.")
 
 
 def _strain_file(tmp_path):
@@ -313,15 +314,7 @@ def spm_models(fixtures_dir, tmp_path_factory):
           encoding="utf-8").splitlines()[:1500]
       if line.strip() and not line.strip().startswith("=")) + "\n",
                   encoding="utf-8")
-  squad_texts = root / "squad.txt"
-  lines = []
-  for name in ("train-v1.1-sample.json", "dev-v2.0-sample.json"):
-    for article in squad_data.read_squad_data(
-        str(fixtures_dir / "squad" / name)):
-      for p in article["paragraphs"]:
-        lines.append(p["context"])
-        lines.extend(qa["question"] for qa in p["qas"])
-  squad_texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  squad_texts = write_squad_texts(fixtures_dir, root / "squad.txt")
   return {"wiki": train_albert_spm(wiki, root / "wiki", vocab_size=800),
           "squad": train_albert_spm(squad_texts, root / "squad",
                                     vocab_size=300)}

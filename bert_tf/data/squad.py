@@ -465,16 +465,34 @@ def _log_feature(unique_id, example_index, doc_span_index, tokens,
       "%d:%d" % item for item in token_to_orig_map.items()))
   logging.info("token_is_max_context: %s", " ".join(
       "%d:%s" % item for item in token_is_max_context.items()))
+  log_ids_and_answer(
+      input_ids, input_mask, segment_ids, is_training, is_impossible,
+      start_position, end_position,
+      lambda: " ".join(tokens[start_position:end_position + 1]))
+
+
+def log_ids_and_answer(input_ids, input_mask, segment_ids, is_training,
+                       is_impossible, start_position, end_position, answer_fn,
+                       impossible_message="impossible example"):
+  """Logs a feature's ids and, when training, its answer (or impossibility).
+
+  Args:
+    input_ids, input_mask, segment_ids: the feature's lists.
+    is_training: whether positions exist.
+    is_impossible: the feature's flag.
+    start_position, end_position: the answer's token positions.
+    answer_fn: () -> the answer's text, called for a possible answer.
+    impossible_message: what to log for an impossible one.
+  """
   logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
   logging.info("input_mask: %s", " ".join(str(x) for x in input_mask))
   logging.info("segment_ids: %s", " ".join(str(x) for x in segment_ids))
   if is_training and is_impossible:
-    logging.info("impossible example")
+    logging.info(impossible_message)
   if is_training and not is_impossible:
     logging.info("start_position: %d", start_position)
     logging.info("end_position: %d", end_position)
-    logging.info("answer: %s", tokenization.printable_text(
-        " ".join(tokens[start_position:end_position + 1])))
+    logging.info("answer: %s", tokenization.printable_text(answer_fn()))
 
 
 class FeatureWriter(object):

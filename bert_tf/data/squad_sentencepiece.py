@@ -1,4 +1,4 @@
-"""ALBERT's SQuAD features: SentencePiece pieces aligned to the context's characters.
+"""ALBERT's SQuAD features: SentencePiece pieces aligned to the context.
 
 google-research/albert's `squad_utils.convert_examples_to_features`, for
 SQuAD v1.1 and v2.0:
@@ -23,11 +23,11 @@ SQuAD v1.1 and v2.0:
   `is_impossible` set.
 
 Features are `squad.InputFeatures` whose `tokens` are the model's pieces of
-the ids (`IdToPiece`, padding included), whose `token_to_orig_map` maps a window token to the
-character offset where its piece starts in `paragraph_text`, and
-`token_to_orig_end_map` to where it ends; `answer_text` cuts a predicted
-span out of the context with them. `squad.FeatureWriter` writes them
-(with `p_mask`, as ALBERT's writer).
+the ids (`IdToPiece`, padding included), whose `token_to_orig_map` maps a
+window token to the character offset where its piece starts in
+`paragraph_text`, and `token_to_orig_end_map` to where it ends;
+`answer_text` cuts a predicted span out of the context with them.
+`squad.FeatureWriter` writes them (with `p_mask`, as ALBERT's writer).
 """
 
 from absl import logging
@@ -49,6 +49,13 @@ class SentencePieceFeatures(squad.InputFeatures):
   """
 
   def __init__(self, token_to_orig_end_map, paragraph_len, **kwargs):
+    """Makes the feature.
+
+    Args:
+      token_to_orig_end_map: see the class docstring.
+      paragraph_len: see the class docstring.
+      **kwargs: the `squad.InputFeatures` arguments.
+    """
     super().__init__(**kwargs)
     self.token_to_orig_end_map = token_to_orig_end_map
     self.paragraph_len = paragraph_len
@@ -380,16 +387,11 @@ def _log_feature(unique_id, example_index, doc_span_index, tokens,
   logging.info("token_is_max_context: %s", " ".join(
       "%d:%s" % item for item in token_is_max_context.items()))
   logging.info("input_pieces: %s", " ".join(tokens))
-  logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
-  logging.info("input_mask: %s", " ".join(str(x) for x in input_mask))
-  logging.info("segment_ids: %s", " ".join(str(x) for x in segment_ids))
-  if is_training and is_impossible:
-    logging.info("impossible example span")
-  if is_training and not is_impossible:
-    logging.info("start_position: %d", start_position)
-    logging.info("end_position: %d", end_position)
-    logging.info("answer: %s", sp_model.DecodePieces(
-        tokens[start_position:end_position + 1]))
+  squad.log_ids_and_answer(
+      input_ids, input_mask, segment_ids, is_training, is_impossible,
+      start_position, end_position,
+      lambda: sp_model.DecodePieces(tokens[start_position:end_position + 1]),
+      impossible_message="impossible example span")
 
 
 def answer_text(example, feature, start_index, end_index):
