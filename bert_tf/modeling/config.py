@@ -38,7 +38,7 @@ ORIGINAL_DEFAULTS = {
 # must have them all (`from_json_file`).
 ORIGINAL_KEYS = ("vocab_size",) + tuple(ORIGINAL_DEFAULTS)
 
-# Extension keys (DESIGN.md, "Contracts"). Absent means the value below, which is
+# Extension keys (docs/architecture.md, "Contracts"). Absent means the value below, which is
 # the original behaviour. They are class attributes, so a plain original config
 # round-trips through `to_dict` without gaining keys.
 EXTENSION_DEFAULTS = {

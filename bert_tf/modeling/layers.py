@@ -2,7 +2,7 @@
 
 Each layer carries the name of the original variable scope, and builds its
 sub-layers inside its own `build`, so that Keras variable paths are exactly the
-original checkpoint names (DESIGN.md, principle 2), for example
+original checkpoint names (docs/architecture.md, principle 2), for example
 `bert/encoder/layer_0/attention/self/query/kernel`; scopes that are no layer
 are opened with `naming`. Layers and models made from a config serialize it
 as its dict (`ConfigSerializable`).

@@ -1,6 +1,6 @@
 """Original variable names: the one mechanism that places variables in scopes.
 
-A Keras variable's `path` is its checkpoint name (DESIGN.md, principle 2).
+A Keras variable's `path` is its checkpoint name (docs/architecture.md, principle 2).
 Keras 3 makes that path from the name scopes open when the variable is
 created: every layer opens a scope of its own name while it builds, so a
 layer named `embeddings` built inside the model named `bert` owns
