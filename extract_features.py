@@ -5,9 +5,9 @@ from absl import flags
 from absl import logging
 
 from bert_tf import cli
-from bert_tf import feature_extraction
 from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
+from bert_tf.tasks import feature_extraction
 from bert_tf.training import script_flags
 
 FLAGS = flags.FLAGS

@@ -18,9 +18,8 @@ from absl import logging
 import tensorflow as tf
 
 from bert_tf import cli
-from bert_tf.data import pretraining_dataset
 from bert_tf.modeling import BertConfig
-from bert_tf.modeling import BertPretrainer
+from bert_tf.tasks import pretraining
 from bert_tf.training import metrics
 from bert_tf.training import optimization
 from bert_tf.training import script_flags
@@ -112,28 +111,13 @@ def main(_):
     tf.config.experimental.enable_op_determinism()
 
   tf.io.gfile.makedirs(FLAGS.output_dir)
-  input_files = pretraining_dataset.expand_input_patterns(FLAGS.input_file)
-  logging.info("*** Input Files ***")
-  for input_file in input_files:
-    logging.info("  %s", input_file)
-  tasks = pretraining_dataset.detect_tasks(input_files)
-  logging.info("Pretraining tasks of the records: %s", tasks.describe())
-  pretraining_dataset.check_record_lengths(
-      input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, tasks)
-  masking = None
-  if FLAGS.dynamic_masking and FLAGS.spm_model_file:
-    masking = pretraining_dataset.DynamicMasking.from_spm_model_file(
-        FLAGS.spm_model_file, FLAGS.masked_lm_prob)
-  elif FLAGS.dynamic_masking:
-    masking = pretraining_dataset.DynamicMasking.from_vocab_file(
-        FLAGS.vocab_file, FLAGS.masked_lm_prob)
-  if masking:
-    config.check_vocab_size(masking.vocab_size,
+  inputs = pretraining.PretrainingInputs.from_patterns(
+      FLAGS.input_file, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+      FLAGS.dynamic_masking, FLAGS.vocab_file, FLAGS.spm_model_file,
+      FLAGS.masked_lm_prob)
+  if inputs.dynamic_masking:
+    config.check_vocab_size(inputs.dynamic_masking.vocab_size,
                             FLAGS.spm_model_file or FLAGS.vocab_file)
-
-  def model_fn():
-    return BertPretrainer(config, next_sentence=tasks.next_sentence,
-                          span_boundary=tasks.span_boundary)
 
   def optimizer_fn():
     return optimization.create_optimizer(
@@ -141,8 +125,8 @@ def main(_):
         FLAGS.optimizer)
 
   trainer = trainer_lib.Trainer(
-      strategy, model_fn, metrics.pretraining_loss,
-      FLAGS.output_dir,
+      strategy, pretraining.model_fn(config, inputs.record_tasks),
+      pretraining.loss_fn, FLAGS.output_dir,
       optimizer_fn=optimizer_fn if FLAGS.do_train else None,
       global_batch_size=FLAGS.train_batch_size,
       **script_flags.trainer_options())
@@ -152,23 +136,16 @@ def main(_):
     logging.info("***** Running training *****")
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     trainer.train(
-        lambda context, start_step: pretraining_dataset.pretraining_dataset(
-            input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-            FLAGS.train_batch_size, is_training=True, input_context=context,
-            seed=FLAGS.seed, start_step=start_step, dynamic_masking=masking,
-            tasks=tasks),
+        inputs.train_dataset_fn(FLAGS.train_batch_size, seed=FLAGS.seed),
         FLAGS.num_train_steps)
 
   if FLAGS.do_eval:
     logging.info("***** Running evaluation *****")
     logging.info("  Batch size = %d", FLAGS.eval_batch_size)
     result = trainer.evaluate(
-        lambda context: pretraining_dataset.pretraining_dataset(
-            input_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-            FLAGS.eval_batch_size, is_training=False, input_context=context,
-            seed=0 if FLAGS.seed is None else FLAGS.seed,
-            dynamic_masking=masking, tasks=tasks),
-        metrics.pretraining_eval_sums, FLAGS.max_eval_steps)
+        inputs.eval_dataset_fn(FLAGS.eval_batch_size,
+                               seed=0 if FLAGS.seed is None else FLAGS.seed),
+        pretraining.eval_fn, FLAGS.max_eval_steps)
     if trainer.is_chief:
       output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir
       metrics.write_eval_results(output_eval_file, result)

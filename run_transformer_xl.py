@@ -27,6 +27,7 @@ from bert_tf.modeling import transformer_xl
 from bert_tf.tasks import transformer_xl_lm
 from bert_tf.training import distribution
 from bert_tf.training import metrics
+from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -167,7 +168,7 @@ def main(_):
     json.dump(config.to_dict(), f, indent=2)
 
   def optimizer_fn():
-    return transformer_xl_lm.create_optimizer(
+    return optimization.create_transformer_xl_optimizer(
         FLAGS.learning_rate, FLAGS.train_steps, FLAGS.warmup_steps,
         FLAGS.clip, FLAGS.min_lr_ratio)
 

@@ -22,9 +22,9 @@ import time
 import tensorflow as tf
 
 from bert_tf.data import pretraining_dataset
-from bert_tf.modeling import BertConfig, BertPretrainer
+from bert_tf.modeling import BertConfig
+from bert_tf.tasks import pretraining
 from bert_tf.training import distribution
-from bert_tf.training import metrics
 from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 
@@ -45,7 +45,7 @@ def build(config, data, batch_size, dtype, enable_xla, steps):
   try:
     trainer = trainer_lib.Trainer(
         distribution.get_strategy("one_device"),
-        lambda: BertPretrainer(config), metrics.pretraining_loss,
+        pretraining.model_fn(config), pretraining.loss_fn,
         tempfile.mkdtemp(prefix="bench_"),
         optimizer_fn=lambda: optimization.create_optimizer(1e-4, 10000, 100),
         global_batch_size=batch_size, dtype=dtype, enable_xla=enable_xla)

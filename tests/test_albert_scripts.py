@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from bert_tf import checkpoints
-from bert_tf import feature_extraction
+from bert_tf.tasks import feature_extraction
 from bert_tf import tokenization
 from bert_tf.data import glue
 from bert_tf.data import sentence_pairs

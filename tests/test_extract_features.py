@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bert_tf import checkpoints
-from bert_tf import feature_extraction
+from bert_tf.tasks import feature_extraction
 from bert_tf import tokenization
 from bert_tf.modeling import BertConfig, BertModel
 

@@ -15,6 +15,7 @@ from bert_tf import checkpoints
 from bert_tf.data import pretraining_dataset
 from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig, BertPretrainer
+from bert_tf.tasks import pretraining
 from bert_tf.training import metrics
 from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
@@ -129,7 +130,7 @@ def test_eval_gives_the_original_metrics(fixtures_dir, tmp_path):
                                          "bert_model.ckpt"))
   batches = _batches(pretraining_dataset.pretraining_dataset(
       [str(small / "eval.tfrecord")], 40, 6, 8, is_training=False), 8)
-  batch_losses = [float(model(b, training=False)["total_loss"])
+  batch_losses = [float(pretraining.loss_fn(model, b, training=False)[0])
                   for b in batches]
   assert got["loss"] == pytest.approx(np.mean(batch_losses), abs=1e-5)
   assert got["global_step"] == 0
@@ -278,7 +279,7 @@ def test_trainer_resumes_slots_and_step_and_keeps_the_last_checkpoints(
 
   def make_trainer(output_dir):
     trainer = trainer_lib.Trainer(
-        strategy, lambda: BertPretrainer(config), metrics.pretraining_loss,
+        strategy, pretraining.model_fn(config), pretraining.loss_fn,
         str(output_dir),
         optimizer_fn=lambda: optimization.create_optimizer(1e-3, 6, 2),
         global_batch_size=4, iterations_per_loop=2, save_checkpoints_steps=2,
@@ -321,7 +322,7 @@ def test_float16_training_scales_the_loss_and_follows_float32(fixtures_dir):
   try:
     trainer = trainer_lib.Trainer(
         tf.distribute.OneDeviceStrategy("/cpu:0"),
-        lambda: BertPretrainer(config), metrics.pretraining_loss, "/unused",
+        pretraining.model_fn(config), pretraining.loss_fn, "/unused",
         optimizer_fn=lambda: optimization.create_optimizer(1e-3, 10, 2),
         global_batch_size=3, dtype="float16")
   finally:

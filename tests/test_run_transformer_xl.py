@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 from bert_tf.data import lm_bytes
-from bert_tf.tasks import transformer_xl_lm
 from bert_tf.training import metrics
+from bert_tf.training import optimization
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -115,21 +115,21 @@ def test_bytes_vocabulary_and_errors(tmp_path):
 
 
 def test_cosine_schedule_by_hand():
-  schedule = transformer_xl_lm.cosine_learning_rate_schedule(
+  schedule = optimization.cosine_learning_rate_schedule(
       1.0, train_steps=10, warmup_steps=2, min_lr_ratio=0.1)
   rates = [float(schedule(tf.constant(s))) for s in (0, 1, 2, 6, 10, 12)]
   # Warmup 0, 0.5; then 0.1 + 0.9 * (1 + cos(pi * (s - 2) / 8)) / 2.
   np.testing.assert_allclose(rates, [0.0, 0.5, 1.0, 0.55, 0.1, 0.1],
                              atol=1e-6)
-  no_warmup = transformer_xl_lm.cosine_learning_rate_schedule(2.0, 4, 0, 0.0)
+  no_warmup = optimization.cosine_learning_rate_schedule(2.0, 4, 0, 0.0)
   assert float(no_warmup(tf.constant(0))) == 2.0
   with pytest.raises(ValueError, match="warmup_steps=5, train_steps=5"):
-    transformer_xl_lm.cosine_learning_rate_schedule(1.0, 5, 5, 0.0)
+    optimization.cosine_learning_rate_schedule(1.0, 5, 5, 0.0)
 
 
 def test_adam_is_the_bias_corrected_tf1_adam_with_clipping():
   variable = tf.Variable([1.0, -2.0], name="w")
-  optimizer = transformer_xl_lm.Adam(0.1, clip_norm=0.25)
+  optimizer = optimization.Adam(0.1, clip_norm=0.25)
   optimizer.build([variable])
   assert sorted(optimizer.slot_variables()) == ["w/Adam", "w/Adam_1"]
   grads = [np.array([3.0, 4.0]), np.array([0.03, -0.04]),

@@ -25,6 +25,7 @@ from bert_tf.data import pretraining as pi
 from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig, BertPretrainer
 from bert_tf.modeling import heads
+from bert_tf.tasks import pretraining
 from bert_tf.training import metrics
 import script_runner
 
@@ -429,7 +430,8 @@ def test_span_boundary_head_matches_numpy():
   np.testing.assert_array_equal(
       h0[0], np.concatenate([sequence[0, 1], sequence[0, 4],
                              v("position_embeddings")[0]]))
-  weights = heads.span_boundary_weights(tf.ones([2, 3]), offset, 4).numpy()
+  weights = pretraining.span_boundary_weights(tf.ones([2, 3]), offset,
+                                              4).numpy()
   np.testing.assert_array_equal(weights, [[1, 1, 1], [1, 1, 0]])
 
 
@@ -470,7 +472,7 @@ def test_spanbert_pretrainer_variables_and_losses():
       "masked_lm_span_right": tf.constant([[4, 4, 0], [4, 4, 4]]),
       "masked_lm_span_offset": tf.constant([[0, 1, 0], [0, 1, 2]]),
   }
-  outputs = model(features, training=False)
+  outputs = pretraining.run_with_losses(model, features, training=False)
   assert "nsp_log_probs" not in outputs and "nsp_loss" not in outputs
   # The SBO loss: the masked LM's weighted mean NLL of its own predictions.
   nll = -np.take_along_axis(outputs["sbo_log_probs"].numpy(),
@@ -480,13 +482,13 @@ def test_spanbert_pretrainer_variables_and_losses():
       (w * nll).sum() / (w.sum() + 1e-5), abs=1e-5)
   assert float(outputs["total_loss"]) == pytest.approx(
       float(outputs["mlm_loss"]) + float(outputs["sbo_loss"]), abs=1e-6)
-  sums = metrics.pretraining_eval_sums(model, features)
+  sums = pretraining.eval_fn(model, features)
   assert sorted(sums) == ["loss", "masked_lm_accuracy", "masked_lm_loss",
                           "span_boundary_accuracy", "span_boundary_loss"]
   numerator, denominator = sums["span_boundary_loss"]
   assert float(denominator) == 5.0
   assert float(numerator) == pytest.approx((w * nll).sum(), abs=1e-4)
-  _, logs = metrics.pretraining_loss(model, features, training=False)
+  _, logs = pretraining.loss_fn(model, features, training=False)
   assert sorted(logs) == ["mlm_accuracy", "mlm_loss", "sbo_accuracy",
                           "sbo_loss"]
   # Single segments with token masking: the masked LM alone.
@@ -494,9 +496,9 @@ def test_spanbert_pretrainer_variables_and_losses():
   assert not any(v.path.startswith(("cls/seq_relationship",
                                     "cls/span_boundary"))
                  for v in mlm_only.weights)
-  outputs = mlm_only(features, training=False)
+  outputs = pretraining.run_with_losses(mlm_only, features, training=False)
   assert float(outputs["total_loss"]) == float(outputs["mlm_loss"])
-  assert sorted(metrics.pretraining_eval_sums(mlm_only, features)) == [
+  assert sorted(pretraining.eval_fn(mlm_only, features)) == [
       "loss", "masked_lm_accuracy", "masked_lm_loss"]
 
 

@@ -8,8 +8,6 @@ serialization (package "bert_tf"), Transformer-XL's included, so that
 from bert_tf.modeling import transformer_xl
 from bert_tf.modeling.config import BertConfig
 from bert_tf.modeling.encoder import BertModel
-from bert_tf.modeling.heads import masked_lm_loss
-from bert_tf.modeling.heads import next_sentence_loss
 from bert_tf.modeling.layers import gelu
 from bert_tf.modeling.layers import get_activation
 from bert_tf.modeling.models import BertClassifier

@@ -1,4 +1,4 @@
-"""Pretraining heads (the `cls` scope) and their losses, as the original run_pretraining.
+"""The heads of the original scripts, with their variable names; tasks compute the losses.
 
 - `cls/predictions`: the masked-LM head. `transform/dense` (hidden_act) and
   `transform/LayerNorm`, then logits against the word embedding table (tied)
@@ -15,7 +15,7 @@ root of the checkpoint (`ClassifierHead`) and run_squad's `cls/squad`
 
 Under a mixed precision policy the logits are computed in the compute dtype
 and cast to float32 before the float32 `output_bias` (never autocast) is added:
-log-probabilities and losses are float32.
+log-probabilities and logits are float32.
 
 The output layers of the masked LM and span boundary heads are the word
 embeddings (tied weights): the table is a constructor argument that
@@ -199,8 +199,8 @@ class SpanBoundaryHead(layers.ConfigSerializable, keras.layers.Layer):
       left: int Tensor [batch, P], the position before each token's span.
       right: int Tensor [batch, P], the position after it.
       offset: int Tensor [batch, P], the token's position in its span;
-        offsets past the table use its last row (`span_boundary_weights`
-        gives them no weight).
+        offsets past the table use its last row (the pretraining task's
+        `span_boundary_weights` gives them no weight).
 
     Returns:
       float32 Tensor [batch * P, vocab_size].
@@ -214,24 +214,6 @@ class SpanBoundaryHead(layers.ConfigSerializable, keras.layers.Layer):
                    tf.cast(positions, sequence_output.dtype)], axis=-1)
     h = self.transform_1(self.transform_0(h))
     return _tied_log_probs(self, h, self.output_bias)
-
-
-def span_boundary_weights(masked_lm_weights, offset, max_span_length):
-  """The weights of the SBO loss: the masked LM's, 0 past the position table.
-
-  SpanBERT predicts at most `max_pair_targets` tokens of a span; here the
-  table's rows (`span_boundary_max_span_length`) set that limit.
-
-  Args:
-    masked_lm_weights: float Tensor [batch, P].
-    offset: int Tensor [batch, P], positions in the spans.
-    max_span_length: rows of the position table.
-
-  Returns:
-    float32 Tensor [batch, P].
-  """
-  inside = tf.cast(tf.cast(offset, tf.int32) < max_span_length, tf.float32)
-  return tf.cast(masked_lm_weights, tf.float32) * inside
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -328,44 +310,6 @@ class PretrainingHeads(layers.ConfigSerializable, keras.layers.Layer):
     return config
 
 
-def masked_lm_loss(log_probs, label_ids, label_weights):
-  """The original masked-LM loss: weighted mean of the per-prediction NLL.
-
-  Args:
-    log_probs: float Tensor [batch * max_predictions, vocab_size].
-    label_ids: int Tensor [batch, max_predictions].
-    label_weights: float Tensor [batch, max_predictions]; 0 marks padding.
-
-  Returns:
-    A tuple (loss scalar, per_example_loss [batch * max_predictions]) where
-    loss = sum(weights * nll) / (sum(weights) + 1e-5).
-  """
-  label_ids = tf.reshape(label_ids, [-1])
-  label_weights = tf.cast(tf.reshape(label_weights, [-1]), tf.float32)
-  one_hot = tf.one_hot(label_ids, depth=tf.shape(log_probs)[-1],
-                       dtype=tf.float32)
-  per_example_loss = -tf.reduce_sum(log_probs * one_hot, axis=[-1])
-  numerator = tf.reduce_sum(label_weights * per_example_loss)
-  denominator = tf.reduce_sum(label_weights) + 1e-5
-  return numerator / denominator, per_example_loss
-
-
-def next_sentence_loss(log_probs, labels):
-  """The original next-sentence loss: mean NLL of the 2-way labels.
-
-  Args:
-    log_probs: float Tensor [batch, 2].
-    labels: int Tensor [batch] or [batch, 1].
-
-  Returns:
-    A tuple (loss scalar, per_example_loss [batch]).
-  """
-  labels = tf.reshape(labels, [-1])
-  one_hot = tf.one_hot(labels, depth=2, dtype=tf.float32)
-  per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
-  return tf.reduce_mean(per_example_loss), per_example_loss
-
-
 @keras.saving.register_keras_serializable(package="bert_tf")
 class ClassifierHead(keras.layers.Layer):
   """run_classifier's head: top-level `output_weights` [num_labels, hidden], `output_bias`.
@@ -437,36 +381,3 @@ class SpanHead(keras.layers.Layer):
     config = super().get_config()
     config["hidden_size"] = self.hidden_size
     return config
-
-
-def classification_loss(logits, labels):
-  """run_classifier's loss: mean cross-entropy of integer labels.
-
-  Args:
-    logits: float Tensor [batch, num_labels].
-    labels: int Tensor [batch].
-
-  Returns:
-    A tuple (loss scalar, per_example_loss [batch]).
-  """
-  log_probs = tf.nn.log_softmax(logits, axis=-1)
-  one_hot = tf.one_hot(tf.reshape(labels, [-1]), depth=tf.shape(logits)[-1],
-                       dtype=tf.float32)
-  per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
-  return tf.reduce_mean(per_example_loss), per_example_loss
-
-
-def span_loss(logits, positions):
-  """run_squad's loss for one end: mean cross-entropy over sequence positions.
-
-  Args:
-    logits: float Tensor [batch, seq] (start or end logits).
-    positions: int Tensor [batch], the gold positions (0 = [CLS] for no answer).
-
-  Returns:
-    The scalar loss.
-  """
-  log_probs = tf.nn.log_softmax(logits, axis=-1)
-  one_hot = tf.one_hot(tf.reshape(positions, [-1]), depth=tf.shape(logits)[-1],
-                       dtype=tf.float32)
-  return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))

@@ -61,49 +61,25 @@ class BertPretrainer(layers.ConfigSerializable, keras.Model):
       self.bert.pooler.trainable = False
 
   def call(self, features, training=None):
-    """Runs the encoder and the heads; adds the losses when labels are given.
+    """Runs the encoder and the heads.
 
     Args:
       features: dict with `input_ids`, `input_mask`, `segment_ids`,
-        `masked_lm_positions` [batch, P], for the span boundary head
+        `masked_lm_positions` [batch, P], and for the span boundary head
         `masked_lm_span_left`, `masked_lm_span_right`,
-        `masked_lm_span_offset` [batch, P], and optionally the labels
-        `masked_lm_ids` [batch, P], `masked_lm_weights` [batch, P],
-        `next_sentence_labels` [batch] or [batch, 1] (with the NSP head).
+        `masked_lm_span_offset` [batch, P]. Labels are not read: the
+        pretraining task computes the losses
+        (`bert_tf.tasks.pretraining.compute_losses`).
       training: whether dropout is active.
 
     Returns:
       A dict with the `BertModel` outputs plus `mlm_log_probs` [batch*P, vocab],
       `nsp_log_probs` [batch, 2] (NSP head) and `sbo_log_probs`
-      [batch*P, vocab] (SBO head); with labels also `mlm_loss`,
-      `mlm_per_example_loss`, `nsp_loss`, `nsp_per_example_loss`,
-      `sbo_loss`, `sbo_per_example_loss`, `sbo_weights` [batch, P] (of the
-      heads that exist) and `total_loss`, their sum.
+      [batch*P, vocab] (SBO head).
     """
     outputs = dict(self.bert(features, training=training))
     outputs.update(self.heads(outputs["sequence_output"],
                               outputs["pooled_output"], features))
-    if "masked_lm_ids" in features:
-      outputs["mlm_loss"], outputs["mlm_per_example_loss"] = (
-          heads.masked_lm_loss(outputs["mlm_log_probs"],
-                               features["masked_lm_ids"],
-                               features["masked_lm_weights"]))
-      total_loss = outputs["mlm_loss"]
-      if "nsp_log_probs" in outputs:
-        outputs["nsp_loss"], outputs["nsp_per_example_loss"] = (
-            heads.next_sentence_loss(outputs["nsp_log_probs"],
-                                     features["next_sentence_labels"]))
-        total_loss += outputs["nsp_loss"]
-      if "sbo_log_probs" in outputs:
-        outputs["sbo_weights"] = heads.span_boundary_weights(
-            features["masked_lm_weights"], features["masked_lm_span_offset"],
-            self.config.span_boundary_max_span_length)
-        outputs["sbo_loss"], outputs["sbo_per_example_loss"] = (
-            heads.masked_lm_loss(outputs["sbo_log_probs"],
-                                 features["masked_lm_ids"],
-                                 outputs["sbo_weights"]))
-        total_loss += outputs["sbo_loss"]
-      outputs["total_loss"] = total_loss
     return outputs
 
   def get_config(self):
@@ -141,21 +117,16 @@ class BertClassifier(layers.ConfigSerializable, keras.Model):
     """Classifies a batch.
 
     Args:
-      features: dict with `input_ids`, `input_mask`, `segment_ids`, and
-        optionally `label_ids` [batch].
+      features: dict with `input_ids`, `input_mask`, `segment_ids` (the
+        classifier task computes the loss from the logits).
       training: whether dropout is active.
 
     Returns:
-      A dict with `logits` [batch, num_labels], `probabilities`, and with
-      labels `loss` and `per_example_loss` [batch].
+      A dict with `logits` [batch, num_labels] and `probabilities`.
     """
     pooled = self.bert(features, training=training)["pooled_output"]
     logits = self.head(pooled, training=training)
-    outputs = {"logits": logits, "probabilities": tf.nn.softmax(logits)}
-    if "label_ids" in features:
-      outputs["loss"], outputs["per_example_loss"] = heads.classification_loss(
-          logits, features["label_ids"])
-    return outputs
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
   def get_config(self):
     config = super().get_config()
@@ -188,22 +159,16 @@ class BertSquad(layers.ConfigSerializable, keras.Model):
     """Scores every token as the start and the end of the answer.
 
     Args:
-      features: dict with `input_ids`, `input_mask`, `segment_ids`, and
-        optionally `start_positions`, `end_positions` [batch].
+      features: dict with `input_ids`, `input_mask`, `segment_ids` (the
+        SQuAD task computes the loss from the logits).
       training: whether dropout is active.
 
     Returns:
-      A dict with `start_logits`, `end_logits` [batch, seq], and with
-      positions the `loss` = (start loss + end loss) / 2.
+      A dict with `start_logits`, `end_logits` [batch, seq].
     """
     sequence = self.bert(features, training=training)["sequence_output"]
     start_logits, end_logits = self.head(sequence)
-    outputs = {"start_logits": start_logits, "end_logits": end_logits}
-    if "start_positions" in features:
-      outputs["loss"] = (
-          heads.span_loss(start_logits, features["start_positions"]) +
-          heads.span_loss(end_logits, features["end_positions"])) / 2.0
-    return outputs
+    return {"start_logits": start_logits, "end_logits": end_logits}
 
   def get_config(self):
     config = super().get_config()

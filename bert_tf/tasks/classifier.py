@@ -1,5 +1,8 @@
 """run_classifier's model, loss, evaluation and prediction, as the original.
 
+The loss is the mean cross-entropy of the labels (`classification_loss`), for
+the regression task STS-B the mean squared error (`regression_loss`).
+
 Evaluation reports the original Estimator's keys: `eval_accuracy` and
 `eval_loss` (over real examples only), `loss` (the mean over eval batches of
 the batch mean loss, padding examples included, as the Estimator computed it)
@@ -48,9 +51,63 @@ def model_fn(config, processor):
   return lambda: BertClassifier(config, num_labels)
 
 
+def classification_loss(logits, labels):
+  """run_classifier's loss: cross-entropy of integer labels.
+
+  Args:
+    logits: float Tensor [batch, num_labels].
+    labels: int Tensor [batch].
+
+  Returns:
+    A tuple (mean loss scalar, per_example_loss [batch]).
+  """
+  log_probs = tf.nn.log_softmax(logits, axis=-1)
+  one_hot = tf.one_hot(tf.reshape(labels, [-1]), depth=tf.shape(logits)[-1],
+                       dtype=tf.float32)
+  per_example_loss = -tf.reduce_sum(one_hot * log_probs, axis=-1)
+  return tf.reduce_mean(per_example_loss), per_example_loss
+
+
+def regression_loss(predictions, labels):
+  """The regression loss (STS-B): squared error.
+
+  Args:
+    predictions: float Tensor [batch].
+    labels: float Tensor [batch].
+
+  Returns:
+    A tuple (mean loss scalar, per_example_loss [batch]).
+  """
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
+  per_example_loss = tf.square(predictions - labels)
+  return tf.reduce_mean(per_example_loss), per_example_loss
+
+
+def run_with_loss(model, features, training):
+  """Runs the model on a labelled batch and adds its loss.
+
+  Args:
+    model: a `BertClassifier` or `BertRegressor` (whose outputs have
+      `predictions`).
+    features: dict with the model inputs and `label_ids` [batch].
+    training: whether dropout is active.
+
+  Returns:
+    The model's outputs plus `loss` (the batch mean) and `per_example_loss`
+    [batch].
+  """
+  outputs = dict(model(features, training=training))
+  if "predictions" in outputs:
+    loss = regression_loss(outputs["predictions"], features["label_ids"])
+  else:
+    loss = classification_loss(outputs["logits"], features["label_ids"])
+  outputs["loss"], outputs["per_example_loss"] = loss
+  return outputs
+
+
 def loss_fn(model, features, training):
-  """`Trainer` loss: the model's mean loss over the batch."""
-  return model(features, training=training)["loss"], {}
+  """The `Trainer` loss: (the batch mean loss of `run_with_loss`, {})."""
+  return run_with_loss(model, features, training)["loss"], {}
 
 
 def write_examples(examples, processor, max_seq_length, tokenizer,
@@ -105,8 +162,9 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
   dataset = glue.file_based_dataset(
       record_file, max_seq_length, batch_size, is_training=False,
       drop_remainder=pad_to_batch, is_regression=processor.is_regression)
-  return inference.predict_all(trainer.strategy, trainer.model, dataset,
-                               output_keys,
+  return inference.predict_all(trainer.strategy,
+                               lambda f: run_with_loss(trainer.model, f, False),
+                               dataset, output_keys,
                                feature_keys=("label_ids", "is_real_example"))
 
 

@@ -8,12 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 
-def predict_all(strategy, model, dataset, output_keys, feature_keys=()):
-  """Runs `model(features, training=False)` on every batch of `dataset`.
+def predict_all(strategy, predict_fn, dataset, output_keys, feature_keys=()):
+  """Runs `predict_fn(features)` on every batch of `dataset`.
 
   Args:
     strategy: the `tf.distribute.Strategy` the model was built under.
-    model: a Keras model returning a dict.
+    predict_fn: function of a batch of features returning a dict of
+      Tensors, e.g. `lambda f: model(f, training=False)`, or the model's
+      outputs with the task's per-example loss.
     dataset: a finite `tf.data.Dataset` of global batches of features.
     output_keys: model outputs to collect.
     feature_keys: input features to collect beside them (e.g. `unique_ids`).
@@ -26,7 +28,7 @@ def predict_all(strategy, model, dataset, output_keys, feature_keys=()):
   distributed = strategy.experimental_distribute_dataset(dataset)
 
   def replica_fn(features):
-    outputs = model(features, training=False)
+    outputs = predict_fn(features)
     collected = {k: outputs[k] for k in output_keys}
     collected.update({k: features[k] for k in feature_keys})
     return collected

@@ -14,7 +14,8 @@ ALBERT's (`bert_tf.data.squad_sentencepiece`) and a span's text is cut out of
 the context by the character offsets of its pieces, as ALBERT's predictions;
 the span head, the candidates and the null scoring stay the above.
 
-`train` and `predict` are the glue of run_squad.py around `Trainer`.
+`model_fn`, `loss_fn` (the original (start + end cross-entropy) / 2) and
+`predict` are the glue of run_squad.py around `Trainer`.
 """
 
 import collections
@@ -359,9 +360,37 @@ def evaluate_predictions(dataset, predictions, null_odds,
   return squad_metrics.evaluate_v1(dataset, predictions)
 
 
+def span_loss(logits, positions):
+  """run_squad's loss for one end: mean cross-entropy over sequence positions.
+
+  Args:
+    logits: float Tensor [batch, seq] (start or end logits).
+    positions: int Tensor [batch], the gold positions (0 = [CLS] for no answer).
+
+  Returns:
+    The scalar loss.
+  """
+  log_probs = tf.nn.log_softmax(logits, axis=-1)
+  one_hot = tf.one_hot(tf.reshape(positions, [-1]), depth=tf.shape(logits)[-1],
+                       dtype=tf.float32)
+  return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))
+
+
 def loss_fn(model, features, training):
-  """`Trainer` loss: the original (start + end cross-entropy) / 2."""
-  return model(features, training=training)["loss"], {}
+  """The `Trainer` loss of run_squad.
+
+  Args:
+    model: a `BertSquad`.
+    features: dict of a batch with `start_positions`, `end_positions`.
+    training: whether dropout is active.
+
+  Returns:
+    (loss, {}): the original (start loss + end loss) / 2 (`span_loss`).
+  """
+  outputs = model(features, training=training)
+  loss = (span_loss(outputs["start_logits"], features["start_positions"]) +
+          span_loss(outputs["end_logits"], features["end_positions"])) / 2.0
+  return loss, {}
 
 
 def model_fn(config):
@@ -486,7 +515,8 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
   logging.info("  Batch size = %d", predict_batch_size)
 
   outputs = inference.predict_all(
-      trainer.strategy, trainer.model,
+      trainer.strategy, lambda features: trainer.model(features,
+                                                       training=False),
       squad_data.squad_dataset(eval_writer.filename, max_seq_length,
                                predict_batch_size, is_training=False,
                                drop_remainder=False),

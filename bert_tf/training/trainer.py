@@ -1,16 +1,19 @@
 """A custom training loop on `tf.distribute`, with checkpoints in the original format.
 
-`Trainer` runs any Keras model whose variables carry original names, with any
-loss function `loss_fn(model, features, training) -> (loss, logs)`:
+`Trainer` knows no task: it runs any Keras model whose variables carry
+original names with the functions a task gives it (`bert_tf.tasks`), a
+`model_fn` building the model, a `loss_fn(model, features, training) ->
+(loss, logs)`, dataset functions and, for `evaluate`, an `eval_fn(model,
+features) -> {name: (numerator, denominator)}`:
 
 ```python
-trainer = Trainer(strategy, lambda: BertPretrainer(config),
-                  metrics.pretraining_loss, output_dir,
+trainer = Trainer(strategy, pretraining.model_fn(config), pretraining.loss_fn,
+                  output_dir,
                   optimizer_fn=lambda: create_optimizer(1e-4, 1000, 100),
                   global_batch_size=32)
 trainer.initialize(init_checkpoint)  # resumes from output_dir if it can
-trainer.train(dataset_fn, num_train_steps=1000)
-trainer.evaluate(eval_dataset_fn, metrics.pretraining_eval_sums, steps=100)
+trainer.train(inputs.train_dataset_fn(32), num_train_steps=1000)
+trainer.evaluate(inputs.eval_dataset_fn(8), pretraining.eval_fn, steps=100)
 ```
 
 Each loop is one `tf.function` call running up to `iterations_per_loop`

@@ -39,6 +39,7 @@ from bert_tf import tokenization
 from bert_tf.modeling import BertConfig
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import heads
+from bert_tf.tasks import pretraining
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -168,8 +169,8 @@ def pretrain(name, extra, train, valid, vocab_size, args):
   def loss_of(batch, training):
     output = model({"input_ids": batch["input_ids"]}, training=training)
     log_probs = head(output["sequence_output"], batch["masked_lm_positions"])
-    loss, _ = heads.masked_lm_loss(log_probs, batch["masked_lm_ids"],
-                                   batch["masked_lm_weights"])
+    loss, _ = pretraining.masked_lm_loss(log_probs, batch["masked_lm_ids"],
+                                         batch["masked_lm_weights"])
     return loss
 
   @tf.function(jit_compile=False)

@@ -8,7 +8,13 @@ Output: one JSON object a line, in the original's layout:
                  "layers": [{"index": -1, "values": [0.123456, ...]}, ...]},
                 ...]}
 
-with every value rounded to 6 decimal places.
+with every value rounded to 6 decimal places, written under a temporary name
+and renamed when complete (`file_io.atomic_file`).
+
+`read_examples` keeps the original extract_features.py name; the original's
+`convert_examples_to_features` is `pack_examples` here, as it packs token
+pairs (`sentence_pairs.pack_tokens`) and to keep it apart from run_squad's
+`convert_examples_to_features` (`bert_tf.data.squad`).
 """
 
 import collections
@@ -20,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_tf import checkpoints
+from bert_tf import file_io
 from bert_tf import tokenization
 from bert_tf.data import sentence_pairs
 from bert_tf.modeling import BertModel
@@ -57,7 +64,7 @@ def read_examples(input_file):
   return examples
 
 
-def convert_examples_to_features(examples, max_seq_length, tokenizer):
+def pack_examples(examples, max_seq_length, tokenizer):
   """Tokenizes and packs examples into padded model inputs.
 
   Args:
@@ -208,21 +215,15 @@ def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
   layer_indexes = parse_layer_indexes(layers,
                                       bert_config.num_encoder_outputs)
   examples = read_examples(input_file)
-  features = convert_examples_to_features(examples, max_seq_length, tokenizer)
+  features = pack_examples(examples, max_seq_length, tokenizer)
 
   model = BertModel(bert_config, use_one_hot_embeddings=use_one_hot_embeddings)
   report = checkpoints.load_checkpoint(model, init_checkpoint)
   logging.info("%s", report.summary())
 
-  temp_file = "%s.tmp" % output_file
-  try:
-    with tf.io.gfile.GFile(temp_file, "w") as writer:
-      results = extract(model, features, layer_indexes, batch_size)
-      for example, feature, values in zip(examples, features, results):
-        writer.write(to_json_line(example.unique_id, feature.tokens, values,
-                                  layer_indexes))
-    tf.io.gfile.rename(temp_file, output_file, overwrite=True)
-  finally:
-    if tf.io.gfile.exists(temp_file):
-      tf.io.gfile.remove(temp_file)
+  with file_io.atomic_file(output_file) as writer:
+    results = extract(model, features, layer_indexes, batch_size)
+    for example, feature, values in zip(examples, features, results):
+      writer.write(to_json_line(example.unique_id, feature.tokens, values,
+                                layer_indexes))
   return len(examples)
