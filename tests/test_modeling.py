@@ -11,7 +11,9 @@ from bert_tf import checkpoints
 from bert_tf.modeling import BertConfig, BertModel, BertPretrainer, gelu
 from bert_tf.modeling import embeddings
 from bert_tf.modeling import layers
+from bert_tf.tasks import classifier
 from bert_tf.tasks import pretraining
+from bert_tf.tasks import squad
 
 FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
             "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
@@ -242,8 +244,9 @@ def test_classifier_head_names_and_numbers(small):
   model.head.output_weights.assign(weights)
   model.head.output_bias.assign([0.1, -0.2, 0.3])
   labels = np.array([2, 0, 1])
-  out = model({"input_ids": io["input_ids"], "input_mask": io["input_mask"],
-               "segment_ids": io["segment_ids"], "label_ids": labels})
+  out = classifier.run_with_loss(
+      model, {"input_ids": io["input_ids"], "input_mask": io["input_mask"],
+              "segment_ids": io["segment_ids"], "label_ids": labels}, None)
   logits = io["pooled_output"] @ weights.T + [0.1, -0.2, 0.3]
   np.testing.assert_allclose(out["logits"], logits, atol=1e-5)
   log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
@@ -261,9 +264,11 @@ def test_squad_head_names_and_numbers(small):
   weights = np.random.RandomState(1).normal(0, 0.02, (2, 48)).astype("f")
   model.head.output_weights.assign(weights)
   starts, ends = np.array([3, 0, 5]), np.array([4, 0, 9])
-  out = model({"input_ids": io["input_ids"], "input_mask": io["input_mask"],
-               "segment_ids": io["segment_ids"], "start_positions": starts,
-               "end_positions": ends})
+  features = {"input_ids": io["input_ids"], "input_mask": io["input_mask"],
+              "segment_ids": io["segment_ids"], "start_positions": starts,
+              "end_positions": ends}
+  out = model(features)
+  loss, _ = squad.loss_fn(model, features, None)
   logits = io["sequence_output"] @ weights.T  # [B, S, 2]
   np.testing.assert_allclose(out["start_logits"], logits[..., 0], atol=1e-5)
   np.testing.assert_allclose(out["end_logits"], logits[..., 1], atol=1e-5)
@@ -272,5 +277,5 @@ def test_squad_head_names_and_numbers(small):
     log_probs = l - np.log(np.exp(l).sum(-1, keepdims=True))
     return -log_probs[np.arange(3), positions].mean()
   np.testing.assert_allclose(
-      out["loss"], (nll(logits[..., 0], starts) + nll(logits[..., 1], ends)) / 2,
+      loss, (nll(logits[..., 0], starts) + nll(logits[..., 1], ends)) / 2,
       atol=1e-5)
