@@ -17,6 +17,7 @@ import os
 
 from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from bert_tf import file_io
 from bert_tf.data import glue
