@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+BEAM = ["apache-beam==2.78.*", "sentencepiece<0.2.3"]
+
 setup(
     name="bert_tf",
     version="0.1.0",
@@ -30,7 +32,11 @@ setup(
     extras_require={
         "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*",
                     "safetensors"],
-        "test": ["pytest", "hypothesis"],
+        # create_pretraining_data.py --beam_runner. Beam 2.78 pins protobuf
+        # < 7 (TensorFlow 2.20 takes >= 5.28); sentencepiece 0.2.3's generated
+        # model proto needs the protobuf 7.36 runtime, 0.2.2's loads on 6.x.
+        "beam": BEAM,
+        "test": ["pytest", "hypothesis"] + BEAM,
     },
     entry_points={
         "console_scripts": [

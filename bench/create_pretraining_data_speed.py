@@ -11,15 +11,21 @@ and reports medians:
   fast_parallel --fast_tokenizer --num_workers=N: in-graph tokenizer, N
                 streaming processes (a different, reproducible stream)
   parallel      --num_workers=N: FullTokenizer with the word cache, N processes
+  beam          --beam_runner=DirectRunner --beam_pipeline_options=
+                "--direct_num_workers=N --direct_running_mode=multi_processing"
+                --num_output_shards=N: the Beam pipeline on N local worker
+                processes (its own reproducible records)
 
 For each side: instances, work seconds (the script's own summary: from flag
 checks to the last file renamed, without Python and TensorFlow start-up),
 instances per work second, the CPU seconds of that work (user + system,
 workers included; on a busy machine the least noisy number), end-to-end wall
 seconds of the process, CPU seconds of the process (interpreter and TensorFlow
-start-up included) and the peak resident memory of its
+start-up included), the peak resident memory of its
 largest process (`os.wait4` rusage, which covers the process and the workers
-it waited for). Ratios are against `original`. The machine's other load
+it waited for) and the peak of the summed resident memory of the process and
+all its descendants, sampled every 0.1 s (Beam's DirectRunner starts worker
+processes it does not wait for). Ratios are against `original`. The machine's other load
 moves wall and work seconds; CPU seconds move less.
 
 Usage:
@@ -35,10 +41,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from absl import app
 from absl import flags
+import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
@@ -58,7 +66,8 @@ flags.DEFINE_integer("repeats", 3, "Runs per side (medians are reported).")
 flags.DEFINE_integer("corpus_copies", 1,
                      "Concatenate the corpus this many times (a larger "
                      "input with the same words).")
-flags.DEFINE_string("sides", "original,faithful,fast_parallel,parallel",
+flags.DEFINE_string("sides",
+                    "original,faithful,fast_parallel,parallel,beam",
                     "Comma list of sides to run, in this order each repeat.")
 flags.DEFINE_string("output_json", None, "Also write the results here.")
 
@@ -74,7 +83,49 @@ def side_flags(side, num_workers):
       "faithful": ["--num_workers=1"],
       "fast_parallel": ["--fast_tokenizer", "--num_workers=%d" % num_workers],
       "parallel": ["--num_workers=%d" % num_workers],
+      "beam": ["--beam_runner=DirectRunner",
+               "--beam_pipeline_options=--direct_num_workers=%d "
+               "--direct_running_mode=multi_processing" % num_workers,
+               "--num_output_shards=%d" % num_workers],
   }[side]
+
+
+class TreeMemorySampler(object):
+  """Samples the summed resident memory of a process and its descendants."""
+
+  def __init__(self, pid, interval_secs=0.1):
+    """Starts sampling `pid`'s tree in a thread.
+
+    Args:
+      pid: the root process.
+      interval_secs: seconds between two samples.
+    """
+    self.peak_bytes = 0
+    self._root = psutil.Process(pid)
+    self._interval_secs = interval_secs
+    self._done = threading.Event()
+    self._thread = threading.Thread(target=self._sample, daemon=True)
+    self._thread.start()
+
+  def _sample(self):
+    while not self._done.is_set():
+      total = 0
+      try:
+        for process in [self._root] + self._root.children(recursive=True):
+          try:
+            total += process.memory_info().rss
+          except psutil.Error:
+            pass  # Ended between the listing and the reading.
+      except psutil.Error:
+        return  # The root ended.
+      self.peak_bytes = max(self.peak_bytes, total)
+      self._done.wait(self._interval_secs)
+
+  def stop(self):
+    """Stops sampling; returns the peak in MB."""
+    self._done.set()
+    self._thread.join()
+    return self.peak_bytes / (1 << 20)
 
 
 def run_once(side, corpus, out_dir):
@@ -94,7 +145,9 @@ def run_once(side, corpus, out_dir):
   start = time.time()
   process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
+  sampler = TreeMemorySampler(process.pid)
   output = process.stdout.read()
+  tree_peak_mb = sampler.stop()
   _, status, usage = os.wait4(process.pid, 0)
   wall = time.time() - start
   process.returncode = os.waitstatus_to_exitcode(status)
@@ -107,7 +160,8 @@ def run_once(side, corpus, out_dir):
           "masked_tokens": int(masked), "work_seconds": float(seconds),
           "work_cpu_seconds": float(cpu_seconds),
           "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-          "peak_rss_mb": usage.ru_maxrss / 1024.0}
+          "peak_rss_mb": usage.ru_maxrss / 1024.0,
+          "tree_peak_mb": tree_peak_mb}
 
 
 def main(_):
@@ -145,18 +199,19 @@ def main(_):
                        FLAGS.repeats))
   print("load average before: %.2f, after: %.2f" % (load_before,
                                                    os.getloadavg()[0]))
-  print("%-14s %9s %8s %10s %10s %8s %8s %8s %9s %9s" % (
+  print("%-14s %9s %8s %10s %10s %8s %8s %8s %8s %9s %9s" % (
       "side", "instances", "work s", "inst/s", "work cpu s", "wall s",
-      "cpu s", "peak MB", "x work", "x wall"))
+      "cpu s", "peak MB", "tree MB", "x work", "x wall"))
   for side, r in results.items():
     work_ratio = base["work_seconds"] / r["work_seconds"] if base else 0.0
     wall_ratio = base["wall_seconds"] / r["wall_seconds"] if base else 0.0
     r["speedup_work"], r["speedup_wall"] = work_ratio, wall_ratio
-    print("%-14s %9d %8.2f %10.1f %10.2f %8.2f %8.2f %8.1f %8.2fx %8.2fx" % (
-        side, r["instances"], r["work_seconds"],
-        r["instances_per_work_second"], r["work_cpu_seconds"],
-        r["wall_seconds"], r["cpu_seconds"],
-        r["peak_rss_mb"], work_ratio, wall_ratio))
+    print("%-14s %9d %8.2f %10.1f %10.2f %8.2f %8.2f %8.1f %8.1f %8.2fx "
+          "%8.2fx" % (
+              side, r["instances"], r["work_seconds"],
+              r["instances_per_work_second"], r["work_cpu_seconds"],
+              r["wall_seconds"], r["cpu_seconds"], r["peak_rss_mb"],
+              r["tree_peak_mb"], work_ratio, wall_ratio))
   if FLAGS.output_json:
     with open(FLAGS.output_json, "w") as f:
       json.dump({"flags": {k: FLAGS[k].value for k in (

@@ -13,7 +13,7 @@ from bert_tf import tokenization
 
 
 def _document_lines(input_files, part, num_parts, is_blank):
-  """Yields the stripped lines of each document of `part` (see below)."""
+  """Yields (number, stripped lines) of each document of `part` (see below)."""
   document_number = 0
   lines = []
   for input_file in input_files:
@@ -25,14 +25,14 @@ def _document_lines(input_files, part, num_parts, is_blank):
             lines.append(line)
           elif lines:
             if document_number % num_parts == part:
-              yield lines
+              yield document_number, lines
             document_number += 1
             lines = []
     except UnicodeDecodeError as e:
       raise ValueError("input file %s is not UTF-8 text: %s" %
                        (input_file, e)) from e
   if lines and document_number % num_parts == part:
-    yield lines
+    yield document_number, lines
 
 
 def is_blank_after_preprocessing(line):
@@ -46,7 +46,8 @@ def is_blank_after_preprocessing(line):
 
 
 def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
-                   progress=None, batch_lines=1024, is_blank=None):
+                   progress=None, batch_lines=1024, is_blank=None,
+                   numbered=False):
   """Reads documents (one sentence a line, blank lines between documents).
 
   As in the original, a document that is not closed by a blank line goes on
@@ -66,32 +67,36 @@ def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
     is_blank: function of a stripped line, True for a document separator;
       default: the empty line (BERT). SentencePiece input (ALBERT) uses
       `is_blank_after_preprocessing`.
+    numbered: return each document with its number (as in `part`), which
+      names it independently of `part` and `num_parts` (the Beam pipeline
+      seeds its draws with it).
 
   Returns:
-    A list of documents, each a list of sentences (lists of token strings).
+    A list of documents, each a list of sentences (lists of token strings);
+    with `numbered`, a list of (number, document).
 
   Raises:
     ValueError: if a file is not UTF-8.
   """
   documents = []
-  batch = []  # Lines of whole documents, not tokenized yet.
+  batch = []  # (number, lines) of whole documents, not tokenized yet.
 
   def tokenize_batch():
-    batch_tokens = iter(tokenize_lines([line for lines in batch
+    batch_tokens = iter(tokenize_lines([line for _, lines in batch
                                         for line in lines]))
-    for lines in batch:
+    for number, lines in batch:
       document = [tokens for tokens in (next(batch_tokens) for _ in lines)
                   if tokens]
       if document:
-        documents.append(document)
+        documents.append((number, document) if numbered else document)
     if progress:
       progress.add(documents=len(batch))
     batch.clear()
 
   num_lines = 0
-  for lines in _document_lines(input_files, part, num_parts,
-                               is_blank or (lambda line: not line)):
-    batch.append(lines)
+  for number, lines in _document_lines(input_files, part, num_parts,
+                                       is_blank or (lambda line: not line)):
+    batch.append((number, lines))
     num_lines += len(lines)
     if num_lines >= batch_lines:
       tokenize_batch()
