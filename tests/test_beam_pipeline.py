@@ -9,7 +9,6 @@ with themselves: the same bytes whatever the number of workers, run after
 run.
 """
 
-import collections
 import os
 
 import pytest
@@ -19,6 +18,7 @@ from bert_tf.data import pretraining_dataset
 from bert_tf.data import record_format
 from bert_tf.data.pretraining import beam_pipeline
 from sentencepiece_models import train_albert_spm
+from test_create_pretraining_data import _masking_statistics
 from test_create_pretraining_data import bad_run
 from test_create_pretraining_data import fixture_flags
 from test_create_pretraining_data import run_script
@@ -34,6 +34,23 @@ def sample_flags(data, **overrides):
   del flags["output_file"]
   flags.update(overrides)
   return flags
+
+
+def run_both_modes(tmp_path, **flags):
+  """Runs the one-process mode and DirectRunner in-process with `flags`.
+
+  Returns:
+    (the one-process mode's records, the Beam run's records).
+  """
+  run_script(output_file=tmp_path / "faithful.tfrecord", **flags)
+  (tmp_path / "beam").mkdir()
+  run_script(output_file=tmp_path / "beam" / "out.tfrecord",
+             beam_runner="DirectRunner", **flags)
+  faithful = record_format.read_records(str(tmp_path / "faithful.tfrecord"))
+  beam = all_records(tmp_path / "beam")
+  assert abs(len(beam) / len(faithful) - 1) < 0.25, (len(beam),
+                                                    len(faithful))
+  return faithful, beam
 
 
 def read_shards(directory):
@@ -102,18 +119,10 @@ def test_read_units_cut_large_files(tmp_path, monkeypatch):
 
 def _statistics(records, mask_id):
   """Counts of the records' tokens, masked positions and their kinds."""
-  counts = collections.Counter()
-  for record in records:
-    n = sum(record["input_mask"])
-    num_masked = int(sum(record["masked_lm_weights"]))
-    counts["tokens"] += n
-    counts["masked"] += num_masked
-    counts["random_next"] += record["next_sentence_labels"][0]
-    for position, label in zip(record["masked_lm_positions"][:num_masked],
-                               record["masked_lm_ids"]):
-      got = record["input_ids"][position]
-      counts["mask" if got == mask_id else "keep" if got == label else
-             "random"] += 1
+  counts = _masking_statistics(records, mask_id)  # mask, keep, random
+  counts["masked"] = sum(counts.values())
+  counts["tokens"] = sum(sum(r["input_mask"]) for r in records)
+  counts["random_next"] = sum(r["next_sentence_labels"][0] for r in records)
   return counts
 
 
@@ -151,7 +160,7 @@ def test_statistics_match_the_one_process_mode(wikitext_valid, uncased_vocab,
              fraction["faithful"]["masked"]) < 0.01, fraction
   assert abs(fraction["beam"]["random_next"] -
              fraction["faithful"]["random_next"]) < 0.03, fraction
-  for name in fraction:
+  for name in fraction:  # 80% [MASK], 10% kept, 10% a random word.
     for kind, p in (("mask", 0.8), ("keep", 0.1), ("random", 0.1)):
       sigma = (p * (1 - p) / stats[name]["masked"]) ** 0.5
       assert abs(fraction[name][kind] - p) < 4 * sigma, (name, fraction)
@@ -212,16 +221,8 @@ def test_every_masking_and_sentence_task(data, tmp_path, masking,
                                          sentence_task):
   # The records have the features of the one-process mode's for the same
   # flags, and their masked positions follow the scheme's count.
-  flags = sample_flags(data, masking=masking, sentence_task=sentence_task,
-                       dupe_factor=2)
-  run_script(output_file=tmp_path / "faithful.tfrecord", **flags)
-  (tmp_path / "beam").mkdir()
-  run_script(output_file=tmp_path / "beam" / "out.tfrecord",
-             beam_runner="DirectRunner", **flags)
-  faithful = record_format.read_records(str(tmp_path / "faithful.tfrecord"))
-  beam = all_records(tmp_path / "beam")
-  assert abs(len(beam) / len(faithful) - 1) < 0.25, (len(beam),
-                                                    len(faithful))
+  faithful, beam = run_both_modes(tmp_path, **sample_flags(
+      data, masking=masking, sentence_task=sentence_task, dupe_factor=2))
   names = sorted(faithful[0])
   assert ("next_sentence_labels" in names) == (sentence_task != "none")
   assert all((name in names) == (masking == "span")
@@ -239,16 +240,10 @@ def test_every_masking_and_sentence_task(data, tmp_path, masking,
 
 def test_sentencepiece_model(data, tmp_path):
   spm_model = train_albert_spm(data / "sample_text.txt", tmp_path / "spm")
-  flags = dict(input_file=data / "sample_text.txt", spm_model_file=spm_model,
-               masking="ngram", sentence_task="sop", dupe_factor=2,
-               max_seq_length=64, max_predictions_per_seq=10)
-  run_script(output_file=tmp_path / "faithful.tfrecord", **flags)
-  (tmp_path / "beam").mkdir()
-  run_script(output_file=tmp_path / "beam" / "out.tfrecord",
-             beam_runner="DirectRunner", **flags)
-  faithful = record_format.read_records(str(tmp_path / "faithful.tfrecord"))
-  beam = all_records(tmp_path / "beam")
-  assert abs(len(beam) / len(faithful) - 1) < 0.25
+  faithful, beam = run_both_modes(
+      tmp_path, input_file=data / "sample_text.txt", spm_model_file=spm_model,
+      masking="ngram", sentence_task="sop", dupe_factor=2, max_seq_length=64,
+      max_predictions_per_seq=10)
   vocab_size = tokenization.FullTokenizer(
       None, True, spm_model_file=spm_model).sp_model.get_piece_size()
   for record in beam:

@@ -118,7 +118,8 @@ def shard_paths(output_file, num_output_shards):
     num_output_shards: shards per output file.
 
   Returns:
-    A list of `<output>-SSSSS-of-NNNNN` paths (Beam's default shard names);
+    A list of `<output>-SSSSS-of-NNNNN` paths (the default
+    `shard_name_template` of Beam's file sinks, `WriteToTFRecord`);
     shard s of the run is item s.
   """
   return [pipeline_lib.worker_output_files(name, shard, num_output_shards)[0]
@@ -215,21 +216,35 @@ class _MakeInstances(beam.DoFn):
     options = self._options
     named = sorted(group[1], key=lambda named_document: named_document[0])
     documents = [document for _, document in named]
+    keys, made = [], []  # Encoded in batches: a document makes a few.
     with pipeline_lib.without_cyclic_gc():
       for dupe in range(options.dupe_factor):
         for index, (name, _) in enumerate(named):
           seed = document_seed(options.random_seed, name, dupe)
           options.instance.masking.start(hash64("masking", seed) % (1 << 32))
-          made = instances_lib.create_instances_from_document(
+          instances = instances_lib.create_instances_from_document(
               documents, index, options.instance, self._vocab_words,
               randomness.InstanceRandom(seed))
-          if not made:
-            continue
-          self._instances.inc(len(made))
-          self._masked.inc(sum(len(i.masked_lm_positions) for i in made))
-          for number, record in enumerate(
-              self._encoder.encode_instances(made)):
-            yield hash64("order", seed, number), record
+          keys.extend(hash64("order", seed, number)
+                      for number in range(len(instances)))
+          made.extend(instances)
+          if len(made) >= pipeline_lib.ENCODE_BATCH_SIZE:
+            yield from self._encode(keys, made)
+      yield from self._encode(keys, made)
+
+  def _encode(self, keys, made):
+    """Yields (key, record) of each instance and empties both lists.
+
+    Args:
+      keys: the instances' shuffle keys.
+      made: `TrainingInstance`s.
+    """
+    if made:
+      self._instances.inc(len(made))
+      self._masked.inc(sum(len(i.masked_lm_positions) for i in made))
+      yield from zip(keys, self._encoder.encode_instances(made))
+    keys.clear()
+    made.clear()
 
 
 def _key_by_shard(keyed_record, num_shards):

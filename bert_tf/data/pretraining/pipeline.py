@@ -227,7 +227,7 @@ def check_options(options):
 
 # Instances encoded at once (`PretrainingRecordEncoder.encode_instances`),
 # and made at once in the parallel mode (`InstanceBatcher.make_batch`).
-_ENCODE_BATCH_SIZE = 2048
+ENCODE_BATCH_SIZE = 2048
 
 
 def _log_example(tokens, record):
@@ -279,8 +279,8 @@ def _write_instances(instances, writer, encoder, options, summary,
     summary: `RunSummary` to count into.
     log_examples: whether this stream logs its first instances.
   """
-  for start in range(0, len(instances), _ENCODE_BATCH_SIZE):
-    batch = instances[start:start + _ENCODE_BATCH_SIZE]
+  for start in range(0, len(instances), ENCODE_BATCH_SIZE):
+    batch = instances[start:start + ENCODE_BATCH_SIZE]
     _write_records(encoder.encode_instances(batch),
                    lambda index, batch=batch: batch[index].tokens,
                    sum(len(i.masked_lm_positions) for i in batch), writer,
@@ -406,9 +406,9 @@ def _make_worker_records(options, tokenizer, worker_index, units, tmp_token):
               documents, document_index, options.instance, rng))
           progress.add(instances=len(segments) - num_segments)
         rng.shuffle(segments)
-        for start in range(0, len(segments), _ENCODE_BATCH_SIZE):
+        for start in range(0, len(segments), ENCODE_BATCH_SIZE):
           batch = batcher.make_batch(
-              segments[start:start + _ENCODE_BATCH_SIZE], rng)
+              segments[start:start + ENCODE_BATCH_SIZE], rng)
           _write_records(
               encoder.encode_batch(batch),
               lambda index, batch=batch: [
