@@ -1,12 +1,12 @@
 """create_pretraining_data as an Apache Beam pipeline (`--beam_runner`).
 
-The same instances as the other modes (`instances.create_instances_from_document`
-with the run's `MaskingStrategy` and `SentenceTask`, the original's exact
-draws of `randomness.InstanceRandom`) and the same records
-(`record_encoder`), made by a pipeline that runs locally (`DirectRunner`,
-`PrismRunner`) or on a cluster (`DataflowRunner`, `FlinkRunner`,
-`SparkRunner`) with memory per worker bounded by a group of documents, not by
-the corpus:
+Instances made by the code of the faithful mode
+(`instances.create_instances_from_document` with the run's `MaskingStrategy`
+and `SentenceTask`, drawing through `randomness.InstanceRandom`) and encoded
+by its `record_encoder`, in a pipeline that runs locally
+(`DirectRunner`, `PrismRunner`) or on a cluster (`DataflowRunner`,
+`FlinkRunner`, `SparkRunner`) with memory per worker bounded by a group of
+documents and a shard, not by the corpus:
 
   1. Read: each input file is cut into parts of documents (document number
      modulo the number of parts, `documents.read_documents`; a part per
