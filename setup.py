@@ -2,7 +2,7 @@
 
 from setuptools import find_packages, setup
 
-BEAM = ["apache-beam==2.78.*", "sentencepiece<0.2.3"]
+BEAM = ["apache-beam==2.78.*"]
 
 setup(
     name="bert_tf",
@@ -33,8 +33,9 @@ setup(
         "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*",
                     "safetensors"],
         # create_pretraining_data.py --beam_runner. Beam 2.78 pins protobuf
-        # < 7 (TensorFlow 2.20 takes >= 5.28); sentencepiece 0.2.3's generated
-        # model proto needs the protobuf 7.36 runtime, 0.2.2's loads on 6.x.
+        # < 7 (TensorFlow 2.20 takes >= 5.28), so pip picks protobuf 6.33;
+        # bert_tf reads SentencePiece models without sentencepiece 0.2.3's
+        # generated module, which needs the protobuf 7.36 runtime.
         "beam": BEAM,
         "test": ["pytest", "hypothesis"] + BEAM,
     },

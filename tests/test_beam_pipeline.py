@@ -17,6 +17,7 @@ from bert_tf import tokenization
 from bert_tf.data import pretraining_dataset
 from bert_tf.data import record_format
 from bert_tf.data.pretraining import beam_pipeline
+from bert_tf.data.pretraining import documents
 from sentencepiece_models import train_albert_spm
 from test_create_pretraining_data import _masking_statistics
 from test_create_pretraining_data import bad_run
@@ -282,3 +283,43 @@ def test_no_document_makes_an_instance(data, tmp_path):
                     beam_runner="DirectRunner", num_output_shards=2)
   assert "no document long enough to make an instance" in message
   assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.txt"]
+
+
+# ------------------------------------------- SentencePiece beside Beam's pin --
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"split_by_whitespace": False, "treat_whitespace_as_suffix": True,
+     "add_dummy_prefix": False, "remove_extra_whitespaces": False}])
+def test_model_fields_read_without_the_generated_module(data, tmp_path,
+                                                        options):
+  # `documents._splits_on_spaces` reads four fields of the model through a
+  # descriptor of its own: sentencepiece 0.2.3's generated module needs the
+  # protobuf 7.36 runtime, Beam 2.78 pins protobuf < 7. Where the module
+  # loads, both read the same values.
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  spm.SentencePieceTrainer.train(
+      input=str(data / "sample_text.txt"), model_prefix=str(tmp_path / "m"),
+      vocab_size=300, minloglevel=2, **options)
+  serialized = (tmp_path / "m.model").read_bytes()
+  proto = documents._model_proto_class().FromString(serialized)
+  got = {name: getattr(getattr(proto, spec), name) for spec, name in (
+      ("trainer_spec", "split_by_whitespace"),
+      ("trainer_spec", "treat_whitespace_as_suffix"),
+      ("normalizer_spec", "add_dummy_prefix"),
+      ("normalizer_spec", "remove_extra_whitespaces"))}
+  defaults = {"split_by_whitespace": True, "treat_whitespace_as_suffix": False,
+              "add_dummy_prefix": True, "remove_extra_whitespaces": True}
+  assert got == dict(defaults, **options)
+  try:
+    from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
+  except Exception:  # pylint: disable=broad-except
+    return  # protobuf < 7.36: the generated module does not load.
+  generated = sentencepiece_model_pb2.ModelProto.FromString(serialized)
+  assert got == {name: getattr(getattr(generated, spec), name)
+                 for spec, name in (
+                     ("trainer_spec", "split_by_whitespace"),
+                     ("trainer_spec", "treat_whitespace_as_suffix"),
+                     ("normalizer_spec", "add_dummy_prefix"),
+                     ("normalizer_spec", "remove_extra_whitespaces"))}

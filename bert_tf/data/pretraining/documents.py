@@ -229,6 +229,53 @@ def make_line_tokenizer(tokenizer, options, as_ids=False):
   return tokenize_texts
 
 
+# The fields of SentencePiece's `ModelProto` (sentencepiece_model.proto) that
+# `_splits_on_spaces` reads, as (message, field, number, proto2 default; a
+# message field has its type's name instead).
+_MODEL_PROTO_FIELDS = (
+    ("ModelProto", "trainer_spec", 2, "TrainerSpec"),
+    ("ModelProto", "normalizer_spec", 3, "NormalizerSpec"),
+    ("TrainerSpec", "split_by_whitespace", 22, "true"),
+    ("TrainerSpec", "treat_whitespace_as_suffix", 24, "false"),
+    ("NormalizerSpec", "add_dummy_prefix", 3, "true"),
+    ("NormalizerSpec", "remove_extra_whitespaces", 4, "true"),
+)
+_MODEL_PROTO_PACKAGE = "bert_tf.sentencepiece_model_fields"
+
+
+def _model_proto_class():
+  """Returns a message class that parses the fields of `_MODEL_PROTO_FIELDS`.
+
+  Built from a descriptor at run time rather than imported from
+  `sentencepiece.sentencepiece_model_pb2`, whose generated code requires the
+  protobuf runtime it was generated with (sentencepiece 0.2.3: 7.36), which
+  Apache Beam's pin (protobuf < 7) excludes; the other fields of a model are
+  skipped as unknown.
+  """
+  from google.protobuf import descriptor_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import descriptor_pool  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message_factory  # pylint: disable=g-import-not-at-top
+  field_type = descriptor_pb2.FieldDescriptorProto
+  file_proto = descriptor_pb2.FileDescriptorProto(
+      name=_MODEL_PROTO_PACKAGE.replace(".", "/") + ".proto",
+      package=_MODEL_PROTO_PACKAGE, syntax="proto2")
+  messages = {}
+  for message, name, number, default in _MODEL_PROTO_FIELDS:
+    if message not in messages:
+      messages[message] = file_proto.message_type.add(name=message)
+    field = messages[message].field.add(
+        name=name, number=number, label=field_type.LABEL_OPTIONAL)
+    if default in ("true", "false"):
+      field.type, field.default_value = field_type.TYPE_BOOL, default
+    else:
+      field.type = field_type.TYPE_MESSAGE
+      field.type_name = ".%s.%s" % (_MODEL_PROTO_PACKAGE, default)
+  pool = descriptor_pool.DescriptorPool()
+  pool.Add(file_proto)
+  return message_factory.GetMessageClass(
+      pool.FindMessageTypeByName(_MODEL_PROTO_PACKAGE + ".ModelProto"))
+
+
 def _splits_on_spaces(sp_model):
   """Whether a SentencePiece model tokenizes space-separated words alone.
 
@@ -236,9 +283,7 @@ def _splits_on_spaces(sp_model):
   whitespace removed) and pre-splitting on whitespace, as ALBERT's models:
   then the pieces of a line are those of its words, and the cache holds.
   """
-  from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
-  proto = sentencepiece_model_pb2.ModelProto.FromString(
-      sp_model.serialized_model_proto())
+  proto = _model_proto_class().FromString(sp_model.serialized_model_proto())
   return (proto.normalizer_spec.add_dummy_prefix and
           proto.normalizer_spec.remove_extra_whitespaces and
           proto.trainer_spec.split_by_whitespace and
