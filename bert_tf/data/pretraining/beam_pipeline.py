@@ -43,11 +43,13 @@ statistics):
 * each document has its own random stream, so the records are not the
   original's (nor the `--num_workers` mode's).
 
-Memory: a worker holds one part of a file, one group's documents and
-instances, and one shard's records (sorted before writing): choose
+Memory: a worker's work items are one part of a file, one group's documents
+and instances, and one shard's records (sorted before writing): choose
 `--num_output_shards` so that a shard (about 1 KB a record at
-`max_seq_length` 128) fits a worker. The local `DirectRunner` keeps the
-shuffled collections in its own process.
+`max_seq_length` 128) fits a worker. That bounds a worker on runners that
+stream bundles (Dataflow, Flink, Spark); the local `DirectRunner` keeps the
+shuffled collections in its own process and hands a worker its share of a
+stage at once, so its memory grows with the corpus (bench/README.md).
 """
 
 import hashlib
