@@ -54,6 +54,7 @@ stage at once, so its memory grows with the corpus (bench/README.md).
 
 import hashlib
 import math
+import os
 import shlex
 import uuid
 
@@ -353,8 +354,8 @@ def beam_options(runner, flags):
 def run_beam(options, input_files):
   """Runs the pipeline on `options.beam_runner` and waits for it.
 
-  The shards are written under temporary names and renamed when the
-  pipeline succeeded; on a failure (or no instance at all) they are deleted.
+  The output directories are made if missing; the shards are written under
+  temporary names and renamed when the pipeline succeeded; on a failure (or no instance at all) they are deleted.
 
   Args:
     options: `RunOptions`.
@@ -367,6 +368,8 @@ def run_beam(options, input_files):
     ValueError: if no document makes an instance.
   """
   paths = shard_paths(options.output_file, options.num_output_shards)
+  for directory in sorted({os.path.dirname(path) for path in paths} - {""}):
+    tf.io.gfile.makedirs(directory)
   token = "beam-%s" % uuid.uuid4().hex[:12]
   logging.info("*** Running on Beam's %s, writing %d shards: %s ... ***",
                options.beam_runner, len(paths), paths[0])
