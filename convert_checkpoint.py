@@ -42,6 +42,12 @@ flags.DEFINE_bool("overwrite", False,
 
 
 def main(_):
+  """Converts --input to --output.
+
+  Returns:
+    The `interop.WriteReport` (for callers in Python; the command line
+    exits with status 0, see `run_main`).
+  """
   logging.set_verbosity(logging.INFO)
   report = interop.convert(
       FLAGS.input, FLAGS.output, FLAGS.to, from_format=FLAGS["from"].value,
@@ -50,6 +56,7 @@ def main(_):
       do_lower_case=FLAGS.do_lower_case)
   logging.info("Wrote %d tensors to %s (%s)", len(report.written),
                report.output, report.to_format)
+  return report
 
 
 def run_main():

@@ -7,7 +7,8 @@ flags. New flags are additive:
 
   --masking         token (default) | whole_word (= --do_whole_word_mask) |
                     ngram (ALBERT: 1 to --ngram whole words, P(n) ~ 1/n with
-                    --favor_shorter_ngram) |
+                    --favor_shorter_ngram; --do_permutation also permutes
+                    as many other n-grams' tokens, predicted too) |
                     span (SpanBERT: spans of whole words, geometric lengths
                     --span_geometric_p clipped at --span_max_length words,
                     one 80/10/10 decision per span; the records carry the
@@ -95,6 +96,13 @@ flags.DEFINE_bool(
     "favor_shorter_ngram", True,
     "--masking=ngram: draw n with probability proportional to 1/n (True, "
     "ALBERT's default) or to 1/(ngram + 1 - n).")
+flags.DEFINE_bool(
+    "do_permutation", False,
+    "--masking=ngram: ALBERT's permutation option: after masking, choose as "
+    "many other n-grams again, shuffle their tokens among their positions "
+    "and predict them too. The records then hold 2 * "
+    "--max_predictions_per_seq predictions (pretrain with that value). "
+    "Single stream only (--num_workers=1).")
 flags.DEFINE_float(
     "span_geometric_p", 0.2,
     "--masking=span: p of the geometric distribution of span lengths in "
@@ -192,7 +200,8 @@ def masking_from_flags(flag_values):
   sentencepiece = bool(flag_values.spm_model_file)
   own_flags = {pretraining.SpanMasking.name: ("span_geometric_p",
                                               "span_max_length"),
-               pretraining.NgramMasking.name: ("ngram", "favor_shorter_ngram")}
+               pretraining.NgramMasking.name: ("ngram", "favor_shorter_ngram",
+                                               "do_permutation")}
   for masking, names in own_flags.items():
     for flag in names:
       if masking != name and flag_values[flag].present:
@@ -206,9 +215,14 @@ def masking_from_flags(flag_values):
     return pretraining.SpanMasking(flag_values.span_geometric_p,
                           flag_values.span_max_length)
   if name == pretraining.NgramMasking.name:
+    if flag_values.do_permutation and flag_values.num_workers > 1:
+      raise ValueError("--do_permutation works in the single stream only "
+                       "(--num_workers=1), not --num_workers=%d" %
+                       flag_values.num_workers)
     return pretraining.NgramMasking(flag_values.ngram,
                                     flag_values.favor_shorter_ngram,
-                           sentencepiece, seed=flag_values.random_seed)
+                           sentencepiece, seed=flag_values.random_seed,
+                           permutation=flag_values.do_permutation)
   return pretraining.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
 
 

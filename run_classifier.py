@@ -12,9 +12,9 @@ import os
 
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from bert_tf import cli
+from bert_tf import file_io
 from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
@@ -69,6 +69,10 @@ flags.DEFINE_bool(
     "Whether to run the model in inference mode on the test set.")
 flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
 flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+flags.DEFINE_integer(
+    "log_examples", 5,
+    "How many of the first examples of each input file to log in full "
+    "(tokens, ids, label), as the original's 5; 0 logs none.")
 
 script_flags.define_finetuning_flags()
 
@@ -103,12 +107,28 @@ def main(_):
   config.check_vocab_size(len(tokenizer.vocab),
                           FLAGS.spm_model_file or FLAGS.vocab_file)
 
-  strategy = script_flags.strategy_from_flags()
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  # Every input file is read and every label checked before any work.
+  train_examples = (processor.get_train_examples(FLAGS.data_dir)
+                    if FLAGS.do_train else [])
+  dev_examples = (processor.get_dev_examples(FLAGS.data_dir)
+                  if FLAGS.do_eval else [])
+  test_examples = (processor.get_test_examples(FLAGS.data_dir)
+                   if FLAGS.do_predict else [])
+  for examples in (train_examples, dev_examples):
+    glue.check_labels(examples, processor.get_labels(),
+                      processor.is_regression)
 
+  strategy = script_flags.strategy_from_flags()
+  with file_io.output_directory(FLAGS.output_dir):
+    _run(config, processor, tokenizer, strategy, train_examples,
+         dev_examples, test_examples)
+
+
+def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
+         test_examples):
+  """Trains, evaluates, predicts and exports as the flags say."""
   optimizer_fn = None
   if FLAGS.do_train:
-    train_examples = processor.get_train_examples(FLAGS.data_dir)
     num_train_steps, num_warmup_steps = tasks.num_train_steps(
         len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
         FLAGS.warmup_proportion)
@@ -131,7 +151,7 @@ def main(_):
   if FLAGS.do_train:
     train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
     classifier.write_examples(train_examples, processor, FLAGS.max_seq_length,
-                              tokenizer, train_file)
+                              tokenizer, train_file, FLAGS.log_examples)
     logging.info("***** Running training *****")
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
@@ -146,16 +166,16 @@ def main(_):
         num_train_steps)
 
   if FLAGS.do_eval:
-    classifier.evaluate(trainer, processor.get_dev_examples(FLAGS.data_dir),
-                        processor, FLAGS.task_name, tokenizer,
-                        FLAGS.output_dir, FLAGS.max_seq_length,
-                        FLAGS.eval_batch_size, pad_to_batch=FLAGS.use_tpu)
+    classifier.evaluate(trainer, dev_examples, processor, FLAGS.task_name,
+                        tokenizer, FLAGS.output_dir, FLAGS.max_seq_length,
+                        FLAGS.eval_batch_size, pad_to_batch=FLAGS.use_tpu,
+                        log_examples=FLAGS.log_examples)
 
   if FLAGS.do_predict:
-    classifier.predict(trainer, processor.get_test_examples(FLAGS.data_dir),
-                       processor, tokenizer, FLAGS.output_dir,
-                       FLAGS.max_seq_length, FLAGS.predict_batch_size,
-                       pad_to_batch=FLAGS.use_tpu)
+    classifier.predict(trainer, test_examples, processor, tokenizer,
+                       FLAGS.output_dir, FLAGS.max_seq_length,
+                       FLAGS.predict_batch_size, pad_to_batch=FLAGS.use_tpu,
+                       log_examples=FLAGS.log_examples)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(

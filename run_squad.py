@@ -8,6 +8,13 @@ names; `--do_predict` writes `predictions.json`, `nbest_predictions.json`,
 evaluation script's results. Without `--do_train`, prediction uses the latest
 checkpoint of `output_dir`, else `--init_checkpoint`. New flags choose the
 distribution strategy, the compute dtype and XLA.
+
+With `--spm_model_file` (ALBERT, with its `--albert_config_file`, or any
+config) the questions and contexts are SentencePiece pieces and the features
+google-research/albert's (`bert_tf.data.squad_sentencepiece`: pieces aligned
+to the context's characters, `p_mask` written too); answers are cut out of
+the context by character offsets. The head and the outputs stay the above
+(ALBERT's v2.0 answer-verification head is not built, see README).
 """
 
 import os
@@ -38,6 +45,10 @@ flags.DEFINE_string(
 flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_string("vocab_file", None,
                     "The vocabulary file that the BERT model was trained on.")
+flags.DEFINE_string(
+    "spm_model_file", None,
+    "The model file for SentencePiece tokenization (ALBERT), instead of "
+    "--vocab_file: ALBERT's SQuAD features.")
 flags.DEFINE_string(
     "output_dir", None,
     "The output directory where the model checkpoints will be written.")
@@ -107,9 +118,12 @@ def validate_flags_or_throw(config):
   Raises:
     ValueError: naming the flag.
   """
-  for flag in ("vocab_file", "bert_config_file", "output_dir"):
+  for flag in ("bert_config_file", "output_dir"):
     if not getattr(FLAGS, flag):
       raise ValueError("--%s is required" % flag)
+  if not FLAGS.vocab_file and not FLAGS.spm_model_file:
+    raise ValueError("--vocab_file (WordPiece) or --spm_model_file "
+                     "(SentencePiece, ALBERT) is required")
   if not FLAGS.do_train and not FLAGS.do_predict:
     raise ValueError("At least one of `do_train` or `do_predict` must be True.")
   if FLAGS.do_train and not FLAGS.train_file:
@@ -134,8 +148,10 @@ def main(_):
   if FLAGS.export_dir:
     serving.check_export_dir(FLAGS.export_dir)
   tokenizer = tokenization.FullTokenizer(
-      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
-  config.check_vocab_size(len(tokenizer.vocab), FLAGS.vocab_file)
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+      spm_model_file=FLAGS.spm_model_file)
+  config.check_vocab_size(len(tokenizer.vocab),
+                          FLAGS.spm_model_file or FLAGS.vocab_file)
 
   strategy = script_flags.strategy_from_flags()
   tf.io.gfile.makedirs(FLAGS.output_dir)
@@ -190,14 +206,14 @@ def main(_):
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,
                    FLAGS.max_seq_length, "squad", FLAGS.export_dir,
-                   model=trainer.model)
+                   model=trainer.model, spm_model_file=FLAGS.spm_model_file)
     logging.info("Exported the fine-tuned model to %s", FLAGS.export_dir)
 
 
 def run_main():
   """Entry point of the `bert-run-squad` console script."""
   cli.run(main, __name__,
-          required=["vocab_file", "bert_config_file", "output_dir"])
+          required=["bert_config_file", "output_dir"])
 
 
 if __name__ == "__main__":

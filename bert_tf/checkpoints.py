@@ -1,7 +1,7 @@
 """Legacy (TF1, name-based) checkpoints: read them into Keras models, write them back.
 
-A Keras variable's `path` is its original checkpoint name (DESIGN.md, principle
-2), so loading is a lookup of `variable.path` in the checkpoint, and saving writes
+A Keras variable's `path` is its original checkpoint name (docs/architecture.md,
+principle 2), so loading is a lookup of `variable.path` in the checkpoint, and saving writes
 each variable under its path with `SaveV2` — the format of TF1's `tf.train.Saver`,
 which `tf.train.list_variables` and original-era tools read.
 

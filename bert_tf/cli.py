@@ -17,6 +17,10 @@ FLAGS = flags.FLAGS
 def run(main, module_name, required=()):
   """Marks required flags and runs `main` with absl, with `--help` intact.
 
+  The command exits with status 0 when `main` returns, whatever it returns
+  (absl would exit with a returned value; a script's `main` may return a
+  result for Python callers).
+
   Args:
     main: the script's `main(argv)`.
     module_name: the script module's `__name__`.
@@ -26,4 +30,8 @@ def run(main, module_name, required=()):
   if module_name != "__main__":  # a console command: key flags for --help
     for flag in FLAGS.get_key_flags_for_module(module_name):
       FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
+
+  def main_exiting_zero(argv):
+    main(argv)
+
+  app.run(main_exiting_zero)

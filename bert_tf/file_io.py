@@ -110,6 +110,33 @@ def atomic_file(path, mode="w", token=None):
 
 
 @contextlib.contextmanager
+def output_directory(path):
+  """Creates a run's output directory, removed again if the run fails early.
+
+  Usage: `with output_directory(FLAGS.output_dir): run...`. If the block
+  raises while the directory it created is still empty, the directory is
+  removed, so a failed run leaves no empty output directory behind. A
+  directory that existed before, or that holds anything (a checkpoint to
+  resume from, an events file), is kept.
+
+  Args:
+    path: the directory.
+
+  Yields:
+    `path`, created.
+  """
+  existed = tf.io.gfile.isdir(path)
+  tf.io.gfile.makedirs(path)
+  try:
+    yield path
+  except BaseException:
+    if not existed and tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(
+        path):
+      tf.io.gfile.rmtree(path)
+    raise
+
+
+@contextlib.contextmanager
 def atomic_directory(path, overwrite=False):
   """Gives a fresh temporary directory that replaces `path` when the block completes.
 

@@ -1,5 +1,7 @@
 """SentencePiece models for the tests, trained on the spot."""
 
+import json
+
 
 def train_albert_spm(input_path, model_prefix, vocab_size=400,
                      extra_symbols=()):
@@ -21,3 +23,24 @@ def train_albert_spm(input_path, model_prefix, vocab_size=400,
       minloglevel=2,
       user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"] + list(extra_symbols))
   return str(model_prefix) + ".model"
+
+
+def write_squad_texts(fixtures_dir, path):
+  """Writes the contexts and questions of two fixture SQuAD samples.
+
+  Args:
+    fixtures_dir: the fixtures directory (pathlib.Path).
+    path: the text file to write, one context or question a line.
+
+  Returns:
+    `path`.
+  """
+  lines = []
+  for name in ("train-v1.1-sample.json", "dev-v2.0-sample.json"):
+    with open(fixtures_dir / "squad" / name, encoding="utf-8") as f:
+      for article in json.load(f)["data"]:
+        for p in article["paragraphs"]:
+          lines.append(p["context"])
+          lines.extend(qa["question"] for qa in p["qas"])
+  path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  return path

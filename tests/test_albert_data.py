@@ -3,8 +3,9 @@
 The reference for the random draws is `_albert_reference`, a transcription of
 the control flow of google-research/albert's `create_pretraining_data.py`
 (`create_instances_from_document` with `--random_next_sentence=False` and
-`create_masked_lm_predictions` with `--do_whole_word_mask --ngram`), whose n
-comes from NumPy's global generator, here seeded with the run's seed.
+`create_masked_lm_predictions` with `--do_whole_word_mask --ngram`, and
+optionally `--do_permutation`), whose n comes from NumPy's global generator,
+here seeded with the run's seed.
 """
 
 import collections
@@ -38,8 +39,8 @@ def _reference_is_start(piece, spm):
 
 
 def _reference_mask(tokens, masked_lm_prob, max_predictions, vocab_words, rng,
-                    max_ngram, favor_shorter, spm):
-  """ALBERT's n-gram `create_masked_lm_predictions` (no permutation)."""
+                    max_ngram, favor_shorter, spm, permutation=False):
+  """ALBERT's n-gram `create_masked_lm_predictions` (and its permutation)."""
   words = []
   for i, token in enumerate(tokens):
     if token in SPECIALS:
@@ -85,6 +86,30 @@ def _reference_mask(tokens, masked_lm_prob, max_predictions, vocab_words, rng,
       output[i] = replacement
       masked.append((i, tokens[i]))
   rng.shuffle(candidates)
+  if permutation:
+    selected = set()
+    for candidate in candidates:
+      if len(selected) >= budget:
+        break
+      p = pvals[:len(candidate)] / pvals[:len(candidate)].sum(keepdims=True)
+      n = np.random.choice(ngrams[:len(candidate)], p=p)
+      indexes = sum(candidate[n - 1], [])
+      n -= 1
+      while len(selected) + len(indexes) > budget and n > 0:
+        indexes = sum(candidate[n - 1], [])
+        n -= 1
+      if len(selected) + len(indexes) > budget:
+        continue
+      if any(i in covered or i in selected for i in indexes):
+        continue
+      selected.update(indexes)
+    selected = sorted(selected)
+    permuted = list(selected)
+    rng.shuffle(permuted)
+    before = list(output)
+    for source, target in zip(selected, permuted):
+      output[source] = before[target]
+      masked.append((source, before[source]))
   masked.sort()
   return output, [i for i, _ in masked], [label for _, label in masked]
 
@@ -100,7 +125,8 @@ def _reference_truncate(tokens_a, tokens_b, max_num_tokens, rng):
 
 def _albert_reference(documents, seed, dupe_factor, max_seq_length,
                       short_seq_prob, masked_lm_prob, max_predictions,
-                      vocab_words, max_ngram=3, favor_shorter=True, spm=False):
+                      vocab_words, max_ngram=3, favor_shorter=True, spm=False,
+                      permutation=False):
   """ALBERT's instances (SOP, n-gram masking) as (tokens, segments, ...)."""
   rng = random.Random(seed)
   np.random.seed(seed)
@@ -145,7 +171,7 @@ def _albert_reference(documents, seed, dupe_factor, max_seq_length,
           segments = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
           tokens, positions, labels = _reference_mask(
               tokens, masked_lm_prob, max_predictions, vocab_words, rng,
-              max_ngram, favor_shorter, spm)
+              max_ngram, favor_shorter, spm, permutation)
           instances.append((tokens, segments, positions, labels, label))
           chunk, length = [], 0
         i += 1
@@ -157,7 +183,8 @@ def _instances(documents, seed, dupe_factor, vocab_words, **kwargs):
   """Our instances for the same settings, as tuples like the reference's."""
   masking = pi.NgramMasking(kwargs.pop("max_ngram", 3),
                             kwargs.pop("favor_shorter", True),
-                            kwargs.pop("spm", False))
+                            kwargs.pop("spm", False),
+                            permutation=kwargs.pop("permutation", False))
   masking.start(seed)
   options = pi.InstanceOptions(masking=masking,
                                sentence_task=pi.SentenceOrderPrediction(),
@@ -272,6 +299,45 @@ def test_sentencepiece_instances_match_albert_draw_for_draw(sample_text,
       assert masked.issuperset(word) or masked.isdisjoint(word)
       num_joined += len(word) > 1 and word[0] in masked
   assert num_joined > 50
+
+
+@pytest.mark.parametrize("spm", [False, True])
+def test_permutation_matches_albert_draw_for_draw(sample_text, wordpiece,
+                                                  spm_model, spm):
+  if spm:
+    tokenizer = tokenization.FullTokenizer(None, True,
+                                           spm_model_file=spm_model)
+    documents = pi.read_documents(
+        [str(sample_text)],
+        lambda lines: [tokenizer.tokenize(x) for x in lines],
+        is_blank=pi.is_blank_after_preprocessing)
+  else:
+    tokenizer = wordpiece
+    documents = _documents(sample_text, wordpiece)
+  vocab_words = list(tokenizer.vocab)
+  ours = _instances(documents, 4, 8, vocab_words, spm=spm, permutation=True,
+                    max_seq_length=64, max_predictions_per_seq=10)
+  reference = _albert_reference(documents, 4, 8, 64, 0.1, 0.15, 10,
+                                vocab_words, spm=spm, permutation=True)
+  assert len(ours) == len(reference) > 100
+  assert ours == reference
+  # Up to twice the predictions; the permuted positions hold the tokens of
+  # one another.
+  num_permuted = 0
+  for tokens, _, positions, labels, _ in ours:
+    assert len(positions) <= 20
+    assert len(set(positions)) == len(positions)
+    kept = [(p, t) for p, t in zip(positions, labels)
+            if tokens[p] != "[MASK]"]
+    num_permuted += sum(tokens[p] != t for p, t in kept)
+  assert num_permuted > 100
+  # Without the option: the n-gram masking's instances (the same draws but
+  # the permutation's).
+  plain = _instances(documents, 4, 8, vocab_words, spm=spm,
+                     max_seq_length=64, max_predictions_per_seq=10)
+  assert plain == _albert_reference(documents, 4, 8, 64, 0.1, 0.15, 10,
+                                    vocab_words, spm=spm)
+  assert plain != ours
 
 
 def test_reversed_ngram_preference_matches_albert(sample_text, wordpiece):
@@ -439,6 +505,34 @@ def test_script_with_sentencepiece_writes_the_model_ids(sample_text, spm_model,
     again = tmp_path / "again.tfrecord"
     run_script(**_albert_flags(sample_text, spm_model, again, **overrides))
     assert record_format.read_records(str(again)) == records, overrides
+
+
+def test_script_do_permutation(sample_text, spm_model, tmp_path):
+  """--do_permutation: records of 2 * --max_predictions_per_seq predictions."""
+  out = tmp_path / "permuted.tfrecord"
+  run_script(**_albert_flags(sample_text, spm_model, out,
+                             do_permutation=True))
+  records = record_format.read_records(str(out))
+  assert len(records) > 30
+  assert all(len(r["masked_lm_positions"]) == 20 for r in records)
+  assert max(sum(r["masked_lm_weights"]) for r in records) > 10
+  plain = tmp_path / "plain.tfrecord"
+  run_script(**_albert_flags(sample_text, spm_model, plain))
+  plain_records = record_format.read_records(str(plain))
+  assert all(len(r["masked_lm_positions"]) == 10 for r in plain_records)
+  assert len(plain_records) == len(records)
+  # The records pretrain with --max_predictions_per_seq doubled.
+  batch = next(iter(pretraining_dataset.pretraining_dataset(
+      [str(out)], 64, 20, 4, is_training=False)))
+  assert batch["masked_lm_positions"].shape == (4, 20)
+  with pytest.raises(ValueError, match="--do_permutation applies to "
+                     "--masking=ngram only, not --masking=token"):
+    run_script(**_albert_flags(sample_text, spm_model, tmp_path / "x",
+                               masking="token", do_permutation=True))
+  with pytest.raises(ValueError, match="--do_permutation works in the single "
+                     "stream only"):
+    run_script(**_albert_flags(sample_text, spm_model, tmp_path / "x",
+                               do_permutation=True, num_workers=2))
 
 
 def test_script_is_deterministic_by_seed(sample_text, spm_model, tmp_path):

@@ -105,5 +105,5 @@ def test_directory_resolves_to_its_latest_checkpoint(fixtures_dir, tmp_path):
   assert checkpoints.resolve_checkpoint(str(tmp_path)) == prefix
   other = BertModel(config)
   checkpoints.load_checkpoint(other, str(tmp_path))
-  np.testing.assert_array_equal(other.pooler.dense.kernel.numpy(),
-                                model.pooler.dense.kernel.numpy())
+  np.testing.assert_array_equal(other.pooler.kernel.numpy(),
+                                model.pooler.kernel.numpy())

@@ -77,3 +77,23 @@ def test_commit_and_discard_files_written_under_a_token(tmp_path):
   file_io.discard(paths[1], "w0")  # Nothing left: no error.
   assert os.listdir(tmp_path) == ["a"]
   assert open(paths[0]).read() == paths[0]
+
+
+def test_output_directory_is_removed_only_if_created_and_empty(tmp_path):
+  new = str(tmp_path / "new" / "out")
+  with pytest.raises(RuntimeError):
+    with file_io.output_directory(new):
+      assert os.path.isdir(new)
+      raise RuntimeError("bad flag")
+  assert not os.path.exists(new)
+  with pytest.raises(RuntimeError):
+    with file_io.output_directory(new):
+      open(os.path.join(new, "model.ckpt-1.index"), "w").write("x")
+      raise RuntimeError("killed after a checkpoint")
+  assert os.listdir(new) == ["model.ckpt-1.index"]
+  existing = tmp_path / "existing"
+  existing.mkdir()
+  with pytest.raises(RuntimeError):
+    with file_io.output_directory(str(existing)):
+      raise RuntimeError("bad flag")
+  assert existing.is_dir()

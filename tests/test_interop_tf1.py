@@ -14,26 +14,31 @@ from bert_tf.modeling import BertModel
 import script_runner
 
 
-def _tensors(prefix):
+# The fixtures' TF1 checkpoints (directory, prefix), for every format's tests.
+FIXTURE_CHECKPOINTS = [
+    ("original_bert_small", "bert_model.ckpt"),
+    ("original_albert_small", "model.ckpt-best"),
+    ("keras_bert_tiny", "bert_model.ckpt"),
+]
+
+
+def checkpoint_tensors(prefix):
+  """Every tensor of a TF1 checkpoint, by name."""
   reader = tf.train.load_checkpoint(prefix)
   return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
 
 
-@pytest.mark.parametrize("model_dir,prefix", [
-    ("original_bert_small", "bert_model.ckpt"),
-    ("original_albert_small", "model.ckpt-best"),
-    ("keras_bert_tiny", "bert_model.ckpt"),
-])
+@pytest.mark.parametrize("model_dir,prefix", FIXTURE_CHECKPOINTS)
 def test_tf1_to_tf1_keeps_every_weight_bitwise(fixtures_dir, tmp_path,
                                                model_dir, prefix):
   source = str(fixtures_dir / model_dir / prefix)
   out = tmp_path / "out"
-  script_runner.run_main("convert_checkpoint", "--input=" + source,
-                         "--output=%s" % out, "--to=tf1")
-  original = {n: v for n, v in _tensors(source).items()
+  report = script_runner.run_main("convert_checkpoint", "--input=" + source,
+                                  "--output=%s" % out, "--to=tf1")
+  original = {n: v for n, v in checkpoint_tensors(source).items()
               if not checkpoints.is_training_state(n)}
-  written = _tensors(str(out / "bert_model.ckpt"))
-  assert sorted(written) == sorted(original)
+  written = checkpoint_tensors(str(out / "bert_model.ckpt"))
+  assert sorted(written) == sorted(original) == report.written
   for name, value in original.items():
     np.testing.assert_array_equal(written[name], value, err_msg=name)
   assert sorted(os.listdir(out)) == [

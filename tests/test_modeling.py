@@ -257,7 +257,7 @@ def test_squad_head_names_and_numbers(small):
   assert names == ["cls/squad/output_bias", "cls/squad/output_weights"]
   checkpoints.load_checkpoint(model, _pretrained_prefix(small))
   weights = np.random.RandomState(1).normal(0, 0.02, (2, 48)).astype("f")
-  model.head.squad.output_weights.assign(weights)
+  model.head.output_weights.assign(weights)
   starts, ends = np.array([3, 0, 5]), np.array([4, 0, 9])
   out = model({"input_ids": io["input_ids"], "input_mask": io["input_mask"],
                "segment_ids": io["segment_ids"], "start_positions": starts,

@@ -111,6 +111,47 @@ def test_test_results_one_line_of_probabilities_per_example(setup):
   assert np.allclose(np.sum(rows, axis=1), 1.0, atol=1e-5)
 
 
+def _eval_scalars(output_dir):
+  """The scalars under output_dir/eval: {tag: (step, value)}."""
+  scalars = {}
+  for path in tf.io.gfile.glob(os.path.join(str(output_dir), "eval",
+                                            "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        scalars[value.tag] = (event.step,
+                              float(tf.make_ndarray(value.tensor)))
+  return scalars
+
+
+def test_eval_metrics_reach_tensorboard(setup):
+  results = metrics.read_eval_results(
+      str(setup["output_dir"] / "eval_results.txt"))
+  scalars = _eval_scalars(setup["output_dir"])
+  assert sorted(scalars) == sorted(k for k in results if k != "global_step")
+  for tag, (step, value) in scalars.items():
+    assert step == NUM_STEPS
+    assert value == pytest.approx(results[tag], rel=1e-6), tag
+
+
+def test_bad_dev_line_fails_before_training(setup, tmp_path):
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  source = setup["root"] / "data"
+  (data_dir / "train.tsv").write_text((source / "train.tsv").read_text())
+  lines = (source / "dev.tsv").read_text().splitlines(True)
+  lines[3] = "x" + lines[3][1:]  # label "x" on the third pair
+  (data_dir / "dev.tsv").write_text("".join(lines))
+  output_dir = tmp_path / "out"
+  common = [a for a in setup["common"] if not a.startswith("--data_dir")]
+  code, log = run_classifier(
+      *common, "--data_dir=%s" % data_dir, "--output_dir=%s" % output_dir,
+      "--do_train", "--do_eval", "--num_train_epochs=20")
+  assert code != 0
+  assert "Example dev-3 has label 'x', expected one of ['0', '1']" in log
+  assert "Running training" not in log
+  assert not output_dir.exists()  # no empty output directory left behind
+
+
 def test_eval_without_training_uses_init_checkpoint(setup):
   """A fine-tuned checkpoint (with output_weights) evaluated in a new dir."""
   output_dir = setup["root"] / "from_init"

@@ -6,6 +6,7 @@ work to do.
 """
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -269,8 +270,16 @@ def test_sampled_pieces(sp):
   best = tokenization.encode_pieces(sp, text)
 
   def draw(seed, encode):
+    # SentencePiece seeds a thread's generator when the thread first samples:
+    # each draw runs in a new thread, so the seed decides it whatever this
+    # thread sampled before.
     spm.set_random_generator_seed(seed)
-    return [encode(sp, text, sample=True) for _ in range(20)]
+    samples = []
+    thread = threading.Thread(target=lambda: samples.extend(
+        encode(sp, text, sample=True) for _ in range(20)))
+    thread.start()
+    thread.join()
+    return samples
 
   samples = draw(3, tokenization.encode_pieces)
   # The library's generator decides; its seed makes the draws reproducible.

@@ -371,17 +371,55 @@ def get_processor(task_name):
   return PROCESSORS[key]()
 
 
+def label_id(example, label_list, is_regression=False):
+  """The id the model is trained on for an example's label.
+
+  Args:
+    example: an `InputExample`.
+    label_list: the task's labels (ignored for regression).
+    is_regression: whether the label is a float.
+
+  Returns:
+    The label's index in `label_list`, or the float for regression.
+
+  Raises:
+    ValueError: naming the example for a label outside `label_list`.
+  """
+  if is_regression:
+    return float(example.label)
+  if example.label not in label_list:
+    raise ValueError("Example %s has label %r, expected one of %s" %
+                     (example.guid, example.label, label_list))
+  return label_list.index(example.label)
+
+
+def check_labels(examples, label_list, is_regression=False):
+  """Checks every example's label before any work is done on them.
+
+  Args:
+    examples: `InputExample`s with labels (train or dev).
+    label_list: the task's labels.
+    is_regression: whether the labels are floats.
+
+  Raises:
+    ValueError: naming the first example with a label outside `label_list`.
+  """
+  for example in examples:
+    label_id(example, label_list, is_regression)
+
+
 def convert_single_example(ex_index, example, label_list, max_seq_length,
-                           tokenizer, is_regression=False):
+                           tokenizer, is_regression=False, log_examples=5):
   """Tokenizes and packs one example, as the original.
 
   Args:
-    ex_index: index of the example (the first 5 are logged).
+    ex_index: index of the example (the first `log_examples` are logged).
     example: `InputExample` or `PaddingInputExample`.
     label_list: the task's labels (ignored for regression).
     max_seq_length: padded length.
     tokenizer: a `FullTokenizer`.
     is_regression: whether the label is a float.
+    log_examples: how many of the first examples to log (the original: 5).
 
   Returns:
     `InputFeatures` (label_id an int index, or the float for regression).
@@ -393,18 +431,12 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
     return InputFeatures([0] * max_seq_length, [0] * max_seq_length,
                          [0] * max_seq_length,
                          0.0 if is_regression else 0, False)
-  if is_regression:
-    label_id = float(example.label)
-  else:
-    if example.label not in label_list:
-      raise ValueError("Example %s has label %r, expected one of %s" %
-                       (example.guid, example.label, label_list))
-    label_id = label_list.index(example.label)
+  label = label_id(example, label_list, is_regression)
   tokens_a = tokenizer.tokenize(example.text_a)
   tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
   packed = pack_tokens(tokens_a, tokens_b, max_seq_length,
                        tokenizer.convert_tokens_to_ids)
-  if ex_index < 5:
+  if ex_index < log_examples:
     logging.info("*** Example ***")
     logging.info("guid: %s", example.guid)
     logging.info("tokens: %s", " ".join(
@@ -413,14 +445,15 @@ def convert_single_example(ex_index, example, label_list, max_seq_length,
     logging.info("input_mask: %s", " ".join(str(x) for x in packed.input_mask))
     logging.info("segment_ids: %s",
                  " ".join(str(x) for x in packed.segment_ids))
-    logging.info("label: %s (id = %s)", example.label, label_id)
+    logging.info("label: %s (id = %s)", example.label, label)
   return InputFeatures(packed.input_ids, packed.input_mask, packed.segment_ids,
-                       label_id, True)
+                       label, True)
 
 
 def file_based_convert_examples_to_features(examples, label_list,
                                             max_seq_length, tokenizer,
-                                            output_file, is_regression=False):
+                                            output_file, is_regression=False,
+                                            log_examples=5):
   """Writes the examples' features to a TFRecord file, in order.
 
   Args:
@@ -431,6 +464,7 @@ def file_based_convert_examples_to_features(examples, label_list,
     output_file: the TFRecord path (written under a temporary name, renamed
       when complete).
     is_regression: write `label_ids` as a float (STS-B) instead of an int.
+    log_examples: how many of the first examples to log (the original: 5).
   """
   with file_io.atomic_path(output_file) as temp, tf.io.TFRecordWriter(
       temp) as writer:
@@ -439,7 +473,7 @@ def file_based_convert_examples_to_features(examples, label_list,
         logging.info("Writing example %d of %d", ex_index, len(examples))
       feature = convert_single_example(ex_index, example, label_list,
                                        max_seq_length, tokenizer,
-                                       is_regression)
+                                       is_regression, log_examples)
       features = collections.OrderedDict()
       features["input_ids"] = record_format.create_int_feature(
           feature.input_ids)

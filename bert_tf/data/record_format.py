@@ -23,14 +23,18 @@ a span [s, e] (zero padded like `masked_lm_positions`):
 The fine-tuning records (classifier, SQuAD) are `tf.train.Example`s too; their
 specs live with their tasks' data (`glue`, `squad`). This module holds what
 every record kind shares: building features (`create_int_feature`,
-`features_to_example`), parsing them (`decode_record`) and reading a whole
-file back as Python values (`read_records`, for checks and tests). The bytes
+`features_to_example`), parsing them (`decode_record`), reading a whole
+file back as Python values (`read_records`, for checks and tests), and
+naming the file behind tf.data's anonymous `DataLossError`
+(`corrupt_files_named`). The bytes
 of pretraining records are written by `record_encoder`, the files by
 `record_writers`.
 """
 
 import collections
+import contextlib
 import dataclasses
+import re
 
 import tensorflow as tf
 
@@ -148,3 +152,57 @@ def read_records(path):
         (name, feature_values(feature_map[name]))
         for name in sorted(feature_map)))
   return records
+
+
+def find_corrupt_record(paths):
+  """The first TFRecord file that cannot be read to its end, and why.
+
+  Args:
+    paths: TFRecord files, in the order to check them.
+
+  Returns:
+    (path, byte offset of the bad record, what TensorFlow found there, e.g.
+    "truncated record at 232"), or None if every file reads.
+  """
+  for path in paths:
+    offset = 0
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        # A record is framed by a uint64 length and two uint32 checksums.
+        offset += 16 + len(record.numpy())
+    except tf.errors.DataLossError as e:
+      found = re.search(r"(truncated|corrupted) record at \d+", e.message)
+      return path, offset, found.group(0) if found else e.message
+  return None
+
+
+@contextlib.contextmanager
+def corrupt_files_named(paths):
+  """Turns tf.data's `DataLossError` into an error naming the file and offset.
+
+  tf.data reports a truncated or corrupt TFRecord as `truncated record at N`
+  without the file. Inside this context such an error is traced to the first
+  of `paths` that does not read (a pass over the files, made only on
+  failure) and raised again as a `ValueError` naming it.
+
+  Args:
+    paths: the TFRecord files being read.
+
+  Yields:
+    Nothing.
+
+  Raises:
+    ValueError: naming the file, the byte offset of the bad record and
+      TensorFlow's message (the original error chained).
+  """
+  try:
+    yield
+  except tf.errors.DataLossError as e:
+    found = find_corrupt_record(paths)
+    if found is None:
+      raise
+    path, offset, message = found
+    raise ValueError(
+        "TFRecord file %s is truncated or corrupt: the record at byte offset "
+        "%d does not read (%s); rewrite the file" % (path, offset, message)
+    ) from e

@@ -12,6 +12,10 @@
   token positions in each window, or 0 ([CLS]) when the window misses the
   answer or the question is impossible.
 - `FeatureWriter` writes the original TFRecords and `squad_dataset` reads them.
+
+ALBERT's SentencePiece features (`squad_sentencepiece`) reuse the examples
+(with their `paragraph_text` and character offsets), the windows and the
+writer.
 """
 
 import collections
@@ -41,13 +45,19 @@ class SquadExample(object):
     start_position, end_position: word indexes of the answer in `doc_tokens`
       when training (-1 when impossible), else None.
     is_impossible: whether the question has no answer (v2.0).
+    paragraph_text: the context as given (ALBERT's features align to it).
+    start_char: character offset of the answer in `paragraph_text` (its
+      `answer_start`) when training, -1 when impossible, else None.
   """
 
   def __init__(self, qas_id, question_text, doc_tokens, orig_answer_text=None,
-               start_position=None, end_position=None, is_impossible=False):
+               start_position=None, end_position=None, is_impossible=False,
+               paragraph_text=None, start_char=None):
     self.qas_id = qas_id
     self.question_text = question_text
     self.doc_tokens = doc_tokens
+    self.paragraph_text = paragraph_text
+    self.start_char = start_char
     self.orig_answer_text = orig_answer_text
     self.start_position = start_position
     self.end_position = end_position
@@ -74,13 +84,16 @@ class InputFeatures(object):
       token's max-context window.
     input_ids, input_mask, segment_ids: padded to `max_seq_length`.
     start_position, end_position: answer token indexes (training), else None.
-    is_impossible: the example's flag.
+    is_impossible: the example's flag (ALBERT's features: also set for a
+      training window that misses the answer).
+    p_mask: ALBERT's features only: 1 for the positions that cannot be in an
+      answer (question, [SEP], padding), 0 for [CLS] and the window; None.
   """
 
   def __init__(self, unique_id, example_index, doc_span_index, tokens,
                token_to_orig_map, token_is_max_context, input_ids, input_mask,
                segment_ids, start_position=None, end_position=None,
-               is_impossible=None):
+               is_impossible=None, p_mask=None):
     self.unique_id = unique_id
     self.example_index = example_index
     self.doc_span_index = doc_span_index
@@ -93,6 +106,7 @@ class InputFeatures(object):
     self.start_position = start_position
     self.end_position = end_position
     self.is_impossible = is_impossible
+    self.p_mask = p_mask
 
 
 DocSpan = collections.namedtuple("DocSpan", ["start", "length"])
@@ -161,17 +175,21 @@ def read_squad_data(input_file):
   return _field(dataset, "data", input_file, list)
 
 
-def read_squad_examples(input_file, is_training, version_2_with_negative=False):
+def read_squad_examples(input_file, is_training, version_2_with_negative=False,
+                        skip_unrecoverable_answers=True):
   """Reads a SQuAD JSON file into a list of `SquadExample`.
 
   Args:
     input_file: path of a SQuAD v1.1 or v2.0 JSON file.
     is_training: read the answers (exactly one per answerable question).
     version_2_with_negative: read `is_impossible` (training, v2.0).
+    skip_unrecoverable_answers: leave out the training questions whose answer
+      text is not found in the words at its offset (the original run_squad);
+      ALBERT's reader keeps them (False).
 
   Returns:
     list of `SquadExample`, in file order, without the training questions
-    whose answer cannot be recovered from the context.
+    whose answer cannot be recovered from the context (unless asked).
 
   Raises:
     ValueError: for a missing required field (naming the question id, or the
@@ -192,6 +210,7 @@ def read_squad_examples(input_file, is_training, version_2_with_negative=False):
         start_position = None
         end_position = None
         orig_answer_text = None
+        start_char = None
         is_impossible = False
         if is_training:
           if version_2_with_negative:
@@ -214,6 +233,7 @@ def read_squad_examples(input_file, is_training, version_2_with_negative=False):
                   "%s: answer_start %d with text %r lies outside its context "
                   "of %d characters" % (where_q, answer_offset,
                                         orig_answer_text, len(paragraph_text)))
+            start_char = answer_offset
             start_position = char_to_word_offset[answer_offset]
             end_position = char_to_word_offset[answer_offset + answer_length -
                                                1]
@@ -221,7 +241,8 @@ def read_squad_examples(input_file, is_training, version_2_with_negative=False):
             actual_text = " ".join(doc_tokens[start_position:end_position + 1])
             cleaned_answer_text = " ".join(
                 tokenization.whitespace_tokenize(orig_answer_text))
-            if actual_text.find(cleaned_answer_text) == -1:
+            if (skip_unrecoverable_answers and
+                actual_text.find(cleaned_answer_text) == -1):
               logging.warning("Could not find answer of question %s: '%s' "
                               "vs. '%s'", qas_id, actual_text,
                               cleaned_answer_text)
@@ -229,11 +250,13 @@ def read_squad_examples(input_file, is_training, version_2_with_negative=False):
           else:
             start_position = -1
             end_position = -1
+            start_char = -1
             orig_answer_text = ""
         examples.append(SquadExample(
             qas_id=qas_id, question_text=question_text, doc_tokens=doc_tokens,
             orig_answer_text=orig_answer_text, start_position=start_position,
-            end_position=end_position, is_impossible=is_impossible))
+            end_position=end_position, is_impossible=is_impossible,
+            paragraph_text=paragraph_text, start_char=start_char))
   return examples
 
 
@@ -442,16 +465,34 @@ def _log_feature(unique_id, example_index, doc_span_index, tokens,
       "%d:%d" % item for item in token_to_orig_map.items()))
   logging.info("token_is_max_context: %s", " ".join(
       "%d:%s" % item for item in token_is_max_context.items()))
+  log_ids_and_answer(
+      input_ids, input_mask, segment_ids, is_training, is_impossible,
+      start_position, end_position,
+      lambda: " ".join(tokens[start_position:end_position + 1]))
+
+
+def log_ids_and_answer(input_ids, input_mask, segment_ids, is_training,
+                       is_impossible, start_position, end_position, answer_fn,
+                       impossible_message="impossible example"):
+  """Logs a feature's ids and, when training, its answer (or impossibility).
+
+  Args:
+    input_ids, input_mask, segment_ids: the feature's lists.
+    is_training: whether positions exist.
+    is_impossible: the feature's flag.
+    start_position, end_position: the answer's token positions.
+    answer_fn: () -> the answer's text, called for a possible answer.
+    impossible_message: what to log for an impossible one.
+  """
   logging.info("input_ids: %s", " ".join(str(x) for x in input_ids))
   logging.info("input_mask: %s", " ".join(str(x) for x in input_mask))
   logging.info("segment_ids: %s", " ".join(str(x) for x in segment_ids))
   if is_training and is_impossible:
-    logging.info("impossible example")
+    logging.info(impossible_message)
   if is_training and not is_impossible:
     logging.info("start_position: %d", start_position)
     logging.info("end_position: %d", end_position)
-    logging.info("answer: %s", tokenization.printable_text(
-        " ".join(tokens[start_position:end_position + 1])))
+    logging.info("answer: %s", tokenization.printable_text(answer_fn()))
 
 
 class FeatureWriter(object):
@@ -475,7 +516,7 @@ class FeatureWriter(object):
     self._writer = tf.io.TFRecordWriter(file_io.temporary_path(filename))
 
   def process_feature(self, feature):
-    """Writes one feature as a `tf.train.Example`."""
+    """Writes one feature as a `tf.train.Example` (with `p_mask` if set)."""
     self.num_features += 1
     int_feature = record_format.create_int_feature
     features = collections.OrderedDict()
@@ -483,6 +524,8 @@ class FeatureWriter(object):
     features["input_ids"] = int_feature(feature.input_ids)
     features["input_mask"] = int_feature(feature.input_mask)
     features["segment_ids"] = int_feature(feature.segment_ids)
+    if feature.p_mask is not None:
+      features["p_mask"] = int_feature(feature.p_mask)
     if self.is_training:
       features["start_positions"] = int_feature([feature.start_position])
       features["end_positions"] = int_feature([feature.end_position])

@@ -39,6 +39,9 @@ from bert_tf.modeling.config import BertConfig
 # this order.
 FORMAT_MODULES = {
     "tf1": "bert_tf.interop.tf1",
+    "hf": "bert_tf.interop.hf",
+    "keras_hub": "bert_tf.interop.keras_hub",
+    "model_garden": "bert_tf.interop.model_garden",
 }
 FORMATS = tuple(FORMAT_MODULES)
 
@@ -110,8 +113,13 @@ def read(path, from_format="auto", config=None, bert_config_file=None,
     config = BertConfig.from_json_file(bert_config_file)
   name = detect_format(path) if from_format == "auto" else from_format
   weights = format_module(name).read(path, config)
-  check_shapes(weights.tensors, expected_shapes(weights.config),
+  check_shapes(weights.tensors,
+               expected_shapes(weights.config, pooler=weights.has_pooler),
                "%s checkpoint %s" % (name, weights.source))
+  if not weights.has_pooler:
+    logging.warning("%s checkpoint %s has no pooler (bert/pooler/dense/*): a "
+                    "model loading it initializes its pooler anew",
+                    name, weights.source)
   if vocab_file:
     weights.vocab_file = vocab_file
   if spm_model_file:

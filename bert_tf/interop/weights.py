@@ -18,11 +18,13 @@ Names a format may hold, besides the encoder (`bert/embeddings/*`,
 
 import dataclasses
 import os
+import re
 from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from bert_tf import tokenization
 from bert_tf.modeling.config import BertConfig
 
 # Encoder sub-layers of one Transformer block, by role, and their original
@@ -53,6 +55,12 @@ ALBERT_BLOCK_NAMES = {
 # Hugging Face), looked for in that order.
 VOCAB_FILE_NAMES = ("vocab.txt",)
 SPM_MODEL_FILE_NAMES = ("spiece.model", "30k-clean.model")
+
+# The pooler (dense + tanh on [CLS]). A checkpoint may lack it (transformers'
+# *ForMaskedLM / *ForQuestionAnswering / *ForTokenClassification have none):
+# a model loading it initializes its pooler anew, as the original's
+# init_checkpoint does for variables the checkpoint lacks.
+POOLER_SCOPE = "bert/pooler/dense"
 
 # Pretraining-head, classifier and SQuAD names (see the module docstring).
 MLM_HEAD_PREFIX = "cls/predictions/"
@@ -135,6 +143,11 @@ class BertWeights:
     """Classes of run_classifier's head (`output_weights`), or None."""
     weights = self.tensors.get(CLASSIFIER_WEIGHTS)
     return None if weights is None else int(weights.shape[0])
+
+  @property
+  def has_pooler(self):
+    """Whether the pooler (`bert/pooler/dense/*`) is present."""
+    return POOLER_SCOPE + "/kernel" in self.tensors
 
   @property
   def has_squad_head(self):
@@ -231,15 +244,16 @@ def check_shapes(tensors, expected, source):
                      (source, " | ".join(problems)))
 
 
-def expected_shapes(config):
+def expected_shapes(config, pooler=True):
   """The original names and shapes of the encoder a config describes.
 
   Args:
     config: `BertConfig` (BERT or ALBERT, learned positions).
+    pooler: whether to include the pooler.
 
   Returns:
     dict name -> shape tuple for `bert/embeddings/*`, `bert/encoder/*` and
-    `bert/pooler/*`.
+    (with `pooler`) `bert/pooler/*`.
   """
   h = config.hidden_size
   e = config.embedding_size or h
@@ -249,13 +263,15 @@ def expected_shapes(config):
       "bert/embeddings/token_type_embeddings": (config.type_vocab_size, e),
       "bert/embeddings/LayerNorm/gamma": (e,),
       "bert/embeddings/LayerNorm/beta": (e,),
-      "bert/pooler/dense/kernel": (h, h),
-      "bert/pooler/dense/bias": (h,),
   }
+  if pooler:
+    shapes[POOLER_SCOPE + "/kernel"] = (h, h)
+    shapes[POOLER_SCOPE + "/bias"] = (h,)
   if config.position_embedding_type == "learned" and not config.tupe:
     shapes["bert/embeddings/position_embeddings"] = (
         config.max_position_embeddings, e)
-  if config.uses_albert_encoder:
+  if config.uses_albert_encoder and e != h:
+    # As the original ALBERT, only a projection that changes the width.
     shapes["bert/encoder/embedding_hidden_mapping_in/kernel"] = (e, h)
     shapes["bert/encoder/embedding_hidden_mapping_in/bias"] = (h,)
   dense = {"query": (h, h), "key": (h, h), "value": (h, h),
@@ -269,6 +285,31 @@ def expected_shapes(config):
       shapes[block[role] + "/gamma"] = (h,)
       shapes[block[role] + "/beta"] = (h,)
   return shapes
+
+
+def infer_do_lower_case(vocab_file=None, spm_model_file=None):
+  """Whether a tokenizer lower-cases, judged by its vocabulary.
+
+  A cased vocabulary (google-research/bert's `cased_*`) has upper-case
+  tokens; an uncased one (`uncased_*`, Chinese, ALBERT's SentencePiece
+  models) has none outside special tokens such as `[CLS]` or `<unk>`.
+
+  Args:
+    vocab_file: a WordPiece `vocab.txt`, or None.
+    spm_model_file: a SentencePiece model, or None.
+
+  Returns:
+    True (no upper-case token), False, or None without a vocabulary.
+  """
+  if spm_model_file:
+    sp_model = tokenization.load_sentencepiece_model(spm_model_file)
+    tokens = [sp_model.id_to_piece(i) for i in range(sp_model.get_piece_size())]
+  elif vocab_file:
+    tokens = list(tokenization.load_vocab(vocab_file))
+  else:
+    return None
+  return not any(token != token.lower() for token in tokens
+                 if not re.fullmatch(r"\[.*\]|<.*>", token))
 
 
 def find_tokenizer_assets(directory):

@@ -54,6 +54,7 @@ def attention_mask_adder(attention_mask):
   return (1.0 - attention_mask) * -10000.0
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class SelfAttention(keras.layers.Layer):
   """Scaled dot-product multi-head self-attention (scope `attention/self`).
 

@@ -38,9 +38,9 @@ ORIGINAL_DEFAULTS = {
 # must have them all (`from_json_file`).
 ORIGINAL_KEYS = ("vocab_size",) + tuple(ORIGINAL_DEFAULTS)
 
-# Extension keys (DESIGN.md, "Contracts"). Absent means the value below, which is
-# the original behaviour. They are class attributes, so a plain original config
-# round-trips through `to_dict` without gaining keys.
+# Extension keys (docs/architecture.md, "Contracts"). Absent means the value
+# below, which is the original behaviour. They are class attributes, so a plain
+# original config round-trips through `to_dict` without gaining keys.
 EXTENSION_DEFAULTS = {
     "position_embedding_type": "learned",
     "hierarchical_position_alpha": None,

@@ -89,7 +89,8 @@ def hierarchical_position_table(table, seq_length, alpha):
   return tf.where((k < n)[:, None], exact, decomposed)
 
 
-class BertEmbeddings(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertEmbeddings(layers.ConfigSerializable, keras.layers.Layer):
   """Embeddings of the original model (variable scope `bert/embeddings`).
 
   Variables: `word_embeddings` [vocab_size, width], `token_type_embeddings`
@@ -216,3 +217,8 @@ class BertEmbeddings(keras.layers.Layer):
                            [1, seq_length, self.width])
     output = self.layer_norm(output)
     return layers.dropout(output, self.config.hidden_dropout_prob, training)
+
+  def get_config(self):
+    config = super().get_config()
+    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
+    return config

@@ -21,43 +21,37 @@ import tensorflow as tf
 from bert_tf.modeling import attention
 from bert_tf.modeling import embeddings
 from bert_tf.modeling import layers
+from bert_tf.modeling import naming
 from bert_tf.modeling import tupe
 from bert_tf.modeling.config import BertConfig
-
-
-def _in_scopes(scopes, build_fn):
-  """Calls `build_fn()` inside the nested Keras name scopes `scopes`."""
-  if not scopes:
-    return build_fn()
-  with keras.name_scope(scopes[0]):
-    return _in_scopes(scopes[1:], build_fn)
 
 
 # Where each sub-layer of a Transformer block lives, relative to the block's
 # own scope (the last name is the sub-layer's own). BERT: `layer_<i>/...`.
 BERT_BLOCK_SCOPES = {
-    "self_attention": ("attention", "self"),
-    "attention_dense": ("attention", "output", "dense"),
-    "attention_layer_norm": ("attention", "output", "LayerNorm"),
-    "intermediate": ("intermediate", "dense"),
-    "output_dense": ("output", "dense"),
-    "output_layer_norm": ("output", "LayerNorm"),
+    "self_attention": "attention/self",
+    "attention_dense": "attention/output/dense",
+    "attention_layer_norm": "attention/output/LayerNorm",
+    "intermediate": "intermediate/dense",
+    "output_dense": "output/dense",
+    "output_layer_norm": "output/LayerNorm",
 }
 
 # ALBERT (google-research/albert `attention_ffn_block`), relative to
 # `transformer/group_<g>/inner_group_<i>`: the two LayerNorms sit at the block
 # level, and the feed-forward output dense inside `ffn_1/intermediate`.
 ALBERT_BLOCK_SCOPES = {
-    "self_attention": ("attention_1", "self"),
-    "attention_dense": ("attention_1", "output", "dense"),
-    "attention_layer_norm": ("LayerNorm",),
-    "intermediate": ("ffn_1", "intermediate", "dense"),
-    "output_dense": ("ffn_1", "intermediate", "output", "dense"),
-    "output_layer_norm": ("LayerNorm_1",),
+    "self_attention": "attention_1/self",
+    "attention_dense": "attention_1/output/dense",
+    "attention_layer_norm": "LayerNorm",
+    "intermediate": "ffn_1/intermediate/dense",
+    "output_dense": "ffn_1/intermediate/output/dense",
+    "output_layer_norm": "LayerNorm_1",
 }
 
 
-class TransformerLayer(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
   """One post-LN Transformer block: BERT's `layer_<i>` or ALBERT's `inner_group_<i>`.
 
   a = LayerNorm(x + dropout(dense(attention(x))))
@@ -73,11 +67,12 @@ class TransformerLayer(keras.layers.Layer):
 
     Args:
       config: `BertConfig`.
-      scopes: dict of sub-layer -> its scope path inside the block;
-        `BERT_BLOCK_SCOPES` by default.
+      scopes: dict of sub-layer -> its path inside the block ("a/b/name",
+        the last part its own name); `BERT_BLOCK_SCOPES` by default.
       **kwargs: passed to `keras.layers.Layer` (`name`, e.g. "layer_0").
     """
     super().__init__(**kwargs)
+    self.config = config
     self.scopes = dict(scopes or BERT_BLOCK_SCOPES)
     self.intermediate_size = config.intermediate_size
     self.dropout_rate = config.hidden_dropout_prob
@@ -85,7 +80,7 @@ class TransformerLayer(keras.layers.Layer):
     hidden = config.hidden_size
 
     def name(sub_layer):
-      return self.scopes[sub_layer][-1]
+      return self.scopes[sub_layer].rpartition("/")[2]
 
     self.self_attention = attention.SelfAttention(
         num_heads=config.num_attention_heads,
@@ -115,9 +110,8 @@ class TransformerLayer(keras.layers.Layer):
                              ("intermediate", input_shape),
                              ("output_dense", inner_shape),
                              ("output_layer_norm", input_shape)):
-      layer = getattr(self, sub_layer)
-      _in_scopes(self.scopes[sub_layer][:-1],
-                 lambda layer=layer, shape=shape: layer.build(shape))
+      naming.build(getattr(self, sub_layer), shape,
+                   self.scopes[sub_layer].rpartition("/")[0])
 
   def call(self, x, attention_mask=None, attention_bias=None, training=None):
     """Applies the block.
@@ -160,8 +154,14 @@ class TransformerLayer(keras.layers.Layer):
     y = layer_norm(y, layers.to_matrix(residual))
     return tf.reshape(y, tf.shape(residual))
 
+  def get_config(self):
+    config = super().get_config()
+    config["scopes"] = dict(self.scopes)
+    return config
 
-class TransformerEncoder(keras.layers.Layer):
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class TransformerEncoder(layers.ConfigSerializable, keras.layers.Layer):
   """The `encoder` scope: `num_hidden_layers` Transformer layers in a stack.
 
   BERT: one block per layer, `encoder/layer_<i>`.
@@ -186,7 +186,7 @@ class TransformerEncoder(keras.layers.Layer):
     if not config.uses_albert_encoder:
       self.blocks = [TransformerLayer(config, name="layer_%d" % i)
                      for i in range(config.num_hidden_layers)]
-      self._block_scopes = [()] * config.num_hidden_layers
+      self.block_paths = [""] * config.num_hidden_layers
       # The blocks each layer applies, by index into `blocks`.
       self.layer_blocks = [[i] for i in range(config.num_hidden_layers)]
     else:
@@ -197,12 +197,12 @@ class TransformerEncoder(keras.layers.Layer):
       groups = sorted({config.albert_group_index(l)
                        for l in range(config.num_hidden_layers)})
       inner = config.inner_group_num
-      self.blocks, self._block_scopes = [], []
+      self.blocks, self.block_paths = [], []
       for group in groups:
         for i in range(inner):
           self.blocks.append(TransformerLayer(
               config, ALBERT_BLOCK_SCOPES, name="inner_group_%d" % i))
-          self._block_scopes.append(("transformer", "group_%d" % group))
+          self.block_paths.append("transformer/group_%d" % group)
       self.layer_blocks = [
           [groups.index(config.albert_group_index(l)) * inner + i
            for i in range(inner)] for l in range(config.num_hidden_layers)]
@@ -212,8 +212,8 @@ class TransformerEncoder(keras.layers.Layer):
     hidden_shape = tuple(input_shape[:-1]) + (self.config.hidden_size,)
     if self.embedding_hidden_mapping_in is not None:
       self.embedding_hidden_mapping_in.build(input_shape)
-    for block, scopes in zip(self.blocks, self._block_scopes):
-      _in_scopes(scopes, lambda block=block: block.build(hidden_shape))
+    for block, path in zip(self.blocks, self.block_paths):
+      naming.build(block, hidden_shape, path)
     if self.tupe is not None:
       self.tupe.build()
 
@@ -243,7 +243,8 @@ class TransformerEncoder(keras.layers.Layer):
     return outputs
 
 
-class BertModel(keras.Model):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertModel(layers.ConfigSerializable, keras.Model):
   """BERT ("Bidirectional Encoder Representations from Transformers").
 
   Example:
@@ -277,14 +278,16 @@ class BertModel(keras.Model):
     self.embeddings = embeddings.BertEmbeddings(
         config, use_one_hot_embeddings=use_one_hot_embeddings)
     self.encoder = TransformerEncoder(config)
-    self.pooler = layers.ScopedDense(config.hidden_size, "tanh",
-                                     config.initializer_range, name="pooler")
+    # The original's `pooler/dense`: a Dense layer in the scope `pooler`.
+    self.pooler = layers.dense_layer(config.hidden_size,
+                                     config.initializer_range,
+                                     activation=tf.tanh)
     self.build()
 
   def build(self, input_shape=None):
     self.embeddings.build()
     self.encoder.build((None, None, self.config.embedding_width))
-    self.pooler.build((None, self.config.hidden_size))
+    naming.build(self.pooler, (None, self.config.hidden_size), "pooler")
 
   def call(self, inputs, training=None):
     """Encodes a batch.
@@ -321,7 +324,8 @@ class BertModel(keras.Model):
     encoder_outputs = self.encoder(embedding_output, mask, training=training)
     sequence_output = encoder_outputs[-1]
     # The pooler sees the first token ([CLS]) only.
-    pooled_output = self.pooler(sequence_output[:, 0, :])
+    pooled_output = layers.apply_dense(sequence_output[:, 0, :],
+                                       [self.pooler], self.pooler.activation)
     return {
         "sequence_output": sequence_output,
         "pooled_output": pooled_output,
@@ -334,10 +338,6 @@ class BertModel(keras.Model):
     return self.embeddings.word_embeddings
 
   def get_config(self):
-    return {"config": self.config.to_dict(),
-            "use_one_hot_embeddings": self.use_one_hot_embeddings,
-            "name": self.name}
-
-  @classmethod
-  def from_config(cls, config):
-    return cls(**config)
+    config = super().get_config()
+    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
+    return config

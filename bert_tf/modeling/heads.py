@@ -9,15 +9,24 @@
   predicted from the two tokens around its span and its position in the span
   (`SpanBoundaryHead`).
 
+Fine-tuning heads: run_classifier's `output_weights` / `output_bias` at the
+root of the checkpoint (`ClassifierHead`) and run_squad's `cls/squad`
+(`SpanHead`, which `BertSquad` builds under the scope `cls`).
+
 Under a mixed precision policy the logits are computed in the compute dtype
 and cast to float32 before the float32 `output_bias` (never autocast) is added:
 log-probabilities and losses are float32.
+
+The output layers of the masked LM and span boundary heads are the word
+embeddings (tied weights): the table is a constructor argument that
+`get_config` leaves out, and the model that owns the embeddings passes it.
 """
 
 import keras
 import tensorflow as tf
 
 from bert_tf.modeling import layers
+from bert_tf.modeling import naming
 
 
 def gather_indexes(sequence_tensor, positions):
@@ -35,23 +44,50 @@ def gather_indexes(sequence_tensor, positions):
   return tf.reshape(vectors, [-1, tf.shape(sequence_tensor)[-1]])
 
 
-class MaskedLMHead(keras.layers.Layer):
+def _tied_log_probs(layer, x, output_bias):
+  """Log-probabilities over the vocabulary from the tied word embeddings.
+
+  Args:
+    layer: the head, holding `embedding_table` [vocab_size, width] or None.
+    x: float Tensor [N, width] in the compute dtype.
+    output_bias: float32 variable [vocab_size].
+
+  Returns:
+    float32 Tensor [N, vocab_size]: log_softmax(x E^T + output_bias).
+
+  Raises:
+    ValueError: if the head was made without its embedding table.
+  """
+  if layer.embedding_table is None:
+    raise ValueError("%s %r has no embedding_table: its output layer is the "
+                     "word embeddings of the model (pass "
+                     "BertModel.get_embedding_table())" %
+                     (type(layer).__name__, layer.name))
+  logits = tf.matmul(x, tf.cast(layer.embedding_table, x.dtype),
+                     transpose_b=True)
+  logits = tf.cast(logits, tf.float32) + output_bias
+  return tf.nn.log_softmax(logits, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class MaskedLMHead(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls/predictions` scope: masked-LM log-probabilities over the vocabulary."""
 
-  def __init__(self, config, embedding_table, name="predictions", **kwargs):
+  def __init__(self, config, embedding_table=None, name="predictions",
+               **kwargs):
     """Creates the head.
 
     Args:
       config: `BertConfig`.
       embedding_table: the word embedding variable [vocab_size, width] whose
-        transpose is the output layer (tied weights).
+        transpose is the output layer (tied weights; not in `get_config`).
       name: scope name.
       **kwargs: passed to `keras.layers.Layer`.
     """
     super().__init__(name=name, **kwargs)
     self.config = config
     self.embedding_table = embedding_table
-    self.transform = TransformScope(config)
+    self.transform = HeadTransform(config)
 
   def build(self, input_shape=None):
     self.transform.build((None, self.config.hidden_size))
@@ -70,13 +106,11 @@ class MaskedLMHead(keras.layers.Layer):
       float32 Tensor [batch * max_predictions_per_seq, vocab_size].
     """
     x = self.transform(gather_indexes(sequence_output, positions))
-    table = tf.cast(self.embedding_table, x.dtype)
-    logits = tf.matmul(x, table, transpose_b=True)
-    logits = tf.cast(logits, tf.float32) + self.output_bias
-    return tf.nn.log_softmax(logits, axis=-1)
+    return _tied_log_probs(self, x, self.output_bias)
 
 
-class TransformScope(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class HeadTransform(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls/predictions/transform` scope: dense (hidden_act) then LayerNorm."""
 
   def __init__(self, config, units=None, name="transform", **kwargs):
@@ -89,6 +123,7 @@ class TransformScope(keras.layers.Layer):
       **kwargs: passed to `keras.layers.Layer`.
     """
     super().__init__(name=name, **kwargs)
+    self.config = config
     self.units = units or config.embedding_width
     self.dense = layers.dense_layer(
         self.units, config.initializer_range,
@@ -103,8 +138,14 @@ class TransformScope(keras.layers.Layer):
     """[N, in] -> [N, units]."""
     return self.layer_norm(self.dense(x))
 
+  def get_config(self):
+    config = super().get_config()
+    config["units"] = self.units
+    return config
 
-class SpanBoundaryHead(keras.layers.Layer):
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class SpanBoundaryHead(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls/span_boundary` scope: SpanBERT's span boundary objective (SBO).
 
   For a masked token i of the span [s, e] it predicts the original token from
@@ -119,22 +160,23 @@ class SpanBoundaryHead(keras.layers.Layer):
   as SpanBERT's pair target head (MLPWithLayerNorm); act is `hidden_act`.
   """
 
-  def __init__(self, config, embedding_table, name="span_boundary", **kwargs):
+  def __init__(self, config, embedding_table=None, name="span_boundary",
+               **kwargs):
     """Creates the head.
 
     Args:
       config: `BertConfig`.
       embedding_table: the word embedding variable [vocab_size, width]
-        (tied output layer).
+        (tied output layer; not in `get_config`).
       name: scope name.
       **kwargs: passed to `keras.layers.Layer`.
     """
     super().__init__(name=name, **kwargs)
     self.config = config
     self.embedding_table = embedding_table
-    self.transform_0 = TransformScope(config, units=config.hidden_size,
-                                      name="transform_0")
-    self.transform_1 = TransformScope(config, name="transform_1")
+    self.transform_0 = HeadTransform(config, units=config.hidden_size,
+                                     name="transform_0")
+    self.transform_1 = HeadTransform(config, name="transform_1")
 
   def build(self, input_shape=None):
     config = self.config
@@ -171,10 +213,7 @@ class SpanBoundaryHead(keras.layers.Layer):
                    gather_indexes(sequence_output, right),
                    tf.cast(positions, sequence_output.dtype)], axis=-1)
     h = self.transform_1(self.transform_0(h))
-    logits = tf.matmul(h, tf.cast(self.embedding_table, h.dtype),
-                       transpose_b=True)
-    logits = tf.cast(logits, tf.float32) + self.output_bias
-    return tf.nn.log_softmax(logits, axis=-1)
+    return _tied_log_probs(self, h, self.output_bias)
 
 
 def span_boundary_weights(masked_lm_weights, offset, max_span_length):
@@ -195,7 +234,8 @@ def span_boundary_weights(masked_lm_weights, offset, max_span_length):
   return tf.cast(masked_lm_weights, tf.float32) * inside
 
 
-class NextSentenceHead(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class NextSentenceHead(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls/seq_relationship` scope: 2-way log-probabilities from the pooled output.
 
   Label 0 means "B follows A", 1 means "B is random" (ALBERT: 1 = swapped).
@@ -221,26 +261,31 @@ class NextSentenceHead(keras.layers.Layer):
     return tf.nn.log_softmax(logits, axis=-1)
 
 
-class PretrainingHeads(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class PretrainingHeads(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls` scope: `predictions` (masked LM), `seq_relationship` (NSP), `span_boundary` (SBO).
 
   The original has the first two; SpanBERT's records without a next sentence
   task drop `seq_relationship` and add `span_boundary`.
   """
 
-  def __init__(self, config, embedding_table, next_sentence=True,
+  def __init__(self, config, embedding_table=None, next_sentence=True,
                span_boundary=False, name="cls", **kwargs):
     """Creates the heads.
 
     Args:
       config: `BertConfig`.
-      embedding_table: the word embedding variable (tied output layers).
+      embedding_table: the word embedding variable (tied output layers; not
+        in `get_config`).
       next_sentence: build `seq_relationship`.
       span_boundary: build `span_boundary`.
       name: scope name.
       **kwargs: passed to `keras.layers.Layer`.
     """
     super().__init__(name=name, **kwargs)
+    self.config = config
+    self.next_sentence = next_sentence
+    self.span_boundary_objective = span_boundary
     self.predictions = MaskedLMHead(config, embedding_table)
     self.seq_relationship = (NextSentenceHead(config) if next_sentence
                              else None)
@@ -275,6 +320,12 @@ class PretrainingHeads(keras.layers.Layer):
           sequence_output, features["masked_lm_span_left"],
           features["masked_lm_span_right"], features["masked_lm_span_offset"])
     return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(next_sentence=self.next_sentence,
+                  span_boundary=self.span_boundary_objective)
+    return config
 
 
 def masked_lm_loss(log_probs, label_ids, label_weights):
@@ -315,36 +366,32 @@ def next_sentence_loss(log_probs, labels):
   return tf.reduce_mean(per_example_loss), per_example_loss
 
 
-def _top_level_variable(name, shape, initializer):
-  """A trainable variable named `name` at the root of the checkpoint.
-
-  The original fine-tuning heads create `output_weights` / `output_bias` outside
-  any variable scope. A `keras.Variable` made outside a layer's build has the
-  bare name as its path; the layer that owns it tracks it. It is not autocast:
-  the heads cast it to the compute dtype where they need to.
-  """
-  return keras.Variable(initializer, shape=shape, name=name, autocast=False)
-
-
+@keras.saving.register_keras_serializable(package="bert_tf")
 class ClassifierHead(keras.layers.Layer):
   """run_classifier's head: top-level `output_weights` [num_labels, hidden], `output_bias`.
 
-  Dropout 0.1 on the pooled output while training, then a linear layer.
-  Must be constructed outside any other layer's build/call so that its
-  variables keep their top-level names.
+  Dropout 0.1 on the pooled output while training, then a linear layer. The
+  original creates the variables outside any variable scope: they are made
+  at the root of the checkpoint (`naming.variable(path="/")`), not in this
+  layer's scope, and are not autocast (the head casts them where needed).
   """
 
   def __init__(self, num_labels, hidden_size, dropout_rate=0.1,
                name="classifier_head", **kwargs):
     super().__init__(name=name, **kwargs)
     self.num_labels = num_labels
+    self.hidden_size = hidden_size
     self.dropout_rate = dropout_rate
+
+  def build(self, input_shape=None):
     # The original uses stddev 0.02 here whatever the config's initializer_range.
-    self.output_weights = _top_level_variable(
-        "output_weights", (num_labels, hidden_size),
-        keras.initializers.TruncatedNormal(stddev=0.02))
-    self.output_bias = _top_level_variable(
-        "output_bias", (num_labels,), keras.initializers.Zeros())
+    self.output_weights = naming.variable(
+        "output_weights", (self.num_labels, self.hidden_size),
+        keras.initializers.TruncatedNormal(stddev=0.02), path="/",
+        autocast=False)
+    self.output_bias = naming.variable(
+        "output_bias", (self.num_labels,), keras.initializers.Zeros(),
+        path="/", autocast=False)
 
   def call(self, pooled_output, training=None):
     """pooled_output [batch, hidden] -> float32 logits [batch, num_labels]."""
@@ -353,12 +400,19 @@ class ClassifierHead(keras.layers.Layer):
                        transpose_b=True)
     return tf.cast(logits, tf.float32) + self.output_bias
 
+  def get_config(self):
+    config = super().get_config()
+    config.update(num_labels=self.num_labels, hidden_size=self.hidden_size,
+                  dropout_rate=self.dropout_rate)
+    return config
 
+
+@keras.saving.register_keras_serializable(package="bert_tf")
 class SpanHead(keras.layers.Layer):
   """run_squad's head (scope `cls/squad`): start and end logits of every token.
 
   Variables `cls/squad/output_weights` [2, hidden] and `cls/squad/output_bias`
-  [2]; no dropout, as the original.
+  [2] (`BertSquad` builds it under `cls`); no dropout, as the original.
   """
 
   def __init__(self, hidden_size, name="squad", **kwargs):
@@ -379,19 +433,10 @@ class SpanHead(keras.layers.Layer):
     logits = tf.cast(logits, tf.float32) + self.output_bias  # [B, S, 2]
     return logits[:, :, 0], logits[:, :, 1]
 
-
-class SquadScope(keras.layers.Layer):
-  """The `cls` scope of run_squad, holding the `squad` head."""
-
-  def __init__(self, hidden_size, name="cls", **kwargs):
-    super().__init__(name=name, **kwargs)
-    self.squad = SpanHead(hidden_size)
-
-  def build(self, input_shape=None):
-    self.squad.build()
-
-  def call(self, sequence_output):
-    return self.squad(sequence_output)
+  def get_config(self):
+    config = super().get_config()
+    config["hidden_size"] = self.hidden_size
+    return config
 
 
 def classification_loss(logits, labels):

@@ -2,8 +2,10 @@
 
 Each layer carries the name of the original variable scope, and builds its
 sub-layers inside its own `build`, so that Keras variable paths are exactly the
-original checkpoint names (DESIGN.md, principle 2), for example
-`bert/encoder/layer_0/attention/self/query/kernel`.
+original checkpoint names (docs/architecture.md, principle 2), for example
+`bert/encoder/layer_0/attention/self/query/kernel`; scopes that are no layer
+are opened with `naming`. Layers and models made from a config serialize it
+as its dict (`ConfigSerializable`).
 
 The arithmetic follows google-research/bert `modeling.py` op for op where it
 matters for the numbers (tanh GELU, LayerNorm with epsilon 1e-12 through
@@ -14,6 +16,8 @@ import math
 
 import keras
 import tensorflow as tf
+
+from bert_tf.modeling.config import BertConfig
 
 LAYER_NORM_EPSILON = 1e-12
 
@@ -267,6 +271,7 @@ def _layer_norm_fused(x, residual, gamma, beta, epsilon):
   return forward(x, residual, gamma, beta)
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class LayerNorm(keras.layers.Layer):
   """Layer normalization over the last axis, named and computed as the original.
 
@@ -367,41 +372,24 @@ def training_activation(activation, training):
   return activation
 
 
-class ScopedDense(keras.layers.Layer):
-  """A Dense layer named `dense` inside a scope of its own.
+class ConfigSerializable(object):
+  """Keras serialization of a layer or model made from a model config.
 
-  The original writes `pooler/dense`: this layer is the scope (`pooler`)
-  holding that `dense`. (Transformer blocks place their dense layers with
-  explicit scopes instead, see `encoder.TransformerLayer`.)
+  Mixed in before the Keras base class. The constructor argument `config`
+  (a `config_class`: `BertConfig`, or `TransformerXLConfig`) is written by
+  `get_config` as its dict and read back by `from_config`; subclasses add
+  their other constructor arguments to `get_config`.
   """
 
-  def __init__(self, units, activation, initializer_range, **kwargs):
-    super().__init__(**kwargs)
-    self.units = units
-    self.activation = activation
-    self.initializer_range = initializer_range
-    self.dense = dense_layer(units, initializer_range,
-                             activation=get_activation(activation))
-
-  def build(self, input_shape):
-    self.dense.build(input_shape)
-
-  def call(self, x, training=None):
-    """Applies the dense layer: [..., in] -> [..., units].
-
-    Args:
-      x: float Tensor [..., in].
-      training: passed to the GELU activation (see `gelu`).
-
-    Returns:
-      float Tensor [..., units].
-    """
-    y = apply_dense(to_matrix(x), [self.dense],
-                    training_activation(self.dense.activation, training))
-    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.units]], 0))
+  config_class = BertConfig
 
   def get_config(self):
     config = super().get_config()
-    config.update(units=self.units, activation=self.activation,
-                  initializer_range=self.initializer_range)
+    config["config"] = self.config.to_dict()
     return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config["config"] = cls.config_class.from_dict(config["config"])
+    return super().from_config(config)

@@ -7,18 +7,23 @@
   `bert/*` and the top-level `output_weights` / `output_bias`.
 - `BertSquad`: span prediction (run_squad.py), `bert/*` and `cls/squad/*`.
 
-Each builds the encoder and its head at construction, so the variable paths
-are the original checkpoint names.
+Each builds the encoder and its head at construction, outside the task
+model's own scope (its name is in no variable path), so the variable paths
+are the original checkpoint names. Each is Keras-serializable: its config is
+the `BertConfig` as a dict and its constructor arguments.
 """
 
 import keras
 import tensorflow as tf
 
 from bert_tf.modeling import heads
+from bert_tf.modeling import layers
+from bert_tf.modeling import naming
 from bert_tf.modeling.encoder import BertModel
 
 
-class BertPretrainer(keras.Model):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertPretrainer(layers.ConfigSerializable, keras.Model):
   """The model of the original run_pretraining.py: encoder + masked LM + NSP.
 
   With `span_boundary` it adds SpanBERT's span boundary objective
@@ -41,6 +46,9 @@ class BertPretrainer(keras.Model):
     """
     super().__init__(name=name, **kwargs)
     self.config = config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.next_sentence = next_sentence
+    self.span_boundary = span_boundary
     self.bert = BertModel(config, use_one_hot_embeddings)
     self.heads = heads.PretrainingHeads(
         config, self.bert.get_embedding_table(), next_sentence=next_sentence,
@@ -98,8 +106,16 @@ class BertPretrainer(keras.Model):
       outputs["total_loss"] = total_loss
     return outputs
 
+  def get_config(self):
+    config = super().get_config()
+    config.update(use_one_hot_embeddings=self.use_one_hot_embeddings,
+                  next_sentence=self.next_sentence,
+                  span_boundary=self.span_boundary)
+    return config
 
-class BertClassifier(keras.Model):
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertClassifier(layers.ConfigSerializable, keras.Model):
   """The model of the original run_classifier.py: pooled output -> labels."""
 
   def __init__(self, config, num_labels, use_one_hot_embeddings=False,
@@ -116,8 +132,10 @@ class BertClassifier(keras.Model):
     super().__init__(name=name, **kwargs)
     self.config = config
     self.num_labels = num_labels
+    self.use_one_hot_embeddings = use_one_hot_embeddings
     self.bert = BertModel(config, use_one_hot_embeddings)
     self.head = heads.ClassifierHead(num_labels, config.hidden_size)
+    self.head.build()
 
   def call(self, features, training=None):
     """Classifies a batch.
@@ -139,8 +157,15 @@ class BertClassifier(keras.Model):
           logits, features["label_ids"])
     return outputs
 
+  def get_config(self):
+    config = super().get_config()
+    config.update(num_labels=self.num_labels,
+                  use_one_hot_embeddings=self.use_one_hot_embeddings)
+    return config
 
-class BertSquad(keras.Model):
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertSquad(layers.ConfigSerializable, keras.Model):
   """The model of the original run_squad.py: start and end logits per token."""
 
   def __init__(self, config, use_one_hot_embeddings=False, name="bert_squad",
@@ -155,9 +180,9 @@ class BertSquad(keras.Model):
     """
     super().__init__(name=name, **kwargs)
     self.config = config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
     self.bert = BertModel(config, use_one_hot_embeddings)
-    self.head = heads.SquadScope(config.hidden_size)
-    self.head.build()
+    self.head = naming.build(heads.SpanHead(config.hidden_size), path="cls")
 
   def call(self, features, training=None):
     """Scores every token as the start and the end of the answer.
@@ -179,3 +204,8 @@ class BertSquad(keras.Model):
           heads.span_loss(start_logits, features["start_positions"]) +
           heads.span_loss(end_logits, features["end_positions"])) / 2.0
     return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
+    return config

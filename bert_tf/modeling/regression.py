@@ -6,11 +6,13 @@ pooled output, so its checkpoints have the classifier's names. The single
 logit is the prediction, and the loss is the mean squared error.
 """
 
+import keras
 import tensorflow as tf
 
 from bert_tf.modeling.models import BertClassifier
 
 
+@keras.saving.register_keras_serializable(package="bert_tf")
 class BertRegressor(BertClassifier):
   """Pooled output -> one real value, trained with the squared error."""
 
@@ -48,3 +50,8 @@ class BertRegressor(BertClassifier):
       outputs["per_example_loss"] = per_example_loss
       outputs["loss"] = tf.reduce_mean(per_example_loss)
     return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    del config["num_labels"]  # always 1
+    return config

@@ -73,7 +73,8 @@ def relative_position_bucket(relative_position, num_buckets=32,
   return offset + np.where(distance < max_exact, distance, large)
 
 
-class TupePositionBias(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="bert_tf")
+class TupePositionBias(layers.ConfigSerializable, keras.layers.Layer):
   """The `bert/encoder/tupe` scope: TUPE's positional attention bias.
 
   Called on the encoder input [batch, S, hidden] (only its length S is

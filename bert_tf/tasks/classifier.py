@@ -14,13 +14,14 @@ import os
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
+from bert_tf import file_io
 from bert_tf.data import glue
 from bert_tf.modeling import BertClassifier
 from bert_tf.modeling.regression import BertRegressor
 from bert_tf.tasks import classifier_metrics
 from bert_tf.tasks import inference
+from bert_tf.training import summaries
 
 # Extra eval metrics by task (beside accuracy and loss).
 TASK_METRICS = {
@@ -53,7 +54,7 @@ def loss_fn(model, features, training):
 
 
 def write_examples(examples, processor, max_seq_length, tokenizer,
-                   output_file):
+                   output_file, log_examples=5):
   """Writes examples as the original fine-tuning TFRecords.
 
   Args:
@@ -62,14 +63,15 @@ def write_examples(examples, processor, max_seq_length, tokenizer,
     max_seq_length: padded length.
     tokenizer: a `FullTokenizer`.
     output_file: the TFRecord path.
+    log_examples: how many of the first examples to log (the original: 5).
   """
   glue.file_based_convert_examples_to_features(
       examples, processor.get_labels(), max_seq_length, tokenizer,
-      output_file, processor.is_regression)
+      output_file, processor.is_regression, log_examples)
 
 
 def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
-         batch_size, pad_to_batch, header):
+         batch_size, pad_to_batch, header, log_examples):
   """Writes examples to a TFRecord file and returns the model's outputs on it.
 
   Args:
@@ -83,6 +85,7 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
     pad_to_batch: pad with `PaddingInputExample`s to a batch multiple and
       drop nothing (as the original on TPU).
     header: the original's log line before the run.
+    log_examples: how many of the first examples to log.
 
   Returns:
     dict of per-example outputs, in order.
@@ -90,7 +93,8 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
   num_actual = len(examples)
   if pad_to_batch:
     examples = glue.pad_examples(examples, batch_size)
-  write_examples(examples, processor, max_seq_length, tokenizer, record_file)
+  write_examples(examples, processor, max_seq_length, tokenizer, record_file,
+                 log_examples)
   logging.info(header)
   logging.info("  Num examples = %d (%d actual, %d padding)", len(examples),
                num_actual, len(examples) - num_actual)
@@ -149,10 +153,13 @@ def compute_eval_results(outputs, task_name, is_regression, batch_size,
 
 
 def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
-             max_seq_length, eval_batch_size, pad_to_batch=False):
+             max_seq_length, eval_batch_size, pad_to_batch=False,
+             log_examples=5):
   """Evaluates the trainer's model on the dev examples.
 
-  Writes `eval.tf_record` and `eval_results.txt` (`key = value`, sorted).
+  Writes `eval.tf_record`, `eval_results.txt` (`key = value`, sorted) and the
+  metrics as TensorBoard scalars under `output_dir/eval` at the global step
+  (as the original's Estimator did).
 
   Args:
     trainer: a `Trainer` holding the restored or trained model.
@@ -165,6 +172,7 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
     eval_batch_size: batch size.
     pad_to_batch: pad with `PaddingInputExample`s to a batch multiple and
       drop nothing (as the original on TPU).
+    log_examples: how many of the first examples to log.
 
   Returns:
     The results dict.
@@ -172,21 +180,24 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
   outputs = _run(trainer, examples, processor, tokenizer,
                  os.path.join(output_dir, "eval.tf_record"), max_seq_length,
                  eval_batch_size, pad_to_batch,
-                 "***** Running evaluation *****")
+                 "***** Running evaluation *****", log_examples)
   results = compute_eval_results(outputs, task_name.lower(),
                                  processor.is_regression, eval_batch_size,
                                  int(trainer.global_step.numpy()))
   output_eval_file = os.path.join(output_dir, "eval_results.txt")
-  with tf.io.gfile.GFile(output_eval_file, "w") as writer:
+  with file_io.atomic_file(output_eval_file) as writer:
     logging.info("***** Eval results *****")
     for key in sorted(results):
       logging.info("  %s = %s", key, str(results[key]))
       writer.write("%s = %s\n" % (key, str(results[key])))
+  if trainer.is_chief:
+    summaries.write_eval_scalars(output_dir, results)
   return results
 
 
 def predict(trainer, examples, processor, tokenizer, output_dir,
-            max_seq_length, predict_batch_size, pad_to_batch=False):
+            max_seq_length, predict_batch_size, pad_to_batch=False,
+            log_examples=5):
   """Predicts the test examples and writes `test_results.tsv`.
 
   Args:
@@ -198,6 +209,7 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
     max_seq_length: padded length.
     predict_batch_size: batch size.
     pad_to_batch: pad to a batch multiple (as the original on TPU).
+    log_examples: how many of the first examples to log.
 
   Returns:
     numpy array of the written rows: probabilities [examples, num_labels],
@@ -206,7 +218,7 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
   outputs = _run(trainer, examples, processor, tokenizer,
                  os.path.join(output_dir, "predict.tf_record"),
                  max_seq_length, predict_batch_size, pad_to_batch,
-                 "***** Running prediction*****")
+                 "***** Running prediction*****", log_examples)
   num_actual = len(examples)
   if processor.is_regression:
     rows = outputs["predictions"][:num_actual, None]
@@ -216,7 +228,7 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
     raise ValueError("Got %d predictions for %d examples" %
                      (len(rows), num_actual))
   output_predict_file = os.path.join(output_dir, "test_results.tsv")
-  with tf.io.gfile.GFile(output_predict_file, "w") as writer:
+  with file_io.atomic_file(output_predict_file) as writer:
     logging.info("***** Predict results *****")
     for row in rows:
       writer.write("\t".join(str(value) for value in row) + "\n")

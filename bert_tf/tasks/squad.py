@@ -9,10 +9,16 @@ null answer scores start_logit[0] + end_logit[0] of the window where that is
 smallest, and "" is predicted when it beats the best non-null span by more
 than `null_score_diff_threshold`.
 
+With a SentencePiece tokenizer (ALBERT, `--spm_model_file`) the features are
+ALBERT's (`bert_tf.data.squad_sentencepiece`) and a span's text is cut out of
+the context by the character offsets of its pieces, as ALBERT's predictions;
+the span head, the candidates and the null scoring stay the above.
+
 `train` and `predict` are the glue of run_squad.py around `Trainer`.
 """
 
 import collections
+import functools
 import json
 import math
 import os
@@ -23,6 +29,7 @@ import tensorflow as tf
 
 from bert_tf import tokenization
 from bert_tf.data import squad as squad_data
+from bert_tf.data import squad_sentencepiece
 from bert_tf.modeling import BertSquad
 from bert_tf.tasks import inference
 from bert_tf.tasks import squad_metrics
@@ -125,10 +132,31 @@ def _detokenize(tokens):
   return " ".join(tok_text.strip().split())
 
 
+def wordpiece_answer_text(example, feature, start_index, end_index,
+                          do_lower_case, verbose_logging=False):
+  """The original's text of a predicted WordPiece span.
+
+  Args:
+    example: the `SquadExample`.
+    feature: its `InputFeatures` window.
+    start_index, end_index: token indexes of the span in the window.
+    do_lower_case, verbose_logging: see `get_final_text`.
+
+  Returns:
+    The detokenized span projected onto the example's words.
+  """
+  tok_text = _detokenize(feature.tokens[start_index:end_index + 1])
+  orig_doc_start = feature.token_to_orig_map[start_index]
+  orig_doc_end = feature.token_to_orig_map[end_index]
+  orig_text = " ".join(example.doc_tokens[orig_doc_start:orig_doc_end + 1])
+  return get_final_text(tok_text, orig_text, do_lower_case, verbose_logging)
+
+
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         max_answer_length, do_lower_case,
                         version_2_with_negative=False,
-                        null_score_diff_threshold=0.0, verbose_logging=False):
+                        null_score_diff_threshold=0.0, verbose_logging=False,
+                        answer_text_fn=None):
   """The answers, n-best lists and null odds of the original write_predictions.
 
   Args:
@@ -142,6 +170,9 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     null_score_diff_threshold: predict "" when null score - best non-null
       score is larger.
     verbose_logging: log failed alignments.
+    answer_text_fn: `fn(example, feature, start_index, end_index)` -> the
+      text of a span; None for `wordpiece_answer_text` (ALBERT's features:
+      `squad_sentencepiece.answer_text`).
 
   Returns:
     (predictions, nbest, null_odds): OrderedDicts by question id of the
@@ -149,6 +180,10 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     `start_logit`, `end_logit`), and (v2.0; else empty) the score
     difference null - best non-null.
   """
+  if answer_text_fn is None:
+    answer_text_fn = functools.partial(wordpiece_answer_text,
+                                       do_lower_case=do_lower_case,
+                                       verbose_logging=verbose_logging)
   example_index_to_features = collections.defaultdict(list)
   for feature in all_features:
     example_index_to_features[feature.example_index].append(feature)
@@ -210,14 +245,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
         break
       feature = features[pred.feature_index]
       if pred.start_index > 0:  # A non-null span.
-        tok_text = _detokenize(
-            feature.tokens[pred.start_index:pred.end_index + 1])
-        orig_doc_start = feature.token_to_orig_map[pred.start_index]
-        orig_doc_end = feature.token_to_orig_map[pred.end_index]
-        orig_text = " ".join(
-            example.doc_tokens[orig_doc_start:orig_doc_end + 1])
-        final_text = get_final_text(tok_text, orig_text, do_lower_case,
-                                    verbose_logging)
+        final_text = answer_text_fn(example, feature, pred.start_index,
+                                    pred.end_index)
         if final_text in seen_predictions:
           continue
       else:
@@ -265,13 +294,14 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
                       max_answer_length, do_lower_case, output_prediction_file,
                       output_nbest_file, output_null_log_odds_file,
                       version_2_with_negative=False,
-                      null_score_diff_threshold=0.0, verbose_logging=False):
+                      null_score_diff_threshold=0.0, verbose_logging=False,
+                      answer_text_fn=None):
   """Writes predictions.json, nbest_predictions.json and (v2.0) null_odds.json.
 
   Args:
     all_examples, all_features, all_results, n_best_size, max_answer_length,
     do_lower_case, version_2_with_negative, null_score_diff_threshold,
-    verbose_logging: see `compute_predictions`.
+    verbose_logging, answer_text_fn: see `compute_predictions`.
     output_prediction_file: path of the answers JSON.
     output_nbest_file: path of the n-best JSON.
     output_null_log_odds_file: path of the null odds JSON (v2.0 only).
@@ -284,7 +314,7 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
   predictions, nbest, null_odds = compute_predictions(
       all_examples, all_features, all_results, n_best_size, max_answer_length,
       do_lower_case, version_2_with_negative, null_score_diff_threshold,
-      verbose_logging)
+      verbose_logging, answer_text_fn)
   outputs = [(output_prediction_file, predictions),
              (output_nbest_file, nbest)]
   if version_2_with_negative:
@@ -339,6 +369,52 @@ def model_fn(config):
   return lambda: BertSquad(config)
 
 
+def uses_sentencepiece(tokenizer):
+  """Whether `tokenizer` is SentencePiece (ALBERT's features) or WordPiece."""
+  return getattr(tokenizer, "sp_model", None) is not None
+
+
+def read_examples(input_file, tokenizer, is_training,
+                  version_2_with_negative=False):
+  """The examples of a SQuAD file, read as the tokenizer's original does.
+
+  Args:
+    input_file: SQuAD JSON.
+    tokenizer: a `FullTokenizer`.
+    is_training, version_2_with_negative: see `read_squad_examples`.
+
+  Returns:
+    list of `SquadExample` (ALBERT's reader keeps every training answer).
+  """
+  if uses_sentencepiece(tokenizer):
+    return squad_sentencepiece.read_squad_examples(
+        input_file, is_training, version_2_with_negative)
+  return squad_data.read_squad_examples(input_file, is_training,
+                                        version_2_with_negative)
+
+
+def convert_examples(examples, tokenizer, max_seq_length, doc_stride,
+                     max_query_length, is_training, output_fn):
+  """Windows examples into features: BERT's, or ALBERT's for SentencePiece.
+
+  Args:
+    examples: list of `SquadExample`.
+    tokenizer: a `FullTokenizer` (its `do_lower_case` for ALBERT's).
+    max_seq_length, doc_stride, max_query_length, is_training, output_fn:
+      see `squad_data.convert_examples_to_features`.
+
+  Returns:
+    The number of features produced.
+  """
+  if uses_sentencepiece(tokenizer):
+    return squad_sentencepiece.convert_examples_to_features(
+        examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+        is_training, output_fn, tokenizer.do_lower_case)
+  return squad_data.convert_examples_to_features(
+      examples, tokenizer, max_seq_length, doc_stride, max_query_length,
+      is_training, output_fn)
+
+
 def write_train_features(train_file, tokenizer, output_file, max_seq_length,
                          doc_stride, max_query_length,
                          version_2_with_negative):
@@ -354,13 +430,13 @@ def write_train_features(train_file, tokenizer, output_file, max_seq_length,
   Returns:
     (number of examples, number of features).
   """
-  train_examples = squad_data.read_squad_examples(
-      train_file, is_training=True,
+  train_examples = read_examples(
+      train_file, tokenizer, is_training=True,
       version_2_with_negative=version_2_with_negative)
   # Pre-shuffled as the original, so that a small shuffle buffer suffices.
   random.Random(12345).shuffle(train_examples)
   writer = squad_data.FeatureWriter(output_file, is_training=True)
-  squad_data.convert_examples_to_features(
+  convert_examples(
       train_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
       is_training=True, output_fn=writer.process_feature)
   writer.close()
@@ -390,8 +466,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
   Returns:
     The evaluation results dict, or None without gold answers.
   """
-  eval_examples = squad_data.read_squad_examples(predict_file,
-                                                 is_training=False)
+  eval_examples = read_examples(predict_file, tokenizer, is_training=False)
   eval_writer = squad_data.FeatureWriter(
       os.path.join(output_dir, "eval.tf_record"), is_training=False)
   eval_features = []
@@ -400,7 +475,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     eval_features.append(feature)
     eval_writer.process_feature(feature)
 
-  squad_data.convert_examples_to_features(
+  convert_examples(
       eval_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
       is_training=False, output_fn=append_feature)
   eval_writer.close()
@@ -429,7 +504,9 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
       os.path.join(output_dir, "predictions.json"),
       os.path.join(output_dir, "nbest_predictions.json"),
       os.path.join(output_dir, "null_odds.json"), version_2_with_negative,
-      null_score_diff_threshold, verbose_logging)
+      null_score_diff_threshold, verbose_logging,
+      squad_sentencepiece.answer_text if uses_sentencepiece(tokenizer)
+      else None)
 
   dataset = squad_data.read_squad_data(predict_file)
   if not has_gold_answers(dataset):

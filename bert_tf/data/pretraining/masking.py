@@ -36,7 +36,7 @@ class MaskingStrategy(object):
   group sizes (`select`, which a strategy may make cheaper, as
   `TokenMasking`), draws the replacements of all groups at once and then
   calls `after_replacements`, for a strategy whose original draws after
-  the replacements (n-grams).
+  the replacements (n-grams, and their permutation option).
   """
 
   name = None
@@ -48,6 +48,9 @@ class MaskingStrategy(object):
   # How a word start is recognized: WordPiece (`##` continues a word) or, when
   # True, ALBERT's rule for SentencePiece pieces (`is_sentencepiece_start`).
   sentencepiece = False
+  # The records hold up to this many times max_predictions_per_seq
+  # predictions (ALBERT's `multiplier`: 2 with its permutation option).
+  predictions_multiplier = 1
 
   def __init__(self, sentencepiece=False):
     """Makes the strategy.
@@ -143,9 +146,20 @@ class MaskingStrategy(object):
       group_sizes.append(len(group))
     return positions, group_sizes
 
-  def after_replacements(self, tokens, rng):
-    """Makes the draws the original makes after the replacements (none)."""
-    del tokens, rng
+  def after_replacements(self, tokens, positions, rng):
+    """Makes the draws the original makes after the replacements (none).
+
+    Args:
+      tokens: the instance's tokens, before masking.
+      positions: the masked positions.
+      rng: the `InstanceRandom` of the selection.
+
+    Returns:
+      A list of (position, source) pairs: more predicted positions, each
+      taking the token of `source` (none here).
+    """
+    del tokens, positions, rng
+    return []
 
   def batch_group_starts(self, tokens):
     """The group starts of a selection `select_whole_groups` can make.
@@ -303,8 +317,14 @@ class NgramMasking(MaskingStrategy):
   that does not fit even as one word, or that overlaps masked positions, is
   skipped. The 80/10/10 replacement is drawn per token. After the
   replacements the candidates are shuffled once more (the original does so
-  for its permutation option, which is not used here; `after_replacements`),
-  so `rng` stays in step.
+  for its permutation option; `after_replacements`), so `rng` stays in step.
+
+  With `permutation` (ALBERT's `--do_permutation`), the candidates in that
+  new order are chosen again in the same way (n drawn, shorter n-grams
+  tried, a budget of its own), skipping the masked positions; the chosen
+  positions, sorted, take the tokens of the same positions shuffled with
+  `rng`, and are predicted too (labels: their own tokens), so an instance
+  has up to twice the predictions (`predictions_multiplier`).
 
   The original draws n from NumPy's global generator, never seeded; here it
   comes from a `numpy.random.RandomState` seeded by `start(seed)` (the run's
@@ -315,7 +335,7 @@ class NgramMasking(MaskingStrategy):
   name = "ngram"
 
   def __init__(self, max_ngram=3, favor_shorter_ngram=True,
-               sentencepiece=False, seed=12345):
+               sentencepiece=False, seed=12345, permutation=False):
     """Makes the strategy.
 
     Args:
@@ -324,6 +344,7 @@ class NgramMasking(MaskingStrategy):
         1/(max_ngram + 1 - n) if False.
       sentencepiece: the tokens are SentencePiece pieces.
       seed: the first seed of the n draws (see `start`).
+      permutation: also permute positions, as ALBERT's `--do_permutation`.
 
     Raises:
       ValueError: if `max_ngram < 1`.
@@ -340,6 +361,12 @@ class NgramMasking(MaskingStrategy):
       pvals = pvals[::-1]
     # The original renormalizes before every draw; so do we, to the bit.
     self.pvals = pvals / pvals.sum(keepdims=True)
+    self.permutation = permutation
+    self.predictions_multiplier = 2 if permutation else 1
+    # The shuffled candidates of the last selection and its budget, which
+    # `after_replacements` takes up again.
+    self._candidates = []
+    self._num_to_predict = 0
     self.start(seed)
 
   def start(self, seed):
@@ -354,27 +381,53 @@ class NgramMasking(MaskingStrategy):
     ngram_indexes = [[words[w:w + n] for n in self.ngrams]
                      for w in range(len(words))]
     rng.shuffle(ngram_indexes)
-    covered = set()
-    for candidate in ngram_indexes:
-      if len(covered) >= num_to_predict:
+    self._candidates = ngram_indexes
+    self._num_to_predict = num_to_predict
+    return self._choose_ngrams(ngram_indexes, num_to_predict, frozenset())
+
+  def _choose_ngrams(self, candidates, num_to_predict, excluded):
+    """Yields the n-grams chosen from `candidates`, in turn.
+
+    Args:
+      candidates: list, for each word w, of the n-grams `words[w:w+n]`.
+      num_to_predict: the most positions chosen.
+      excluded: positions no chosen n-gram may hold.
+
+    Yields:
+      Lists of positions, disjoint, at most `num_to_predict` in total.
+    """
+    chosen = set()
+    for candidate in candidates:
+      if len(chosen) >= num_to_predict:
         break
       n = int(self._np_rng.choice(self.ngrams, p=self.pvals))
       # The drawn n-gram, else the longest shorter one within the budget.
       while True:
         index_set = [i for word in candidate[n - 1] for i in word]
-        if len(covered) + len(index_set) <= num_to_predict or n == 1:
+        if len(chosen) + len(index_set) <= num_to_predict or n == 1:
           break
         n -= 1
-      if len(covered) + len(index_set) > num_to_predict:
+      if len(chosen) + len(index_set) > num_to_predict:
         continue
-      if not covered.isdisjoint(index_set):
+      if not (chosen.isdisjoint(index_set) and
+              excluded.isdisjoint(index_set)):
         continue
-      covered.update(index_set)
+      chosen.update(index_set)
       yield index_set
 
-  def after_replacements(self, tokens, rng):
-    """The original's second shuffle of its candidates, one per word."""
-    rng.shuffle(self.word_groups(tokens))
+  def after_replacements(self, tokens, positions, rng):
+    """The original's second shuffle of its candidates; the permutation."""
+    del tokens
+    rng.shuffle(self._candidates)
+    if not self.permutation:
+      return []
+    selected = sorted(
+        i for index_set in self._choose_ngrams(
+            self._candidates, self._num_to_predict, frozenset(positions))
+        for i in index_set)
+    sources = list(selected)
+    rng.shuffle(sources)
+    return list(zip(selected, sources))
 
 
 MASKING_STRATEGIES = {cls.name: cls for cls in (TokenMasking, WholeWordMasking,
@@ -394,7 +447,8 @@ def mask_groups(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
   The strategy selects the groups (`MaskingStrategy.select`), `rng` draws
   all their replacements at once (`InstanceRandom.replacements`), then the
   strategy makes its draws after them (`after_replacements`): the original's
-  order for every strategy.
+  order for every strategy. Positions it returns (ALBERT's permutation) take
+  the token (after masking) of their source and are predicted too.
 
   Args:
     tokens: list of token strings of one instance.
@@ -417,13 +471,17 @@ def mask_groups(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
   positions, group_sizes = masking.select(tokens, num_to_predict, rng)
   codes = rng.replacements(group_sizes, len(vocab_words),
                            masking.decide_per_group)
-  masking.after_replacements(tokens, rng)
   output_tokens = list(tokens)
   for index, code in zip(positions, codes):
     if code == randomness.REPLACE_MASK:
       output_tokens[index] = MASK
     elif code != randomness.REPLACE_KEEP:
       output_tokens[index] = vocab_words[code]
+  moves = masking.after_replacements(tokens, positions, rng)
+  if moves:
+    masked_tokens = list(output_tokens)
+    for index, source in moves:
+      output_tokens[index] = masked_tokens[source]
   spans = None
   if masking.span_boundary_features:
     span_of, start = {}, 0
@@ -433,6 +491,7 @@ def mask_groups(tokens, masked_lm_prob, max_predictions_per_seq, vocab_words,
       for index in positions[start:start + size]:
         span_of[index] = span
       start += size
+  positions.extend(index for index, _ in moves)
   positions.sort()
   if masking.span_boundary_features:
     spans = [span_of[index] for index in positions]

@@ -288,10 +288,15 @@ def _write_instances(instances, writer, encoder, options, summary,
 
 
 def make_record_encoder(tokenizer, options):
-  """Returns the `record_encoder.PretrainingRecordEncoder` of a run."""
+  """Returns the `record_encoder.PretrainingRecordEncoder` of a run.
+
+  Its `masked_lm_*` width is max_predictions_per_seq times the masking's
+  `predictions_multiplier` (2 with ALBERT's permutation, as its writer).
+  """
   return record_encoder.PretrainingRecordEncoder(
       tokenizer.vocab, options.instance.max_seq_length,
-      options.instance.max_predictions_per_seq)
+      options.instance.max_predictions_per_seq *
+      options.instance.masking.predictions_multiplier)
 
 
 def blank_line_rule(options):
