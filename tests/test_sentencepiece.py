@@ -284,7 +284,9 @@ def test_sampled_pieces(sp):
   samples = draw(3, tokenization.encode_pieces)
   # The library's generator decides; its seed makes the draws reproducible.
   assert draw(3, tokenization.encode_pieces) == samples
-  assert len({tuple(s) for s in samples}) > 5 and best not in samples
+  # Segmentations vary (the best one may be among them).
+  assert len({tuple(s) for s in samples}) > 5
+  assert sum(s == best for s in samples) < len(samples) // 2
   assert draw(3, tokenization.encode_ids) == [
       [sp.PieceToId(p) for p in s] for s in samples]
   for pieces in samples:
