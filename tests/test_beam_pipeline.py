@@ -217,15 +217,16 @@ def test_a_run_is_reproducible_in_process(data, tmp_path):
 # ---------------------------------------------------- every scheme and task --
 
 
-@pytest.mark.parametrize("masking,sentence_task", [
-    ("token", "nsp"), ("whole_word", "sop"), ("ngram", "none"),
-    ("span", "nsp")])
+@pytest.mark.parametrize("masking,sentence_task,extra", [
+    ("token", "nsp", {}), ("whole_word", "sop", {}), ("ngram", "none", {}),
+    ("span", "nsp", {}), ("ngram", "sop", {"do_permutation": True})])
 def test_every_masking_and_sentence_task(data, tmp_path, masking,
-                                         sentence_task):
+                                         sentence_task, extra):
   # The records have the features of the one-process mode's for the same
   # flags, and their masked positions follow the scheme's count.
   faithful, beam = run_both_modes(tmp_path, **sample_flags(
-      data, masking=masking, sentence_task=sentence_task, dupe_factor=2))
+      data, masking=masking, sentence_task=sentence_task, dupe_factor=2,
+      **extra))
   names = sorted(faithful[0])
   assert ("next_sentence_labels" in names) == (sentence_task != "none")
   assert all((name in names) == (masking == "span")
@@ -233,8 +234,10 @@ def test_every_masking_and_sentence_task(data, tmp_path, masking,
   for record in beam:
     assert sorted(record) == names
     n = sum(record["input_mask"])
+    assert len(record["masked_lm_weights"]) == len(
+        faithful[0]["masked_lm_weights"])  # 40 with the permutation
     num_masked = int(sum(record["masked_lm_weights"]))
-    assert 1 <= num_masked <= 20
+    assert 1 <= num_masked <= len(record["masked_lm_weights"])
     positions = record["masked_lm_positions"][:num_masked]
     assert positions == sorted(positions) and max(positions) < n
     if sentence_task == "none":
