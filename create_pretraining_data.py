@@ -27,6 +27,14 @@ flags. New flags are additive:
                     same records).
   --tokenizer_cache_size  tokenize each distinct word once (same records);
                     0 = line by line as the original.
+  --beam_runner     run as an Apache Beam pipeline on this runner
+                    (DirectRunner, PrismRunner, DataflowRunner, FlinkRunner,
+                    SparkRunner; the `beam` extra): reproducible records
+                    whatever the runner and its workers, random next
+                    sentences from seeded groups of --beam_group_size
+                    documents, --num_output_shards shards per output file
+                    (`<output>-SSSSS-of-NNNNN`); --beam_pipeline_options
+                    passes the runner's own flags.
 
 The work is done by `bert_tf.data.pretraining`.
 """
@@ -131,6 +139,32 @@ flags.DEFINE_integer(
     "Tokenize each distinct space-separated piece of text once and remember "
     "up to this many (the tokens are the same as line by line); 0 tokenizes "
     "line by line as the original.")
+flags.DEFINE_string(
+    "beam_runner", None,
+    "Run as an Apache Beam pipeline on this runner (e.g. DirectRunner, "
+    "PrismRunner, DataflowRunner, FlinkRunner, SparkRunner; needs the "
+    "`beam` extra). Absent: the modes above. Documents are never split; "
+    "each document's draws are seeded from --random_seed, its file, its "
+    "number in the file and the dupe pass, so the records do not depend on "
+    "the runner or its workers; random next sentences come from a seeded "
+    "group of about --beam_group_size documents instead of the whole corpus.")
+flags.DEFINE_string(
+    "beam_pipeline_options", "",
+    "Beam pipeline flags passed through to the runner, in one string, e.g. "
+    "\"--direct_num_workers=2 --direct_running_mode=multi_processing\" or "
+    "\"--project=P --region=R --temp_location=gs://B/tmp\" (not --runner: "
+    "that is --beam_runner).")
+flags.DEFINE_integer(
+    "num_output_shards", 1,
+    "--beam_runner: the shards of each output file, written as "
+    "`<output_file>-SSSSS-of-NNNNN` (Beam's default shard names; "
+    "run_pretraining reads them with --input_file=\"<output_file>-*\"). A "
+    "worker sorts one shard in memory: choose enough shards for a shard to "
+    "fit.")
+flags.DEFINE_integer(
+    "beam_group_size", 2000,
+    "--beam_runner: documents per group (on average); a random next "
+    "sentence comes from another document of the same group.")
 
 
 def masking_name(masking, do_whole_word_mask):
@@ -193,7 +227,17 @@ def masking_from_flags(flag_values):
 
 
 def options_from_flags(flag_values):
-  """Returns the `RunOptions` of parsed flags."""
+  """Returns the `RunOptions` of parsed flags.
+
+  Raises:
+    ValueError: if flags disagree (see `masking_from_flags`), or a Beam flag
+      is given without --beam_runner.
+  """
+  if not flag_values.beam_runner:
+    for flag in ("beam_pipeline_options", "num_output_shards",
+                 "beam_group_size"):
+      if flag_values[flag].present:
+        raise ValueError("--%s applies to --beam_runner only" % flag)
   instance = pretraining.InstanceOptions(
       max_seq_length=flag_values.max_seq_length,
       max_predictions_per_seq=flag_values.max_predictions_per_seq,
@@ -212,7 +256,11 @@ def options_from_flags(flag_values):
       num_workers=flag_values.num_workers,
       fast_tokenizer=flag_values.fast_tokenizer,
       tokenizer_cache_size=flag_values.tokenizer_cache_size,
-      spm_model_file=flag_values.spm_model_file)
+      spm_model_file=flag_values.spm_model_file,
+      beam_runner=flag_values.beam_runner,
+      beam_pipeline_options=flag_values.beam_pipeline_options,
+      num_output_shards=flag_values.num_output_shards,
+      beam_group_size=flag_values.beam_group_size)
 
 
 def main(_):

@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+BEAM = ["apache-beam==2.78.*"]
+
 setup(
     name="bert_tf",
     version="0.1.0",
@@ -30,7 +32,12 @@ setup(
     extras_require={
         "interop": ["keras-nlp==0.32.*", "tf-models-official==2.20.*",
                     "safetensors"],
-        "test": ["pytest", "hypothesis"],
+        # create_pretraining_data.py --beam_runner. Beam 2.78 pins protobuf
+        # < 7 (TensorFlow 2.20 takes >= 5.28), so pip picks protobuf 6.33;
+        # bert_tf reads SentencePiece models without sentencepiece 0.2.3's
+        # generated module, which needs the protobuf 7.36 runtime.
+        "beam": BEAM,
+        "test": ["pytest", "hypothesis"] + BEAM,
     },
     entry_points={
         "console_scripts": [

@@ -17,6 +17,9 @@ The modules, each importing only those above it:
   documents        reading text into documents of tokens
   pipeline         the program: `RunOptions` -> `create_pretraining_data`, the
                    faithful run and the worker processes
+  beam_pipeline    the program as an Apache Beam pipeline (`--beam_runner`);
+                   imported only when asked for (apache_beam is an extra),
+                   so not below
 
 The names below are the public surface: the entry points of the
 `create_pretraining_data.py` script and the pieces a library caller (or a

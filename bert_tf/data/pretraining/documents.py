@@ -13,7 +13,7 @@ from bert_tf import tokenization
 
 
 def _document_lines(input_files, part, num_parts, is_blank):
-  """Yields the stripped lines of each document of `part` (see below)."""
+  """Yields (number, stripped lines) of each document of `part` (see below)."""
   document_number = 0
   lines = []
   for input_file in input_files:
@@ -25,14 +25,14 @@ def _document_lines(input_files, part, num_parts, is_blank):
             lines.append(line)
           elif lines:
             if document_number % num_parts == part:
-              yield lines
+              yield document_number, lines
             document_number += 1
             lines = []
     except UnicodeDecodeError as e:
       raise ValueError("input file %s is not UTF-8 text: %s" %
                        (input_file, e)) from e
   if lines and document_number % num_parts == part:
-    yield lines
+    yield document_number, lines
 
 
 def is_blank_after_preprocessing(line):
@@ -46,7 +46,8 @@ def is_blank_after_preprocessing(line):
 
 
 def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
-                   progress=None, batch_lines=1024, is_blank=None):
+                   progress=None, batch_lines=1024, is_blank=None,
+                   numbered=False):
   """Reads documents (one sentence a line, blank lines between documents).
 
   As in the original, a document that is not closed by a blank line goes on
@@ -66,32 +67,36 @@ def read_documents(input_files, tokenize_lines, part=0, num_parts=1,
     is_blank: function of a stripped line, True for a document separator;
       default: the empty line (BERT). SentencePiece input (ALBERT) uses
       `is_blank_after_preprocessing`.
+    numbered: return each document with its number (as in `part`), which
+      names it independently of `part` and `num_parts` (the Beam pipeline
+      seeds its draws with it).
 
   Returns:
-    A list of documents, each a list of sentences (lists of token strings).
+    A list of documents, each a list of sentences (lists of token strings);
+    with `numbered`, a list of (number, document).
 
   Raises:
     ValueError: if a file is not UTF-8.
   """
   documents = []
-  batch = []  # Lines of whole documents, not tokenized yet.
+  batch = []  # (number, lines) of whole documents, not tokenized yet.
 
   def tokenize_batch():
-    batch_tokens = iter(tokenize_lines([line for lines in batch
+    batch_tokens = iter(tokenize_lines([line for _, lines in batch
                                         for line in lines]))
-    for lines in batch:
+    for number, lines in batch:
       document = [tokens for tokens in (next(batch_tokens) for _ in lines)
                   if tokens]
       if document:
-        documents.append(document)
+        documents.append((number, document) if numbered else document)
     if progress:
       progress.add(documents=len(batch))
     batch.clear()
 
   num_lines = 0
-  for lines in _document_lines(input_files, part, num_parts,
-                               is_blank or (lambda line: not line)):
-    batch.append(lines)
+  for number, lines in _document_lines(input_files, part, num_parts,
+                                       is_blank or (lambda line: not line)):
+    batch.append((number, lines))
     num_lines += len(lines)
     if num_lines >= batch_lines:
       tokenize_batch()
@@ -224,6 +229,53 @@ def make_line_tokenizer(tokenizer, options, as_ids=False):
   return tokenize_texts
 
 
+# The fields of SentencePiece's `ModelProto` (sentencepiece_model.proto) that
+# `_splits_on_spaces` reads, as (message, field, number, proto2 default; a
+# message field has its type's name instead).
+_MODEL_PROTO_FIELDS = (
+    ("ModelProto", "trainer_spec", 2, "TrainerSpec"),
+    ("ModelProto", "normalizer_spec", 3, "NormalizerSpec"),
+    ("TrainerSpec", "split_by_whitespace", 22, "true"),
+    ("TrainerSpec", "treat_whitespace_as_suffix", 24, "false"),
+    ("NormalizerSpec", "add_dummy_prefix", 3, "true"),
+    ("NormalizerSpec", "remove_extra_whitespaces", 4, "true"),
+)
+_MODEL_PROTO_PACKAGE = "bert_tf.sentencepiece_model_fields"
+
+
+def _model_proto_class():
+  """Returns a message class that parses the fields of `_MODEL_PROTO_FIELDS`.
+
+  Built from a descriptor at run time rather than imported from
+  `sentencepiece.sentencepiece_model_pb2`, whose generated code requires the
+  protobuf runtime it was generated with (sentencepiece 0.2.3: 7.36), which
+  Apache Beam's pin (protobuf < 7) excludes; the other fields of a model are
+  skipped as unknown.
+  """
+  from google.protobuf import descriptor_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import descriptor_pool  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message_factory  # pylint: disable=g-import-not-at-top
+  field_type = descriptor_pb2.FieldDescriptorProto
+  file_proto = descriptor_pb2.FileDescriptorProto(
+      name=_MODEL_PROTO_PACKAGE.replace(".", "/") + ".proto",
+      package=_MODEL_PROTO_PACKAGE, syntax="proto2")
+  messages = {}
+  for message, name, number, default in _MODEL_PROTO_FIELDS:
+    if message not in messages:
+      messages[message] = file_proto.message_type.add(name=message)
+    field = messages[message].field.add(
+        name=name, number=number, label=field_type.LABEL_OPTIONAL)
+    if default in ("true", "false"):
+      field.type, field.default_value = field_type.TYPE_BOOL, default
+    else:
+      field.type = field_type.TYPE_MESSAGE
+      field.type_name = ".%s.%s" % (_MODEL_PROTO_PACKAGE, default)
+  pool = descriptor_pool.DescriptorPool()
+  pool.Add(file_proto)
+  return message_factory.GetMessageClass(
+      pool.FindMessageTypeByName(_MODEL_PROTO_PACKAGE + ".ModelProto"))
+
+
 def _splits_on_spaces(sp_model):
   """Whether a SentencePiece model tokenizes space-separated words alone.
 
@@ -231,9 +283,7 @@ def _splits_on_spaces(sp_model):
   whitespace removed) and pre-splitting on whitespace, as ALBERT's models:
   then the pieces of a line are those of its words, and the cache holds.
   """
-  from sentencepiece import sentencepiece_model_pb2  # pylint: disable=g-import-not-at-top
-  proto = sentencepiece_model_pb2.ModelProto.FromString(
-      sp_model.serialized_model_proto())
+  proto = _model_proto_class().FromString(sp_model.serialized_model_proto())
   return (proto.normalizer_spec.add_dummy_prefix and
           proto.normalizer_spec.remove_extra_whitespaces and
           proto.trainer_spec.split_by_whitespace and

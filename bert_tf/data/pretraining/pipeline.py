@@ -12,7 +12,7 @@ distributions): a different, reproducible stream whose memory holds one unit
 at a time (`_run_parallel`). Its workers make the segments with the same loop
 (`instances.instance_segments`, on ids) and build, mask and encode them in
 batches with NumPy (`batches.InstanceBatcher`). Python's cyclic garbage
-collector is paused while instances are made (`_without_cyclic_gc`).
+collector is paused while instances are made (`without_cyclic_gc`).
 """
 
 from concurrent import futures
@@ -60,6 +60,14 @@ class RunOptions:
     progress_interval_secs: seconds between progress lines.
     spm_model_file: a SentencePiece model: tokenize as ALBERT (None: the
       WordPiece `vocab_file`).
+    beam_runner: None for the modes above; else the Apache Beam runner
+      (`DirectRunner`, `DataflowRunner`, ...) that runs
+      `beam_pipeline.run_beam`.
+    beam_pipeline_options: Beam pipeline flags, one string passed through.
+    num_output_shards: the Beam run's shards per output file,
+      `<output>-SSSSS-of-NNNNN`.
+    beam_group_size: documents per group of the Beam run, the pool its
+      random next sentences are drawn from.
   """
   input_file: str
   output_file: str
@@ -75,6 +83,10 @@ class RunOptions:
   num_logged_examples: int = 20
   progress_interval_secs: float = 10.0
   spm_model_file: str = None
+  beam_runner: str = None
+  beam_pipeline_options: str = ""
+  num_output_shards: int = 1
+  beam_group_size: int = 2000
 
 
 @dataclasses.dataclass
@@ -190,6 +202,17 @@ def check_options(options):
   if options.num_workers < 1:
     raise ValueError("--num_workers=%d: expected at least 1" %
                      options.num_workers)
+  if options.beam_runner and options.num_workers != 1:
+    raise ValueError("--num_workers=%d contradicts --beam_runner=%s: the Beam "
+                     "runner's own options set its workers" %
+                     (options.num_workers, options.beam_runner))
+  if options.num_output_shards < 1:
+    raise ValueError("--num_output_shards=%d: expected at least 1" %
+                     options.num_output_shards)
+  if options.beam_group_size < 2:
+    raise ValueError("--beam_group_size=%d: expected at least 2 (random next "
+                     "sentences come from another document of the group)" %
+                     options.beam_group_size)
   if not options.output_file or not all(options.output_file.split(",")):
     raise ValueError("--output_file=%r: expected a comma-separated list of "
                      "files" % options.output_file)
@@ -204,7 +227,7 @@ def check_options(options):
 
 # Instances encoded at once (`PretrainingRecordEncoder.encode_instances`),
 # and made at once in the parallel mode (`InstanceBatcher.make_batch`).
-_ENCODE_BATCH_SIZE = 2048
+ENCODE_BATCH_SIZE = 2048
 
 
 def _log_example(tokens, record):
@@ -256,15 +279,15 @@ def _write_instances(instances, writer, encoder, options, summary,
     summary: `RunSummary` to count into.
     log_examples: whether this stream logs its first instances.
   """
-  for start in range(0, len(instances), _ENCODE_BATCH_SIZE):
-    batch = instances[start:start + _ENCODE_BATCH_SIZE]
+  for start in range(0, len(instances), ENCODE_BATCH_SIZE):
+    batch = instances[start:start + ENCODE_BATCH_SIZE]
     _write_records(encoder.encode_instances(batch),
                    lambda index, batch=batch: batch[index].tokens,
                    sum(len(i.masked_lm_positions) for i in batch), writer,
                    options, summary, log_examples)
 
 
-def _record_encoder(tokenizer, options):
+def make_record_encoder(tokenizer, options):
   """Returns the `record_encoder.PretrainingRecordEncoder` of a run.
 
   Its `masked_lm_*` width is max_predictions_per_seq times the masking's
@@ -276,14 +299,15 @@ def _record_encoder(tokenizer, options):
       options.instance.masking.predictions_multiplier)
 
 
-def _blank_line_rule(options):
+def blank_line_rule(options):
   """The `read_documents` blank-line rule of the run's tokenization."""
   if options.spm_model_file:
     return documents_lib.is_blank_after_preprocessing
   return None
 
 
-def _no_instance_error(input_files):
+def no_instance_error(input_files):
+  """Returns the error of a run that made no instance from `input_files`."""
   return ValueError(
       "no document long enough to make an instance in %s: every line is "
       "blank or has no token" % ", ".join(input_files))
@@ -295,10 +319,10 @@ def _run_faithful(options, input_files, tokenizer):
   progress = Progress(options.progress_interval_secs)
   documents = documents_lib.read_documents(
       input_files, documents_lib.make_line_tokenizer(tokenizer, options),
-      progress=progress, is_blank=_blank_line_rule(options))
+      progress=progress, is_blank=blank_line_rule(options))
   summary.num_documents = len(documents)
   if not documents:
-    raise _no_instance_error(input_files)
+    raise no_instance_error(input_files)
   rng = randomness.InstanceRandom(options.random_seed)
   options.instance.masking.start(options.random_seed)
   instances = instances_lib.create_training_instances(
@@ -309,8 +333,9 @@ def _run_faithful(options, input_files, tokenizer):
   for output_file in output_files:
     logging.info("  %s", output_file)
   with record_writers.RoundRobinRecordWriter(output_files) as writer:
-    _write_instances(instances, writer, _record_encoder(tokenizer, options),
-                     options, summary, log_examples=True)
+    _write_instances(instances, writer,
+                     make_record_encoder(tokenizer, options), options,
+                     summary, log_examples=True)
   summary.output_files = output_files
   return summary
 
@@ -343,7 +368,7 @@ def _run_worker(options, tokenizer, worker_index, units, tmp_token):
   Its shards stay under their temporary names: the parent renames them when
   every worker succeeded.
   """
-  with _without_cyclic_gc():  # A spawned worker starts with it on.
+  with without_cyclic_gc():  # A spawned worker starts with it on.
     return _make_worker_records(options, tokenizer, worker_index, units,
                                 tmp_token)
 
@@ -370,12 +395,12 @@ def _make_worker_records(options, tokenizer, worker_index, units, tmp_token):
   output_files = worker_output_files(options.output_file, worker_index,
                                      options.num_workers)
   writer = record_writers.RoundRobinRecordWriter(output_files, tmp_token)
-  encoder = _record_encoder(tokenizer, options)
+  encoder = make_record_encoder(tokenizer, options)
   try:
     for path, part, num_parts in units:
       documents = documents_lib.read_documents(
           [path], tokenize_lines, part, num_parts, progress,
-          is_blank=_blank_line_rule(options))
+          is_blank=blank_line_rule(options))
       summary.num_documents += len(documents)
       rng.shuffle(documents)
       for _ in range(options.dupe_factor):
@@ -386,9 +411,9 @@ def _make_worker_records(options, tokenizer, worker_index, units, tmp_token):
               documents, document_index, options.instance, rng))
           progress.add(instances=len(segments) - num_segments)
         rng.shuffle(segments)
-        for start in range(0, len(segments), _ENCODE_BATCH_SIZE):
+        for start in range(0, len(segments), ENCODE_BATCH_SIZE):
           batch = batcher.make_batch(
-              segments[start:start + _ENCODE_BATCH_SIZE], rng)
+              segments[start:start + ENCODE_BATCH_SIZE], rng)
           _write_records(
               encoder.encode_batch(batch),
               lambda index, batch=batch: [
@@ -455,13 +480,13 @@ def _run_parallel(options, input_files, tokenizer):
     summary.num_masked_tokens += result.num_masked_tokens
   if not summary.num_instances:
     record_writers.discard_all(all_outputs, tmp_token)
-    raise _no_instance_error(input_files)
+    raise no_instance_error(input_files)
   record_writers.commit_all(all_outputs, tmp_token)
   return summary
 
 
 @contextlib.contextmanager
-def _without_cyclic_gc():
+def without_cyclic_gc():
   """Pauses Python's cyclic garbage collector (then restores its state).
 
   Documents, segments and instances are millions of small lists without
@@ -504,6 +529,11 @@ def create_pretraining_data(options):
   shuffled within a pass of a unit. The stream is reproducible for a given
   seed and N but differs from the original's.
 
+  With `beam_runner` the work is an Apache Beam pipeline
+  (`beam_pipeline.run_beam`): records reproducible for a given seed whatever
+  the runner and its workers, random next sentences drawn from seeded groups
+  of `beam_group_size` documents, `num_output_shards` shards per output file.
+
   Args:
     options: `RunOptions`.
 
@@ -521,8 +551,12 @@ def create_pretraining_data(options):
   logging.info("*** Reading from input files ***")
   for input_file in input_files:
     logging.info("  %s", input_file)
-  with _without_cyclic_gc():
-    if options.num_workers == 1:
+  with without_cyclic_gc():
+    if options.beam_runner:
+      # Imported when asked for: apache_beam is the `beam` extra.
+      from bert_tf.data.pretraining import beam_pipeline  # pylint: disable=g-import-not-at-top
+      summary = beam_pipeline.run_beam(options, input_files)
+    elif options.num_workers == 1:
       summary = _run_faithful(options, input_files, tokenizer)
     else:
       summary = _run_parallel(options, input_files, tokenizer)
