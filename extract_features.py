@@ -16,32 +16,16 @@ flags.DEFINE_string("input_file", None,
                     "Text file, one example a line: `text_a` or "
                     "`text_a ||| text_b`.")
 flags.DEFINE_string("output_file", None, "JSON-lines output file.")
+script_flags.define_model_flags(
+    "bert_config_file", "init_checkpoint", "vocab_file", "spm_model_file",
+    "do_lower_case")
 flags.DEFINE_string("layers", "-1,-2,-3,-4",
                     "Comma-separated indexes of the encoder layers to output.")
-flags.DEFINE_string(
-    "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model (or an "
-    "ALBERT albert_config.json). "
-    "This specifies the model architecture.")
-flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
 flags.DEFINE_integer(
     "max_seq_length", 128,
     "The maximum total input sequence length after WordPiece tokenization. "
     "Sequences longer than this will be truncated, and sequences shorter "
     "than this will be padded.")
-flags.DEFINE_string(
-    "init_checkpoint", None,
-    "Initial checkpoint (usually from a pre-trained BERT model).")
-flags.DEFINE_string("vocab_file", None,
-                    "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_string(
-    "spm_model_file", None,
-    "The model file for SentencePiece tokenization (ALBERT), instead of "
-    "--vocab_file.")
-flags.DEFINE_bool(
-    "do_lower_case", True,
-    "Whether to lower case the input text. Should be True for uncased "
-    "models and False for cased models.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
 # The original's --use_tpu, --master, --num_tpu_cores, defined once with the
 # other scripts' TPU flags (scripts may share a process, e.g. in tests).

@@ -37,33 +37,14 @@ from bert_tf.training import trainer as trainer_lib
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-flags.DEFINE_string(
-    "bert_config_file", None,
-    "The config json file corresponding to the pre-trained BERT model (or an "
-    "ALBERT albert_config.json). "
-    "This specifies the model architecture.")
-flags.DEFINE_alias("albert_config_file", "bert_config_file")  # ALBERT's name
-flags.DEFINE_string("vocab_file", None,
-                    "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_string(
-    "spm_model_file", None,
-    "The model file for SentencePiece tokenization (ALBERT), instead of "
-    "--vocab_file: ALBERT's SQuAD features.")
-flags.DEFINE_string(
-    "output_dir", None,
-    "The output directory where the model checkpoints will be written.")
+script_flags.define_model_flags(
+    "bert_config_file", "vocab_file", "spm_model_file", "output_dir",
+    "init_checkpoint", "do_lower_case")
 flags.DEFINE_string("train_file", None,
                     "SQuAD json for training. E.g., train-v1.1.json")
 flags.DEFINE_string(
     "predict_file", None,
     "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
-flags.DEFINE_string(
-    "init_checkpoint", None,
-    "Initial checkpoint (usually from a pre-trained BERT model).")
-flags.DEFINE_bool(
-    "do_lower_case", True,
-    "Whether to lower case the input text. Should be True for uncased "
-    "models and False for cased models.")
 flags.DEFINE_integer(
     "max_seq_length", 384,
     "The maximum total input sequence length after WordPiece tokenization. "

@@ -17,6 +17,53 @@ from bert_tf.training import trainer as trainer_lib
 FLAGS = flags.FLAGS
 
 
+# Flags of the original scripts that several root scripts share, with the
+# originals' defaults and help texts: (define function, default, help).
+_MODEL_FLAGS = {
+    "bert_config_file": (
+        flags.DEFINE_string, None,
+        "The config json file corresponding to the pre-trained BERT model (or "
+        "an ALBERT albert_config.json). This specifies the model "
+        "architecture."),
+    "init_checkpoint": (
+        flags.DEFINE_string, None,
+        "Initial checkpoint (usually from a pre-trained BERT model): a TF1 "
+        "checkpoint, this project's, or a directory convert_checkpoint.py "
+        "reads."),
+    "output_dir": (
+        flags.DEFINE_string, None,
+        "The output directory where the model checkpoints will be written."),
+    "vocab_file": (
+        flags.DEFINE_string, None,
+        "The vocabulary file that the BERT model was trained on."),
+    "spm_model_file": (
+        flags.DEFINE_string, None,
+        "The model file for SentencePiece tokenization (ALBERT), instead of "
+        "--vocab_file."),
+    "do_lower_case": (
+        flags.DEFINE_bool, True,
+        "Whether to lower case the input text. Should be True for uncased "
+        "models and False for cased models."),
+}
+
+
+def define_model_flags(*names):
+  """Defines the named original flags of `_MODEL_FLAGS` (once per process).
+
+  `bert_config_file` comes with ALBERT's alias `albert_config_file`.
+
+  Args:
+    *names: flag names, keys of `_MODEL_FLAGS`.
+  """
+  for name in names:
+    if name in FLAGS:
+      continue
+    define, default, help_text = _MODEL_FLAGS[name]
+    define(name, default, help_text)
+    if name == "bert_config_file":
+      flags.DEFINE_alias("albert_config_file", "bert_config_file")
+
+
 def define_tpu_flags():
   """Defines the original scripts' TPU flags (once per process)."""
   if "use_tpu" in FLAGS:
