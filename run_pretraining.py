@@ -18,11 +18,14 @@ from absl import logging
 import tensorflow as tf
 
 from bert_tf import cli
+from bert_tf import file_io
+from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import pretraining
 from bert_tf.training import metrics
 from bert_tf.training import optimization
 from bert_tf.training import script_flags
+from bert_tf.training import summaries
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -100,7 +103,12 @@ def main(_):
   if FLAGS.deterministic:
     tf.config.experimental.enable_op_determinism()
 
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  with file_io.output_directory(FLAGS.output_dir):
+    _run(config, strategy)
+
+
+def _run(config, strategy):
+  """Reads the records, trains and evaluates as the flags say."""
   inputs = pretraining.PretrainingInputs.from_patterns(
       FLAGS.input_file, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
       FLAGS.dynamic_masking, FLAGS.vocab_file, FLAGS.spm_model_file,
@@ -125,20 +133,23 @@ def main(_):
   if FLAGS.do_train:
     logging.info("***** Running training *****")
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
-    trainer.train(
-        inputs.train_dataset_fn(FLAGS.train_batch_size, seed=FLAGS.seed),
-        FLAGS.num_train_steps)
+    with record_format.corrupt_files_named(inputs.input_files):
+      trainer.train(
+          inputs.train_dataset_fn(FLAGS.train_batch_size, seed=FLAGS.seed),
+          FLAGS.num_train_steps)
 
   if FLAGS.do_eval:
     logging.info("***** Running evaluation *****")
     logging.info("  Batch size = %d", FLAGS.eval_batch_size)
-    result = trainer.evaluate(
-        inputs.eval_dataset_fn(FLAGS.eval_batch_size,
-                               seed=0 if FLAGS.seed is None else FLAGS.seed),
-        pretraining.eval_fn, FLAGS.max_eval_steps)
+    with record_format.corrupt_files_named(inputs.input_files):
+      result = trainer.evaluate(
+          inputs.eval_dataset_fn(FLAGS.eval_batch_size,
+                                 seed=0 if FLAGS.seed is None else FLAGS.seed),
+          pretraining.eval_fn, FLAGS.max_eval_steps)
     if trainer.is_chief:
       output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir
       metrics.write_eval_results(output_eval_file, result)
+      summaries.write_eval_scalars(FLAGS.output_dir, result)
     logging.info("***** Eval results *****")
     for key in sorted(result):
       logging.info("  %s = %s", key, str(result[key]))

@@ -46,3 +46,23 @@ def test_data_loss_in_a_pipeline_names_the_file(tmp_path):
   with pytest.raises(KeyError):
     with record_format.corrupt_files_named(files):
       raise KeyError("x")
+
+
+def test_run_pretraining_names_a_truncated_file(fixtures_dir, tmp_path):
+  import script_runner  # pylint: disable=g-import-not-at-top
+  small = fixtures_dir / "original_bert_small"
+  data = (small / "eval.tfrecord").read_bytes()
+  truncated = tmp_path / "records.tfrecord"
+  truncated.write_bytes(data[:2000])  # a few whole records, then a cut one
+  offset, message = record_format.find_corrupt_record([str(truncated)])[1:]
+  output_dir = tmp_path / "out"
+  with pytest.raises(ValueError, match=r"TFRecord file .*records.tfrecord is "
+                     r"truncated or corrupt: the record at byte offset %d "
+                     r"does not read \(%s\)" % (offset, message)):
+    script_runner.run_main(
+        "run_pretraining", "--bert_config_file=%s" % (small / "bert_config.json"),
+        "--input_file=%s" % truncated, "--output_dir=%s" % output_dir,
+        "--do_train", "--num_train_steps=3", "--max_seq_length=40",
+        "--max_predictions_per_seq=6", "--train_batch_size=8")
+  # No checkpoint after the failure.
+  assert not tf.io.gfile.glob(str(output_dir / "model.ckpt*"))

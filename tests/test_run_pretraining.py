@@ -123,6 +123,16 @@ def test_eval_gives_the_original_metrics(fixtures_dir, tmp_path):
   for key in ("masked_lm_accuracy", "masked_lm_loss",
               "next_sentence_accuracy", "next_sentence_loss"):
     assert got[key] == pytest.approx(expected[key], abs=1e-5), key
+  # The same metrics as TensorBoard scalars under output_dir/eval.
+  scalars = {}
+  for path in tf.io.gfile.glob(str(tmp_path / "eval" / "events.out.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        scalars[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+  assert sorted(scalars) == sorted(k for k in got if k != "global_step")
+  for tag, (step, value) in scalars.items():
+    assert step == got["global_step"]
+    assert value == pytest.approx(got[tag], rel=1e-6), tag
   # The Estimator's `loss`: the mean over the 8 batches of the total loss.
   model = BertPretrainer(BertConfig.from_json_file(
       str(small / "pretrained" / "bert_config.json")))
