@@ -160,31 +160,32 @@ def load_checkpoint(model, path, allow_missing=True):
     # builds on this module, hence the import here.
     from bert_tf import interop  # pylint: disable=g-import-not-at-top
     weights = interop.read(path, config=getattr(model, "config", None))
-    return assign_tensors(model, weights.tensors, weights.source,
-                          allow_missing=allow_missing)
+    return _assign(model, {n: t.shape for n, t in weights.tensors.items()},
+                   weights.tensors.__getitem__, weights.source,
+                   allow_missing=allow_missing)
   prefix = resolve_checkpoint(path)
   reader = tf.train.load_checkpoint(prefix)
   shapes = reader.get_variable_to_shape_map()
   skipped = sorted(n for n in shapes if is_training_state(n))
-  return assign_tensors(model, {n: reader for n in shapes
-                                if not is_training_state(n)},
-                        prefix, allow_missing=allow_missing,
-                        skipped=skipped, shapes=shapes)
+  return _assign(model, {n: shape for n, shape in shapes.items()
+                         if not is_training_state(n)},
+                 reader.get_tensor, prefix, allow_missing=allow_missing,
+                 skipped=skipped)
 
 
-def assign_tensors(model, tensors, source, allow_missing=True, skipped=(),
-                   shapes=None):
+def _assign(model, shapes, read_tensor, source, allow_missing=True,
+            skipped=()):
   """Assigns named tensors to a model's variables of the same names.
 
   Args:
     model: a Keras model/layer (or iterable of variables) whose variable paths
       are original names.
-    tensors: dict name -> numpy array, or name -> a `tf.train.load_checkpoint`
-      reader holding it (read only for the names the model takes).
+    shapes: dict name -> shape of every tensor the source offers.
+    read_tensor: function name -> numpy array, called only for the names the
+      model takes.
     source: where the tensors come from (for the report and messages).
     allow_missing: see `load_checkpoint`.
     skipped: names of training state that was left out (for the report).
-    shapes: dict name -> shape when `tensors` holds readers.
 
   Returns:
     A `LoadReport`.
@@ -195,11 +196,11 @@ def assign_tensors(model, tensors, source, allow_missing=True, skipped=(),
   targets = variables_by_name(model)
   loaded, missing = [], []
   for name, variable in targets.items():
-    if name not in tensors:
+    if name not in shapes:
       missing.append(name)
       continue
     expected = tuple(variable.shape)
-    found = tuple(shapes[name] if shapes else tensors[name].shape)
+    found = tuple(shapes[name])
     if expected != found:
       raise ValueError(
           "Shape mismatch for variable %s in checkpoint %s: the model expects "
@@ -210,17 +211,15 @@ def assign_tensors(model, tensors, source, allow_missing=True, skipped=(),
     raise ValueError(
         "Checkpoint %s shares no variable with the model (model names look "
         "like %s; checkpoint names like %s)" %
-        (source, sorted(targets)[:3], sorted(tensors)[:3]))
+        (source, sorted(targets)[:3], sorted(shapes)[:3]))
   if missing and not allow_missing:
     raise ValueError("Checkpoint %s lacks model variables: %s" %
                      (source, ", ".join(missing)))
   for name in loaded:
-    value = tensors[name]
-    if shapes:
-      value = value.get_tensor(name)
     variable = targets[name]
-    variable.assign(np.asarray(value).astype(np.dtype(variable.dtype)))
-  unexpected = sorted(set(tensors) - set(loaded))
+    variable.assign(np.asarray(read_tensor(name)).astype(
+        np.dtype(variable.dtype)))
+  unexpected = sorted(set(shapes) - set(loaded))
   return LoadReport(source, loaded, missing, unexpected, list(skipped))
 
 
