@@ -224,10 +224,10 @@ def head_pairs(config):
           _layer_norm(mlm + "transform/LayerNorm",
                       names["transform_layer_norm"]) +
           [_Pair(mlm + "output_bias", names["mlm_bias"])] +
-          _linear("cls/seq_relationship", names["next_sentence"]) +
+          _linear(weights_lib.NSP_SCOPE, names["next_sentence"]) +
           [_Pair(weights_lib.CLASSIFIER_WEIGHTS, "classifier.weight"),
            _Pair(weights_lib.CLASSIFIER_BIAS, "classifier.bias")] +
-          _linear("cls/squad", "qa_outputs"))
+          _linear(weights_lib.SQUAD_SCOPE, "qa_outputs"))
 
 
 def architecture(weights):

@@ -64,12 +64,10 @@ POOLER_SCOPE = "bert/pooler/dense"
 
 # Pretraining-head, classifier and SQuAD names (see the module docstring).
 MLM_HEAD_PREFIX = "cls/predictions/"
-NSP_WEIGHTS = "cls/seq_relationship/output_weights"
-NSP_BIAS = "cls/seq_relationship/output_bias"
+NSP_SCOPE = "cls/seq_relationship"  # output_weights [2, H], output_bias
 CLASSIFIER_WEIGHTS = "output_weights"
 CLASSIFIER_BIAS = "output_bias"
-SQUAD_WEIGHTS = "cls/squad/output_weights"
-SQUAD_BIAS = "cls/squad/output_bias"
+SQUAD_SCOPE = "cls/squad"  # output_weights [2, H], output_bias
 
 # `hidden_act` of a bert_config.json <-> the names other libraries use.
 # The original's "gelu" is the tanh approximation; Hugging Face's "gelu" is
@@ -136,7 +134,7 @@ class BertWeights:
   @property
   def has_next_sentence_head(self):
     """Whether the NSP/SOP head (`cls/seq_relationship/*`) is present."""
-    return NSP_WEIGHTS in self.tensors
+    return NSP_SCOPE + "/output_weights" in self.tensors
 
   @property
   def num_labels(self):
@@ -152,7 +150,7 @@ class BertWeights:
   @property
   def has_squad_head(self):
     """Whether run_squad's span head (`cls/squad/*`) is present."""
-    return SQUAD_WEIGHTS in self.tensors
+    return SQUAD_SCOPE + "/output_weights" in self.tensors
 
   def get(self, name):
     """The tensor `name`, or a ValueError naming it and the source."""
