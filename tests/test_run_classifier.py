@@ -111,7 +111,7 @@ def test_test_results_one_line_of_probabilities_per_example(setup):
   assert np.allclose(np.sum(rows, axis=1), 1.0, atol=1e-5)
 
 
-def _eval_scalars(output_dir):
+def eval_scalars(output_dir):
   """The scalars under output_dir/eval: {tag: (step, value)}."""
   scalars = {}
   for path in tf.io.gfile.glob(os.path.join(str(output_dir), "eval",
@@ -126,7 +126,7 @@ def _eval_scalars(output_dir):
 def test_eval_metrics_reach_tensorboard(setup):
   results = metrics.read_eval_results(
       str(setup["output_dir"] / "eval_results.txt"))
-  scalars = _eval_scalars(setup["output_dir"])
+  scalars = eval_scalars(setup["output_dir"])
   assert sorted(scalars) == sorted(k for k in results if k != "global_step")
   for tag, (step, value) in scalars.items():
     assert step == NUM_STEPS

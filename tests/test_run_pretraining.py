@@ -20,6 +20,7 @@ from bert_tf.training import metrics
 from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 import script_runner
+from test_run_classifier import eval_scalars
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -124,11 +125,7 @@ def test_eval_gives_the_original_metrics(fixtures_dir, tmp_path):
               "next_sentence_accuracy", "next_sentence_loss"):
     assert got[key] == pytest.approx(expected[key], abs=1e-5), key
   # The same metrics as TensorBoard scalars under output_dir/eval.
-  scalars = {}
-  for path in tf.io.gfile.glob(str(tmp_path / "eval" / "events.out.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        scalars[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+  scalars = eval_scalars(tmp_path)
   assert sorted(scalars) == sorted(k for k in got if k != "global_step")
   for tag, (step, value) in scalars.items():
     assert step == got["global_step"]
