@@ -111,3 +111,17 @@ def test_run_classifier_names_a_truncated_file(fixtures_dir, tmp_path,
         "--train_batch_size=8", "--num_train_epochs=1", "--log_examples=0")
   assert not tf.io.gfile.glob(str(output_dir / "model.ckpt*"))
   assert not (output_dir / "test_results.tsv").exists()
+
+
+def test_pretraining_first_record_checks_name_the_file(tmp_path):
+  """A file that is not TFRecords, or not of Examples, is named up front."""
+  from bert_tf.data import pretraining_dataset  # pylint: disable=g-import-not-at-top
+  text = tmp_path / "notes.txt"
+  text.write_text("plain text, not a TFRecord file\n" * 10)
+  with pytest.raises(ValueError, match=r"TFRecord file .*notes.txt is "
+                     r"truncated or corrupt: the record at byte offset 0 "):
+    pretraining_dataset.detect_tasks([str(text)])
+  not_examples = _records(tmp_path / "bytes.tfrecord")
+  with pytest.raises(ValueError, match=r"The first record of .*bytes.tfrecord "
+                     r"is not a tf.train.Example"):
+    pretraining_dataset.check_record_lengths([str(not_examples)], 128, 20)
