@@ -16,15 +16,12 @@ from absl import logging
 from bert_tf import cli
 from bert_tf import file_io
 from bert_tf import serving
-from bert_tf import tasks
 from bert_tf import tokenization
 from bert_tf.data import glue
 from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import classifier
-from bert_tf.training import optimization
 from bert_tf.training import script_flags
-from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 
@@ -106,26 +103,9 @@ def main(_):
 def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
          test_examples):
   """Trains, evaluates, predicts and exports as the flags say."""
-  optimizer_fn = None
-  if FLAGS.do_train:
-    num_train_steps, num_warmup_steps = tasks.num_train_steps(
-        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
-        FLAGS.warmup_proportion)
-
-    def optimizer_fn():
-      return optimization.create_optimizer(
-          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
-
-  trainer = trainer_lib.Trainer(
+  trainer, num_train_steps = script_flags.finetuning_trainer(
       strategy, classifier.model_fn(config, processor), classifier.loss_fn,
-      FLAGS.output_dir, optimizer_fn=optimizer_fn,
-      global_batch_size=FLAGS.train_batch_size,
-      **script_flags.trainer_options())
-  restored = trainer.initialize(FLAGS.init_checkpoint)
-  if not FLAGS.do_train and restored is None:
-    raise ValueError("--do_eval/--do_predict without --do_train need a "
-                     "checkpoint: %s has none and --init_checkpoint is not "
-                     "set" % FLAGS.output_dir)
+      len(train_examples))
 
   if FLAGS.do_train:
     train_file = os.path.join(FLAGS.output_dir, "train.tf_record")

@@ -25,15 +25,12 @@ from absl import logging
 from bert_tf import cli
 from bert_tf import file_io
 from bert_tf import serving
-from bert_tf import tasks
 from bert_tf import tokenization
 from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
-from bert_tf.training import optimization
 from bert_tf.training import script_flags
-from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 
@@ -152,31 +149,14 @@ def main(_):
 
 def _run(config, tokenizer, strategy, train_examples, predict_examples):
   """Trains, predicts and exports as the flags say, into --output_dir."""
-  optimizer_fn = None
+  trainer, num_train_steps = script_flags.finetuning_trainer(
+      strategy, squad.model_fn(config), squad.loss_fn, len(train_examples))
+
   if FLAGS.do_train:
     train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
     num_features = squad.write_train_features(
         train_examples, tokenizer, train_record, FLAGS.max_seq_length,
         FLAGS.doc_stride, FLAGS.max_query_length, FLAGS.log_examples)
-    num_train_steps, num_warmup_steps = tasks.num_train_steps(
-        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
-        FLAGS.warmup_proportion)
-
-    def optimizer_fn():
-      return optimization.create_optimizer(
-          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
-
-  trainer = trainer_lib.Trainer(
-      strategy, squad.model_fn(config), squad.loss_fn, FLAGS.output_dir,
-      optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
-      **script_flags.trainer_options())
-  restored = trainer.initialize(FLAGS.init_checkpoint)
-  if not FLAGS.do_train and restored is None:
-    raise ValueError("--do_predict without --do_train needs a checkpoint: "
-                     "%s has none and --init_checkpoint is not set" %
-                     FLAGS.output_dir)
-
-  if FLAGS.do_train:
     logging.info("***** Running training *****")
     logging.info("  Num orig examples = %d", len(train_examples))
     logging.info("  Num split examples = %d", num_features)

@@ -12,6 +12,7 @@ from absl import flags
 import keras
 
 from bert_tf.training import distribution
+from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -169,6 +170,50 @@ def strategy_from_flags():
   if FLAGS.seed is not None:
     keras.utils.set_random_seed(FLAGS.seed)
   return strategy
+
+
+def finetuning_trainer(strategy, model_fn, loss_fn, num_train_examples):
+  """The `Trainer` of run_classifier and run_squad, initialized, from the flags.
+
+  With --do_train it trains with the original AdamWeightDecay over
+  `optimization.num_train_steps` steps (from --train_batch_size,
+  --num_train_epochs, --warmup_proportion, --learning_rate). The model starts
+  from the latest checkpoint of --output_dir, else --init_checkpoint.
+
+  Args:
+    strategy: the `tf.distribute.Strategy` (`strategy_from_flags`).
+    model_fn: the task's function building the model.
+    loss_fn: the task's loss function.
+    num_train_examples: examples of one training epoch (ignored without
+      --do_train).
+
+  Returns:
+    (trainer, num_train_steps), num_train_steps None without --do_train.
+
+  Raises:
+    ValueError: without --do_train when there is no checkpoint to start
+      from, or with --do_train when the flags give no training step.
+  """
+  optimizer_fn = num_train_steps = None
+  if FLAGS.do_train:
+    num_train_steps, num_warmup_steps = optimization.num_train_steps(
+        num_train_examples, FLAGS.train_batch_size, FLAGS.num_train_epochs,
+        FLAGS.warmup_proportion)
+
+    def optimizer_fn():
+      return optimization.create_optimizer(
+          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
+
+  trainer = trainer_lib.Trainer(
+      strategy, model_fn, loss_fn, FLAGS.output_dir,
+      optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
+      **trainer_options())
+  restored = trainer.initialize(FLAGS.init_checkpoint)
+  if not FLAGS.do_train and restored is None:
+    raise ValueError("Without --do_train the model needs a checkpoint: %s "
+                     "has none and --init_checkpoint is not set" %
+                     FLAGS.output_dir)
+  return trainer, num_train_steps
 
 
 def trainer_options():
