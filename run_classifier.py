@@ -26,9 +26,10 @@ from bert_tf.training import script_flags
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-script_flags.define_model_flags(
+script_flags.define_original_flags(
     "bert_config_file", "vocab_file", "spm_model_file", "output_dir",
-    "init_checkpoint", "do_lower_case")
+    "init_checkpoint", "do_lower_case", "do_train", "do_eval",
+    "eval_batch_size")
 flags.DEFINE_string(
     "data_dir", None,
     "The input data dir. Should contain the .tsv files (or other data files) "
@@ -41,12 +42,9 @@ flags.DEFINE_integer(
     "The maximum total input sequence length after WordPiece tokenization. "
     "Sequences longer than this will be truncated, and sequences shorter "
     "than this will be padded.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
 flags.DEFINE_bool(
     "do_predict", False,
     "Whether to run the model in inference mode on the test set.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
 flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
 
 script_flags.define_finetuning_flags()

@@ -35,9 +35,9 @@ from bert_tf.training import script_flags
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-script_flags.define_model_flags(
+script_flags.define_original_flags(
     "bert_config_file", "vocab_file", "spm_model_file", "output_dir",
-    "init_checkpoint", "do_lower_case")
+    "init_checkpoint", "do_lower_case", "do_train")
 flags.DEFINE_string("train_file", None,
                     "SQuAD json for training. E.g., train-v1.1.json")
 flags.DEFINE_string(
@@ -56,7 +56,6 @@ flags.DEFINE_integer(
     "max_query_length", 64,
     "The maximum number of tokens for the question. Questions longer than "
     "this will be truncated to this length.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
 flags.DEFINE_bool("do_predict", False, "Whether to run eval on the dev set.")
 flags.DEFINE_integer("predict_batch_size", 8,
                      "Total batch size for predictions.")
