@@ -183,6 +183,40 @@ def test_training_with_memory_reproduces_the_original(fixtures_dir, tmp_path,
   assert "global_step" in names
 
 
+@pytest.mark.parametrize("dtype", [
+    "float16", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def test_mixed_precision_training_follows_the_original(fixtures_dir, tmp_path,
+                                                       dtype):
+  # Two passes over the fixture's 4 segments with learning rate 1e-3; float16
+  # with dynamic loss scaling. The first step's loss is the original's loss
+  # of segment 1 (within the precision's bound, see test_transformer_xl);
+  # training lowers the loss of every segment in the second pass.
+  text, io = fixture_stream(fixtures_dir)
+  corpus = tmp_path / "stream.txt"
+  corpus.write_bytes(text)
+  ckpt = fixtures_dir / "original_transformer_xl_small" / "model.ckpt"
+  out = tmp_path / "out"
+  result = run_script(
+      "--input_file=%s" % corpus, "--model_dir=%s" % out,
+      "--init_checkpoint=%s" % ckpt, "--valid_fraction=0",
+      "--test_fraction=0", "--train_batch_size=3", "--train_steps=8",
+      "--iterations=1", "--save_steps=8", "--learning_rate=1e-3",
+      "--distribution_strategy=one_device", "--dtype=%s" % dtype,
+      *FIXTURE_MODEL_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  losses = np.array(logged(result.stderr, "loss"))
+  assert losses.shape == (8,) and np.isfinite(losses).all()
+  np.testing.assert_allclose(losses[0], io["nll"][0], rtol=1e-2, atol=0)
+  assert (losses[4:] < losses[:4]).all(), losses
+  reader = tf.train.load_checkpoint(str(out / "model.ckpt-8"))
+  start = tf.train.load_checkpoint(str(ckpt))
+  for name in ("transformer/layer_0/rel_attn/qkv/kernel",
+               "transformer/adaptive_softmax/bias"):
+    value = reader.get_tensor(name)
+    assert value.dtype == np.float32 and np.isfinite(value).all()
+    assert np.abs(value - start.get_tensor(name)).max() > 0
+
+
 def test_bits_per_character_fall_on_enwik8_small(fixtures_dir, tmp_path):
   out = tmp_path / "out"
   result = run_script(
