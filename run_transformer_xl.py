@@ -6,10 +6,11 @@ test and written as the original's ordered TFRecords (`bert_tf.data.lm_bytes`)
 in `--data_dir`. Training runs on `tf.distribute` through the project's
 `Trainer`, carrying each replica's memory from step to step, and writes
 `model_dir/model.ckpt-<step>` with the original variable names (resuming from
-the latest one). `--dtype=bfloat16|float16` trains and evaluates in mixed
-precision (float32 variables, memory, attention softmax and output
-log-probabilities; float16 with dynamic loss scaling), as run_pretraining.py. Evaluation runs the split in order with memory and writes
+the latest one). Evaluation runs the split in order with memory and writes
 `model_dir/eval_results.txt` (loss in nats, pplx, bpc, global_step).
+`--dtype=bfloat16|float16` trains and evaluates in mixed precision (float32
+variables, memory, attention softmax and output log-probabilities; float16
+with dynamic loss scaling), as run_pretraining.py.
 
   python run_transformer_xl.py --input_file=enwik8_small.txt \
     --model_dir=/tmp/txl --do_train --do_eval --n_layer=2 --d_model=64 ...
