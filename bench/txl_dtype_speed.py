@@ -13,8 +13,9 @@ once per `--dtype`:
 
 Every variant is built and warmed up (tracing) first; then `--rounds` rounds
 time each variant in turn (so the machine's load hits all of them), and the
-script prints the median tokens/s of each and its ratio to float32 as a
-Markdown table. On a CPU, bfloat16 is fast only with bfloat16 instructions
+script prints the median tokens/s of each and, as a Markdown table, the
+median over rounds of its ratio to float32 in the same round (on a shared
+machine the load changes between rounds more than within one). On a CPU, bfloat16 is fast only with bfloat16 instructions
 (`lscpu`: avx512_bf16, amx_bf16) and float16 only with avx512_fp16 / AMX-FP16;
 the script prints which of those flags the CPU has.
 
@@ -189,12 +190,13 @@ def main():
         "vs float32 |")
   print("|---|---|---|---|---|")
   medians = {key: statistics.median(v) for key, v in rates.items()}
+  ratios = {(dtype, mode): statistics.median(
+      a / b for a, b in zip(rates[dtype, mode], rates["float32", mode]))
+            for dtype, mode in rates}
   for dtype in dtypes:
     print("| %s | %.0f | %.2fx | %.0f | %.2fx |" % (
-        dtype, medians[dtype, "train"],
-        medians[dtype, "train"] / medians["float32", "train"],
-        medians[dtype, "eval"],
-        medians[dtype, "eval"] / medians["float32", "eval"]))
+        dtype, medians[dtype, "train"], ratios[dtype, "train"],
+        medians[dtype, "eval"], ratios[dtype, "eval"]))
 
 
 if __name__ == "__main__":
