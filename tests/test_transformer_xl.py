@@ -218,6 +218,25 @@ def test_adaptive_softmax_names_and_normalization():
   assert set(outputs) == {"output", "new_mems", "target_log_probs"}
 
 
+def test_adaptive_softmax_in_bfloat16_gives_float32_log_probs():
+  trainer_lib.set_dtype_policy("bfloat16")
+  try:
+    model = txl.TransformerXL(_small_config(cutoffs=[6, 12], div_val=2,
+                                            proj_share_all_but_first=True))
+  finally:
+    trainer_lib.set_dtype_policy("float32")
+  inputs = tf.constant([[1, 7, 15]] * 5)
+  every = model(inputs, mems=model.init_mems(3))["log_probs"]
+  assert every.dtype == tf.float32 and every.shape == (5, 3, 20)
+  np.testing.assert_allclose(tf.exp(every).numpy().sum(-1), 1, atol=1e-5)
+  targets = model(inputs, mems=model.init_mems(3),
+                  targets=tf.constant([[7, 15, 1]] * 5))["target_log_probs"]
+  assert targets.dtype == tf.float32
+  np.testing.assert_allclose(targets.numpy(),
+                             every.numpy()[:, [0, 1, 2], [7, 15, 1]],
+                             atol=1e-6)
+
+
 def test_untie_r_gives_per_layer_biases():
   model = txl.TransformerXL(_small_config(untie_r=True))
   assert tuple(model.r_w_bias.shape) == (2, 2, 8)
