@@ -138,10 +138,7 @@ def define_training_flags():
       "logical CPU device.")
   flags.DEFINE_integer("num_gpus", None,
                        "GPUs to use (default: all visible ones).")
-  flags.DEFINE_enum(
-      "dtype", "float32", list(trainer_lib.DTYPES),
-      "Compute dtype: float32, bfloat16 (mixed, float32 variables) or "
-      "float16 (mixed, with dynamic loss scaling).")
+  define_dtype_flag()
   flags.DEFINE_bool("enable_xla", False,
                     "Compile the forward and backward pass with XLA.")
   flags.DEFINE_integer("keep_checkpoint_max", 5,
@@ -152,6 +149,20 @@ def define_training_flags():
   flags.DEFINE_integer(
       "seed", None,
       "Seed of the data order, masks, initialization and dropout.")
+
+
+def define_dtype_flag():
+  """Defines `--dtype` (once per process); `trainer.set_dtype_policy` reads it.
+
+  run_transformer_xl.py, which has the original Transformer-XL flags instead
+  of the others of `define_training_flags`, defines it alone.
+  """
+  if "dtype" in FLAGS:
+    return
+  flags.DEFINE_enum(
+      "dtype", "float32", list(trainer_lib.DTYPES),
+      "Compute dtype: float32, bfloat16 (mixed, float32 variables) or "
+      "float16 (mixed, with dynamic loss scaling).")
 
 
 def define_export_flags():
