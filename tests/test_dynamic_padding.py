@@ -11,6 +11,10 @@ has 40 positions).
 """
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -329,3 +333,90 @@ def test_squad_logits_equal_at_every_real_position(fixtures_dir, small,
       cut_off += int((~computed).sum())
       assert (dynamic[row, ~computed] == inference.CUT_OFF_LOGIT).all()
   assert cut_off > 0
+
+
+def test_run_pretraining_eval_same_metrics(fixtures_dir, tmp_path):
+  # The eval records cut short after their last masked position (padding
+  # from 8 + i % 33 tokens on), so that batches are cut.
+  small = fixtures_dir / "original_bert_small"
+  data = tmp_path / "short.tfrecord"
+  with tf.io.TFRecordWriter(str(data)) as writer:
+    for i, record in enumerate(tf.data.TFRecordDataset(
+        str(small / "eval.tfrecord")).as_numpy_iterator()):
+      example = tf.train.Example.FromString(record)
+      feature = example.features.feature
+      end = max(8 + i % 33,
+                max(feature["masked_lm_positions"].int64_list.value) + 2)
+      for key in ("input_ids", "input_mask", "segment_ids"):
+        values = feature[key].int64_list.value
+        values[:] = list(values[:end]) + [0] * (len(values) - end)
+      writer.write(example.SerializeToString())
+  results = {}
+  for flag in ("--dynamic_padding", "--nodynamic_padding"):
+    script_runner.run_main(
+        "run_pretraining",
+        "--bert_config_file=%s" % (small / "pretrained" / "bert_config.json"),
+        "--init_checkpoint=%s" % (small / "pretrained" / "bert_model.ckpt"),
+        "--input_file=%s" % data, "--output_dir=%s" % (tmp_path / flag),
+        "--do_eval", "--eval_batch_size=4", "--max_eval_steps=20",
+        "--max_seq_length=40", "--max_predictions_per_seq=6", flag)
+    results[flag] = metrics.read_eval_results(
+        str(tmp_path / flag / "eval_results.txt"))
+  assert sorted(results["--dynamic_padding"]) == sorted(
+      results["--nodynamic_padding"])
+  for key, value in results["--nodynamic_padding"].items():
+    assert results["--dynamic_padding"][key] == pytest.approx(
+        value, abs=1e-5), key
+
+
+# Runs a script with the CPU split into two logical devices.
+TWO_CPUS = """
+import runpy, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_trains_and_predicts_as_one_device(fixtures_dir, small,
+                                                    tmp_path):
+  """Replicas train on batches of their own lengths; predictions unchanged."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  for name, count in (("train.tsv", 32), ("dev.tsv", 24), ("test.tsv", 21)):
+    _short_mrpc(fixtures_dir, data_dir / name, name, count)
+  launcher = tmp_path / "two_cpus.py"
+  launcher.write_text(TWO_CPUS)
+  common = ["--task_name=MRPC", "--data_dir=%s" % data_dir,
+            "--vocab_file=%s" % (small["dir"] / "vocab.txt"),
+            "--bert_config_file=%s" % (small["dir"] / "bert_config.json"),
+            "--max_seq_length=40", "--log_examples=0", "--do_eval",
+            "--do_predict", "--eval_batch_size=4", "--predict_batch_size=4"]
+  mirrored = tmp_path / "mirrored"
+  result = subprocess.run(
+      [sys.executable, str(launcher), str(root / "run_classifier.py")] +
+      common + ["--output_dir=%s" % mirrored, "--do_train", "--seed=1",
+                "--init_checkpoint=%s" % (small["dir"] / "bert_model.ckpt"),
+                "--train_batch_size=8", "--num_train_epochs=2",
+                "--distribution_strategy=mirrored"],
+      env=dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2"),
+      capture_output=True, text=True, timeout=900, cwd=str(root))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "MirroredStrategy with devices" in result.stderr
+  one_device = tmp_path / "one_device"
+  script_runner.run_main(
+      "run_classifier", *common, "--output_dir=%s" % one_device,
+      "--init_checkpoint=%s" % (mirrored / "model.ckpt-8"),
+      "--nodynamic_padding")
+  np.testing.assert_allclose(_read_tsv(mirrored / "test_results.tsv"),
+                             _read_tsv(one_device / "test_results.tsv"),
+                             atol=1e-5, rtol=0)
+  trained = metrics.read_eval_results(str(mirrored / "eval_results.txt"))
+  results = metrics.read_eval_results(str(one_device / "eval_results.txt"))
+  for key in ("eval_accuracy", "eval_f1", "eval_loss", "loss"):
+    assert results[key] == pytest.approx(trained[key], abs=1e-5), key
