@@ -35,6 +35,7 @@ from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 
 import script_runner
+from test_distribution import TWO_CPUS
 
 
 @pytest.fixture(scope="module")
@@ -367,18 +368,6 @@ def test_run_pretraining_eval_same_metrics(fixtures_dir, tmp_path):
   for key, value in results["--nodynamic_padding"].items():
     assert results["--dynamic_padding"][key] == pytest.approx(
         value, abs=1e-5), key
-
-
-# Runs a script with the CPU split into two logical devices.
-TWO_CPUS = """
-import runpy, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.argv = [sys.argv[1]] + sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 @pytest.mark.slow
