@@ -85,6 +85,7 @@ script_flags.define_log_examples_flag(20)
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
 script_flags.define_export_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 
 
@@ -148,6 +149,7 @@ def main(_):
 
 def _run(config, tokenizer, strategy, train_examples, predict_examples):
   """Trains, predicts and exports as the flags say, into --output_dir."""
+  dynamic_padding = script_flags.dynamic_padding(strategy)
   trainer, num_train_steps = script_flags.finetuning_trainer(
       strategy, squad.model_fn(config), squad.loss_fn, len(train_examples))
 
@@ -167,7 +169,7 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
               train_record, FLAGS.max_seq_length,
               context.get_per_replica_batch_size(FLAGS.train_batch_size),
               is_training=True, drop_remainder=True, input_context=context,
-              seed=FLAGS.seed),
+              seed=FLAGS.seed, dynamic_padding=dynamic_padding),
           num_train_steps)
 
   if FLAGS.do_predict:
@@ -177,7 +179,8 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.do_lower_case, FLAGS.version_2_with_negative,
         FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
-        eval_examples=predict_examples, log_examples=FLAGS.log_examples)
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        dynamic_padding=dynamic_padding)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,
