@@ -158,9 +158,10 @@ def test_training_batches_are_reproducible_from_the_seed(mrpc_records):
 def test_squad_training_batches_keep_the_answer_positions(fixtures_dir, small,
                                                           tmp_path):
   path = str(tmp_path / "train.tf_record")
-  squad.write_train_features(
+  examples = squad.read_examples(
       str(fixtures_dir / "squad" / "train-v1.1-sample.json"),
-      small["tokenizer"], path, 40, 8, 16, False)
+      small["tokenizer"], is_training=True)
+  squad.write_train_features(examples, small["tokenizer"], path, 40, 8, 16)
   dataset = squad_data.squad_dataset(path, 40, 4, True, True, seed=1,
                                      dynamic_padding=True)
   for batch in _batches(dataset.take(30)):
