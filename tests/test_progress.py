@@ -10,7 +10,7 @@ def _messages(caplog):
 
 
 def test_lines_count_batches_and_examples(caplog):
-  with caplog.at_level(std_logging.INFO):
+  with caplog.at_level(std_logging.INFO, logger="absl"):
     log = progress.ProgressLog("Prediction", total_batches=3,
                                interval_secs=0.0)
     for size in (8, 8, 4):
@@ -25,7 +25,7 @@ def test_lines_count_batches_and_examples(caplog):
 
 
 def test_batches_only_and_the_interval(caplog):
-  with caplog.at_level(std_logging.INFO):
+  with caplog.at_level(std_logging.INFO, logger="absl"):
     log = progress.ProgressLog("Evaluation", interval_secs=3600.0)
     for _ in range(5):
       log.update()
