@@ -540,7 +540,8 @@ class FeatureWriter(object):
 
 
 def squad_dataset(input_file, seq_length, batch_size, is_training,
-                  drop_remainder, input_context=None, seed=None):
+                  drop_remainder, input_context=None, seed=None,
+                  answer_verification=False):
   """Reads the SQuAD TFRecords into batches of int32 features.
 
   Args:
@@ -551,11 +552,14 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     drop_remainder: drop a last partial batch.
     input_context: `tf.distribute.InputContext` to shard by input pipeline.
     seed: shuffle seed, or None.
+    answer_verification: also read ALBERT's `p_mask` and, for training,
+      `is_impossible` (the inputs of ALBERT's v2.0 head, `BertSquadV2`).
 
   Returns:
     A `tf.data.Dataset` of dicts: `unique_ids` [batch], `input_ids`,
     `input_mask`, `segment_ids` [batch, seq_length], and for training
-    `start_positions`, `end_positions` [batch].
+    `start_positions`, `end_positions` [batch]; with `answer_verification`
+    `p_mask` [batch, seq_length] and for training `is_impossible` [batch].
   """
   name_to_features = {
       "unique_ids": tf.io.FixedLenFeature([], tf.int64),
@@ -566,6 +570,10 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
   if is_training:
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
+  if answer_verification:
+    name_to_features["p_mask"] = tf.io.FixedLenFeature([seq_length], tf.int64)
+    if is_training:
+      name_to_features["is_impossible"] = tf.io.FixedLenFeature([], tf.int64)
 
   return finetuning_dataset.finetuning_dataset(input_file, name_to_features,
                                       batch_size, is_training, drop_remainder,

@@ -28,6 +28,7 @@ import random
 from absl import logging
 import tensorflow as tf
 
+from bert_tf import file_io
 from bert_tf import tokenization
 from bert_tf.data import squad as squad_data
 from bert_tf.data import squad_sentencepiece
@@ -51,7 +52,7 @@ def _get_best_indexes(logits, n_best_size):
   return [index for index, _ in index_and_score[:n_best_size]]
 
 
-def _compute_softmax(scores):
+def compute_softmax(scores):
   """Softmax of a list of Python floats (in double precision)."""
   if not scores:
     return []
@@ -267,7 +268,7 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
 
     total_scores = [entry.start_logit + entry.end_logit for entry in nbest]
     best_non_null_entry = next((entry for entry in nbest if entry.text), None)
-    probs = _compute_softmax(total_scores)
+    probs = compute_softmax(total_scores)
     nbest_json = []
     for i, entry in enumerate(nbest):
       output = collections.OrderedDict()
@@ -320,10 +321,20 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
              (output_nbest_file, nbest)]
   if version_2_with_negative:
     outputs.append((output_null_log_odds_file, null_odds))
-  for path, value in outputs:
-    with tf.io.gfile.GFile(path, "w") as writer:
-      writer.write(json.dumps(value, indent=4) + "\n")
+  write_json_files(outputs)
   return predictions, nbest, null_odds
+
+
+def write_json_files(outputs):
+  """Writes each value as the original's JSON (indent 4, final newline).
+
+  Args:
+    outputs: list of (path, JSON-serializable value); each file appears
+      under its path when complete.
+  """
+  for path, value in outputs:
+    with file_io.atomic_file(path) as writer:
+      writer.write(json.dumps(value, indent=4) + "\n")
 
 
 def has_gold_answers(dataset):
@@ -370,9 +381,21 @@ def span_loss(logits, positions):
   Returns:
     The scalar loss.
   """
-  log_probs = tf.nn.log_softmax(logits, axis=-1)
-  one_hot = tf.one_hot(tf.reshape(positions, [-1]), depth=tf.shape(logits)[-1],
-                       dtype=tf.float32)
+  return position_loss(tf.nn.log_softmax(logits, axis=-1), positions)
+
+
+def position_loss(log_probs, positions):
+  """Mean negative log-probability of the gold positions.
+
+  Args:
+    log_probs: float Tensor [batch, seq], log-probabilities over positions.
+    positions: int Tensor [batch] (or [batch, 1]), the gold positions.
+
+  Returns:
+    The scalar loss.
+  """
+  one_hot = tf.one_hot(tf.reshape(positions, [-1]),
+                       depth=tf.shape(log_probs)[-1], dtype=tf.float32)
   return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))
 
 
@@ -472,28 +495,26 @@ def write_train_features(train_file, tokenizer, output_file, max_seq_length,
   return len(train_examples), writer.num_features
 
 
-def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
-            doc_stride, max_query_length, predict_batch_size, n_best_size,
-            max_answer_length, do_lower_case, version_2_with_negative=False,
-            null_score_diff_threshold=0.0, verbose_logging=False):
-  """Predicts the answers of `predict_file` and writes the original outputs.
-
-  Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
-  `null_odds.json` (v2.0) and, when the file has gold answers,
-  `squad_eval_results.json` (the official script's results).
+def predict_windows(trainer, predict_file, tokenizer, output_dir,
+                    max_seq_length, doc_stride, max_query_length,
+                    predict_batch_size, output_keys,
+                    answer_verification=False):
+  """Windows `predict_file` into `eval.tf_record` and runs the model on it.
 
   Args:
-    trainer: a `Trainer` holding the restored `BertSquad`.
+    trainer: a `Trainer` holding the restored model.
     predict_file: SQuAD JSON.
     tokenizer: a `FullTokenizer`.
-    output_dir: where the files go.
+    output_dir: where `eval.tf_record` goes.
     max_seq_length, doc_stride, max_query_length: the window settings.
     predict_batch_size: batch size.
-    n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
-    null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+    output_keys: the model outputs to collect.
+    answer_verification: feed `p_mask` (`BertSquadV2`).
 
   Returns:
-    The evaluation results dict, or None without gold answers.
+    (examples, features, outputs): the `SquadExample`s, their windows in
+    order, and dict key -> numpy array over the windows of every output
+    key and `unique_ids`.
   """
   eval_examples = read_examples(predict_file, tokenizer, is_training=False)
   eval_writer = squad_data.FeatureWriter(
@@ -519,8 +540,65 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
                                                        training=False),
       squad_data.squad_dataset(eval_writer.filename, max_seq_length,
                                predict_batch_size, is_training=False,
-                               drop_remainder=False),
-      output_keys=("start_logits", "end_logits"), feature_keys=("unique_ids",))
+                               drop_remainder=False,
+                               answer_verification=answer_verification),
+      output_keys=output_keys, feature_keys=("unique_ids",))
+  return eval_examples, eval_features, outputs
+
+
+def gold_dataset(predict_file):
+  """The `data` list of `predict_file` if it can be scored, else None (logged)."""
+  dataset = squad_data.read_squad_data(predict_file)
+  if not has_gold_answers(dataset):
+    logging.info("%s has no gold answers: not evaluated", predict_file)
+    return None
+  return dataset
+
+
+def write_eval_results(output_dir, results, version_2_with_negative):
+  """Writes and logs `squad_eval_results.json` (the official script's keys).
+
+  Args:
+    output_dir: where the file goes.
+    results: dict of the evaluation results.
+    version_2_with_negative: which SQuAD version was scored (for the log).
+  """
+  with file_io.atomic_file(os.path.join(output_dir,
+                                        "squad_eval_results.json")) as writer:
+    writer.write(json.dumps(results, indent=2) + "\n")
+  logging.info("***** SQuAD %s eval results *****",
+               "v2.0" if version_2_with_negative else "v1.1")
+  for key, value in results.items():
+    logging.info("  %s = %s", key, value)
+
+
+def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
+            doc_stride, max_query_length, predict_batch_size, n_best_size,
+            max_answer_length, do_lower_case, version_2_with_negative=False,
+            null_score_diff_threshold=0.0, verbose_logging=False):
+  """Predicts the answers of `predict_file` and writes the original outputs.
+
+  Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
+  `null_odds.json` (v2.0) and, when the file has gold answers,
+  `squad_eval_results.json` (the official script's results).
+
+  Args:
+    trainer: a `Trainer` holding the restored `BertSquad`.
+    predict_file: SQuAD JSON.
+    tokenizer: a `FullTokenizer`.
+    output_dir: where the files go.
+    max_seq_length, doc_stride, max_query_length: the window settings.
+    predict_batch_size: batch size.
+    n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
+    null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+
+  Returns:
+    The evaluation results dict, or None without gold answers.
+  """
+  eval_examples, eval_features, outputs = predict_windows(
+      trainer, predict_file, tokenizer, output_dir, max_seq_length,
+      doc_stride, max_query_length, predict_batch_size,
+      ("start_logits", "end_logits"))
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],
@@ -538,18 +616,10 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
       squad_sentencepiece.answer_text if uses_sentencepiece(tokenizer)
       else None)
 
-  dataset = squad_data.read_squad_data(predict_file)
-  if not has_gold_answers(dataset):
-    logging.info("%s has no gold answers: not evaluated", predict_file)
+  dataset = gold_dataset(predict_file)
+  if dataset is None:
     return None
   results = evaluate_predictions(dataset, predictions, null_odds,
                                  version_2_with_negative)
-  with tf.io.gfile.GFile(os.path.join(output_dir, "squad_eval_results.json"),
-                         "w") as writer:
-    writer.write(json.dumps(results, indent=2) + "\n")
-  logging.info("***** SQuAD %s eval results *****",
-               "v2.0" if version_2_with_negative else "v1.1")
-  for key, value in results.items():
-    logging.info("  %s = %s", key, value)
+  write_eval_results(output_dir, results, version_2_with_negative)
   return results
-
