@@ -154,6 +154,23 @@ def wordpiece_answer_text(example, feature, start_index, end_index,
   return get_final_text(tok_text, orig_text, do_lower_case, verbose_logging)
 
 
+def index_windows(all_features, all_results):
+  """The windows of each example and the result of each window.
+
+  Args:
+    all_features: list of `InputFeatures`.
+    all_results: list of raw results with `unique_id`.
+
+  Returns:
+    (example index -> its features in order, unique id -> result).
+  """
+  example_index_to_features = collections.defaultdict(list)
+  for feature in all_features:
+    example_index_to_features[feature.example_index].append(feature)
+  return example_index_to_features, {result.unique_id: result
+                                     for result in all_results}
+
+
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         max_answer_length, do_lower_case,
                         version_2_with_negative=False,
@@ -186,10 +203,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer_text_fn = functools.partial(wordpiece_answer_text,
                                        do_lower_case=do_lower_case,
                                        verbose_logging=verbose_logging)
-  example_index_to_features = collections.defaultdict(list)
-  for feature in all_features:
-    example_index_to_features[feature.example_index].append(feature)
-  unique_id_to_result = {result.unique_id: result for result in all_results}
+  example_index_to_features, unique_id_to_result = index_windows(
+      all_features, all_results)
 
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()

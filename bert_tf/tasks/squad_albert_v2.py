@@ -187,10 +187,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer text, the n-best list (dicts with `text`, `probability`,
     `start_log_prob`, `end_log_prob`) and the null odds.
   """
-  example_index_to_features = collections.defaultdict(list)
-  for feature in all_features:
-    example_index_to_features[feature.example_index].append(feature)
-  unique_id_to_result = {result.unique_id: result for result in all_results}
+  example_index_to_features, unique_id_to_result = squad.index_windows(
+      all_features, all_results)
 
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
