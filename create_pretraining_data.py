@@ -162,6 +162,10 @@ flags.DEFINE_integer(
     "worker sorts one shard in memory: choose enough shards for a shard to "
     "fit.")
 flags.DEFINE_integer(
+    "log_examples", 20, lower_bound=0, help=
+    "How many of the first instances to log in full (tokens and every "
+    "feature), as the original's 20; 0 logs none.")
+flags.DEFINE_integer(
     "beam_group_size", 2000,
     "--beam_runner: documents per group (on average); a random next "
     "sentence comes from another document of the same group.")
@@ -255,6 +259,7 @@ def options_from_flags(flag_values):
       dupe_factor=flag_values.dupe_factor,
       num_workers=flag_values.num_workers,
       fast_tokenizer=flag_values.fast_tokenizer,
+      num_logged_examples=flag_values.log_examples,
       tokenizer_cache_size=flag_values.tokenizer_cache_size,
       spm_model_file=flag_values.spm_model_file,
       beam_runner=flag_values.beam_runner,

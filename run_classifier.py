@@ -19,6 +19,7 @@ from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
 from bert_tf.data import glue
+from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import classifier
 from bert_tf.training import optimization
@@ -50,12 +51,9 @@ flags.DEFINE_bool(
     "Whether to run the model in inference mode on the test set.")
 flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
 flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
-flags.DEFINE_integer(
-    "log_examples", 5,
-    "How many of the first examples of each input file to log in full "
-    "(tokens, ids, label), as the original's 5; 0 logs none.")
 
 script_flags.define_finetuning_flags()
+script_flags.define_log_examples_flag(5)
 
 # New flags.
 script_flags.define_tpu_flags()
@@ -137,14 +135,15 @@ def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
     logging.info("  Num examples = %d", len(train_examples))
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
-    trainer.train(
-        lambda context, start_step: glue.file_based_dataset(
-            train_file, FLAGS.max_seq_length,
-            context.get_per_replica_batch_size(FLAGS.train_batch_size),
-            is_training=True, drop_remainder=True,
-            is_regression=processor.is_regression, input_context=context,
-            seed=FLAGS.seed),
-        num_train_steps)
+    with record_format.corrupt_files_named([train_file]):
+      trainer.train(
+          lambda context, start_step: glue.file_based_dataset(
+              train_file, FLAGS.max_seq_length,
+              context.get_per_replica_batch_size(FLAGS.train_batch_size),
+              is_training=True, drop_remainder=True,
+              is_regression=processor.is_regression, input_context=context,
+              seed=FLAGS.seed),
+          num_train_steps)
 
   if FLAGS.do_eval:
     classifier.evaluate(trainer, dev_examples, processor, FLAGS.task_name,

@@ -27,12 +27,13 @@ import os
 
 from absl import flags
 from absl import logging
-import tensorflow as tf
 
 from bert_tf import cli
+from bert_tf import file_io
 from bert_tf import serving
 from bert_tf import tasks
 from bert_tf import tokenization
+from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
@@ -89,6 +90,7 @@ flags.DEFINE_float(
     "If null_score - best_non_null is greater than the threshold predict null.")
 
 script_flags.define_finetuning_flags()
+script_flags.define_log_examples_flag(20)
 
 # ALBERT's run_squad_v2 flags, for --squad_head=albert_v2.
 flags.DEFINE_integer("start_n_top", 5, "beam size for the start positions.")
@@ -164,18 +166,30 @@ def main(_):
   config.check_vocab_size(len(tokenizer.vocab),
                           FLAGS.spm_model_file or FLAGS.vocab_file)
 
-  strategy = script_flags.strategy_from_flags()
-  tf.io.gfile.makedirs(FLAGS.output_dir)
+  # Both SQuAD files are read (and so checked) before any work.
+  train_examples = (squad.read_examples(
+      FLAGS.train_file, tokenizer, is_training=True,
+      version_2_with_negative=FLAGS.version_2_with_negative)
+                    if FLAGS.do_train else [])
+  predict_examples = (squad.read_examples(FLAGS.predict_file, tokenizer,
+                                          is_training=False)
+                      if FLAGS.do_predict else [])
 
+  strategy = script_flags.strategy_from_flags()
+  with file_io.output_directory(FLAGS.output_dir):
+    _run(config, tokenizer, strategy, train_examples, predict_examples)
+
+
+def _run(config, tokenizer, strategy, train_examples, predict_examples):
+  """Trains, predicts and exports as the flags say, into --output_dir."""
   optimizer_fn = None
   if FLAGS.do_train:
     train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
-    num_examples, num_features = squad.write_train_features(
-        FLAGS.train_file, tokenizer, train_record, FLAGS.max_seq_length,
-        FLAGS.doc_stride, FLAGS.max_query_length,
-        FLAGS.version_2_with_negative)
+    num_features = squad.write_train_features(
+        train_examples, tokenizer, train_record, FLAGS.max_seq_length,
+        FLAGS.doc_stride, FLAGS.max_query_length, FLAGS.log_examples)
     num_train_steps, num_warmup_steps = tasks.num_train_steps(
-        num_examples, FLAGS.train_batch_size, FLAGS.num_train_epochs,
+        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
         FLAGS.warmup_proportion)
 
     def optimizer_fn():
@@ -201,17 +215,18 @@ def main(_):
 
   if FLAGS.do_train:
     logging.info("***** Running training *****")
-    logging.info("  Num orig examples = %d", num_examples)
+    logging.info("  Num orig examples = %d", len(train_examples))
     logging.info("  Num split examples = %d", num_features)
     logging.info("  Batch size = %d", FLAGS.train_batch_size)
     logging.info("  Num steps = %d", num_train_steps)
-    trainer.train(
-        lambda context, start_step: squad_data.squad_dataset(
-            train_record, FLAGS.max_seq_length,
-            context.get_per_replica_batch_size(FLAGS.train_batch_size),
-            is_training=True, drop_remainder=True, input_context=context,
-            seed=FLAGS.seed, answer_verification=albert_v2),
-        num_train_steps)
+    with record_format.corrupt_files_named([train_record]):
+      trainer.train(
+          lambda context, start_step: squad_data.squad_dataset(
+              train_record, FLAGS.max_seq_length,
+              context.get_per_replica_batch_size(FLAGS.train_batch_size),
+              is_training=True, drop_remainder=True, input_context=context,
+              seed=FLAGS.seed, answer_verification=albert_v2),
+          num_train_steps)
 
   if FLAGS.do_predict and albert_v2:
     squad_albert_v2.predict(
@@ -220,14 +235,16 @@ def main(_):
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.start_n_top, FLAGS.end_n_top,
         FLAGS.null_score_diff_threshold
-        if FLAGS["null_score_diff_threshold"].present else None)
+        if FLAGS["null_score_diff_threshold"].present else None,
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples)
   elif FLAGS.do_predict:
     squad.predict(
         trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
         FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.do_lower_case, FLAGS.version_2_with_negative,
-        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging)
+        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,

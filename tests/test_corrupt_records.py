@@ -66,3 +66,62 @@ def test_run_pretraining_names_a_truncated_file(fixtures_dir, tmp_path):
         "--max_predictions_per_seq=6", "--train_batch_size=8")
   # No checkpoint after the failure.
   assert not tf.io.gfile.glob(str(output_dir / "model.ckpt*"))
+
+
+def _truncating(write_fn, path_arg):
+  """`write_fn`, then its output file cut after its first 2,000 bytes."""
+
+  def write_then_truncate(*args, **kwargs):
+    result = write_fn(*args, **kwargs)
+    path = args[path_arg]
+    data = tf.io.gfile.GFile(path, "rb").read()
+    with tf.io.gfile.GFile(path, "wb") as f:
+      f.write(data[:2000])
+    return result
+
+  return write_then_truncate
+
+
+@pytest.mark.parametrize("mode", ["--do_train", "--do_predict"])
+def test_run_classifier_names_a_truncated_file(fixtures_dir, tmp_path,
+                                               monkeypatch, mode):
+  """A record file damaged between writing and reading is named."""
+  import script_runner  # pylint: disable=g-import-not-at-top
+  from bert_tf.data import glue  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(glue, "file_based_convert_examples_to_features",
+                      _truncating(glue.file_based_convert_examples_to_features,
+                                  4))
+  pretrained = fixtures_dir / "original_bert_small" / "pretrained"
+  data_dir = tmp_path / "data"  # The first 100 pairs of each file suffice.
+  data_dir.mkdir()
+  for tsv in ("train.tsv", "test.tsv"):
+    lines = (fixtures_dir / "glue" / "MRPC" / tsv).read_text().splitlines(True)
+    (data_dir / tsv).write_text("".join(lines[:101]))
+  output_dir = tmp_path / "out"
+  name = "train.tf_record" if mode == "--do_train" else "predict.tf_record"
+  with pytest.raises(ValueError, match=r"TFRecord file .*%s is truncated or "
+                     r"corrupt: the record at byte offset \d+" % name):
+    script_runner.run_main(
+        "run_classifier", "--task_name=MRPC",
+        "--data_dir=%s" % data_dir,
+        "--vocab_file=%s" % (pretrained / "vocab.txt"),
+        "--bert_config_file=%s" % (pretrained / "bert_config.json"),
+        "--init_checkpoint=%s" % (pretrained / "bert_model.ckpt"),
+        "--output_dir=%s" % output_dir, mode, "--max_seq_length=32",
+        "--train_batch_size=8", "--num_train_epochs=1", "--log_examples=0")
+  assert not tf.io.gfile.glob(str(output_dir / "model.ckpt*"))
+  assert not (output_dir / "test_results.tsv").exists()
+
+
+def test_pretraining_first_record_checks_name_the_file(tmp_path):
+  """A file that is not TFRecords, or not of Examples, is named up front."""
+  from bert_tf.data import pretraining_dataset  # pylint: disable=g-import-not-at-top
+  text = tmp_path / "notes.txt"
+  text.write_text("plain text, not a TFRecord file\n" * 10)
+  with pytest.raises(ValueError, match=r"TFRecord file .*notes.txt is "
+                     r"truncated or corrupt: the record at byte offset 0 "):
+    pretraining_dataset.detect_tasks([str(text)])
+  not_examples = _records(tmp_path / "bytes.tfrecord")
+  with pytest.raises(ValueError, match=r"The first record of .*bytes.tfrecord "
+                     r"is not a tf.train.Example"):
+    pretraining_dataset.check_record_lengths([str(not_examples)], 128, 20)

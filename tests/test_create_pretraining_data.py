@@ -104,13 +104,17 @@ def test_records_equal_the_original(data, expected, tmp_path, caplog):
 
 
 def test_line_by_line_tokenization_gives_the_same_records(data, expected,
-                                                          tmp_path):
+                                                          tmp_path, caplog):
   flags = fixture_flags(data)
   flags["output_file"] = str(tmp_path / "out.tfrecord")
   flags["tokenizer_cache_size"] = 0
-  run_script(**flags)
+  flags["log_examples"] = 3  # Fewer example dumps, the same records.
+  with caplog.at_level(std_logging.INFO):
+    run_script(**flags)
   assert_records_equal(record_format.read_records(flags["output_file"]),
                        expected)
+  messages = [r.getMessage() for r in caplog.records]
+  assert messages.count("*** Example ***") == 3
 
 
 def test_fast_tokenizer_gives_the_same_records(data, expected, tmp_path):

@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
+from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.tasks import squad_metrics
+from test_run_classifier import eval_scalars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 V2_KEYS = ["exact", "f1", "total", "HasAns_exact", "HasAns_f1",
@@ -101,6 +103,37 @@ def test_v2_outputs_are_complete_and_consistent(setup):
   assert (results["total"], results["HasAns_total"],
           results["NoAns_total"]) == (14, 8, 6)
   assert "best_f1_thresh = " in setup["log"]
+  # The results as TensorBoard scalars under output_dir/eval.
+  scalars = eval_scalars(out)
+  assert sorted(scalars) == sorted(V2_KEYS)
+  for tag, (step, value) in scalars.items():
+    assert step == NUM_STEPS
+    assert value == pytest.approx(results[tag], rel=1e-6), tag
+  # The features of the first 20 examples are logged (all 14 here), in
+  # training and in prediction.
+  assert setup["log"].count("*** Example ***") == 2 * _num_features(
+      setup["output_dir"] / "eval.tf_record")
+
+
+def _num_features(record_file):
+  return sum(1 for _ in record_format.read_records(str(record_file)))
+
+
+def test_bad_predict_file_fails_before_training(setup, tmp_path):
+  """A predict file missing a field is named before anything is trained."""
+  data = _load(setup["v2_file"])
+  del data["data"][0]["paragraphs"][0]["qas"][0]["question"]
+  bad = tmp_path / "bad.json"
+  bad.write_text(json.dumps(data))
+  out = tmp_path / "out"
+  code, log = run_squad(
+      *setup["common"], "--output_dir=%s" % out,
+      "--train_file=%s" % setup["v2_file"], "--predict_file=%s" % bad,
+      "--version_2_with_negative", "--do_train", "--do_predict")
+  assert code != 0
+  assert "missing required field 'question'" in log and str(bad) in log
+  assert "Running training" not in log
+  assert not out.exists()  # No empty output directory left.
 
 
 def test_v1_predict_from_init_checkpoint(setup):
@@ -109,9 +142,10 @@ def test_v1_predict_from_init_checkpoint(setup):
   code, log = run_squad(
       *setup["common"], "--output_dir=%s" % out,
       "--predict_file=%s" % setup["v1_file"], "--do_predict",
-      "--n_best_size=5", "--init_checkpoint=%s" % (
+      "--n_best_size=5", "--log_examples=0", "--init_checkpoint=%s" % (
           setup["output_dir"] / ("model.ckpt-%d" % NUM_STEPS)))
   assert code == 0, log[-3000:]
+  assert "*** Example ***" not in log
   predictions = _load(out / "predictions.json")
   nbest = _load(out / "nbest_predictions.json")
   assert len(predictions) == 5

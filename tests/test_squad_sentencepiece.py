@@ -432,9 +432,11 @@ def test_records_and_predictions(spm_models, fixtures_dir, tmp_path):
                                          spm_model_file=spm_models["wiki"])
   train_file = fixtures_dir / "squad" / "train-v1.1-sample.json"
   record = str(tmp_path / "train.tf_record")
-  num_examples, num_features = squad_task.write_train_features(
-      str(train_file), tokenizer, record, 64, 16, 12, False)
-  assert num_examples == 10
+  train_examples = squad_task.read_examples(str(train_file), tokenizer,
+                                            is_training=True)
+  assert len(train_examples) == 10
+  num_features = squad_task.write_train_features(
+      train_examples, tokenizer, record, 64, 16, 12)
   records = record_format.read_records(record)
   assert len(records) == num_features
   assert set(records[0]) == {"unique_ids", "input_ids", "input_mask",

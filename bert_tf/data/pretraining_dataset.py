@@ -33,6 +33,7 @@ real tokens other than [CLS] and [SEP], each replaced by [MASK] (80%), kept
 import dataclasses
 import random
 
+from google.protobuf import message
 import tensorflow as tf
 
 from bert_tf import tokenization
@@ -80,11 +81,21 @@ def expand_input_patterns(input_file):
 
 
 def _first_record_features(path):
-  """Returns the feature map of the first record of `path`."""
-  first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+  """Returns the feature map of the first record of `path`.
+
+  Raises:
+    ValueError: naming `path` if it holds no record, is not a TFRecord file
+      or its first record is not a `tf.train.Example`.
+  """
+  with record_format.corrupt_files_named([path]):
+    first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
   if first is None:
     raise ValueError("TFRecord file %s holds no record" % path)
-  return tf.train.Example.FromString(first.numpy()).features.feature
+  try:
+    return tf.train.Example.FromString(first.numpy()).features.feature
+  except message.DecodeError as e:
+    raise ValueError("The first record of %s is not a tf.train.Example (%s); "
+                     "expected pretraining records" % (path, e)) from None
 
 
 def detect_tasks(input_files):

@@ -338,7 +338,7 @@ def doc_spans_of(num_tokens, max_tokens_for_doc, doc_stride):
 
 def convert_examples_to_features(examples, tokenizer, max_seq_length,
                                  doc_stride, max_query_length, is_training,
-                                 output_fn):
+                                 output_fn, log_examples=20):
   """Turns examples into windowed `InputFeatures`, passed to `output_fn`.
 
   Args:
@@ -349,6 +349,8 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
     max_query_length: question tokens kept.
     is_training: compute answer positions.
     output_fn: called with each `InputFeatures`, in order.
+    log_examples: the features of this many first examples are logged in
+      full (the original: 20).
 
   Returns:
     The number of features produced.
@@ -432,7 +434,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
         start_position = 0
         end_position = 0
 
-      if example_index < 20:
+      if example_index < log_examples:
         _log_feature(unique_id, example_index, doc_span_index, tokens,
                      token_to_orig_map, token_is_max_context, input_ids,
                      input_mask, segment_ids, start_position, end_position,

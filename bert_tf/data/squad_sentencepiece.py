@@ -246,7 +246,7 @@ def _piece_spans(paragraph_text, pieces, do_lower_case):
 
 def convert_examples_to_features(examples, tokenizer, max_seq_length,
                                  doc_stride, max_query_length, is_training,
-                                 output_fn, do_lower_case):
+                                 output_fn, do_lower_case, log_examples=20):
   """ALBERT's SQuAD conversion: windowed `SentencePieceFeatures` to `output_fn`.
 
   Args:
@@ -259,6 +259,8 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
     is_training: compute answer positions.
     output_fn: called with each feature, in order.
     do_lower_case: lower case question and context (ALBERT's argument).
+    log_examples: the features of this many first examples are logged in
+      full (ALBERT's: 20).
 
   Returns:
     The number of features produced.
@@ -349,7 +351,7 @@ def convert_examples_to_features(examples, tokenizer, max_seq_length,
           span_is_impossible = True
           start_position = end_position = 0
 
-      if example_index < 20:
+      if example_index < log_examples:
         _log_feature(unique_id, example_index, doc_span_index, tokens,
                      token_to_orig_map, token_to_orig_end_map,
                      token_is_max_context, input_ids, input_mask, segment_ids,

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from bert_tf import file_io
 from bert_tf.data import glue
+from bert_tf.data import record_format
 from bert_tf.modeling import BertClassifier
 from bert_tf.modeling.regression import BertRegressor
 from bert_tf.tasks import classifier_metrics
@@ -163,10 +164,10 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
   dataset = glue.file_based_dataset(
       record_file, max_seq_length, batch_size, is_training=False,
       drop_remainder=pad_to_batch, is_regression=processor.is_regression)
-  return inference.predict_all(trainer.strategy,
-                               lambda f: run_with_loss(trainer.model, f, False),
-                               dataset, output_keys,
-                               feature_keys=("label_ids", "is_real_example"))
+  with record_format.corrupt_files_named([record_file]):
+    return inference.predict_all(
+        trainer.strategy, lambda f: run_with_loss(trainer.model, f, False),
+        dataset, output_keys, feature_keys=("label_ids", "is_real_example"))
 
 
 def compute_eval_results(outputs, task_name, is_regression, batch_size,

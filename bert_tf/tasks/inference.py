@@ -7,9 +7,13 @@ every example's outputs (the original's `estimator.predict`), not only sums.
 import numpy as np
 import tensorflow as tf
 
+from bert_tf.training import progress
+
 
 def predict_all(strategy, predict_fn, dataset, output_keys, feature_keys=()):
   """Runs `predict_fn(features)` on every batch of `dataset`.
+
+  Logs progress lines while it runs (`progress.ProgressLog`).
 
   Args:
     strategy: the `tf.distribute.Strategy` the model was built under.
@@ -39,9 +43,12 @@ def predict_all(strategy, predict_fn, dataset, output_keys, feature_keys=()):
     return {k: strategy.gather(per_replica[k], axis=0) for k in keys}
 
   collected = {k: [] for k in keys}
+  log = progress.ProgressLog("Prediction")
   for features in distributed:
     values = step(features)
     for k in keys:
       collected[k].append(values[k].numpy())
+    log.update(len(collected[keys[0]][-1]))
+  log.finish()
   return {k: np.concatenate(v, axis=0) if v else np.zeros([0])
           for k, v in collected.items()}

@@ -30,11 +30,13 @@ import tensorflow as tf
 
 from bert_tf import file_io
 from bert_tf import tokenization
+from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.data import squad_sentencepiece
 from bert_tf.modeling import BertSquad
 from bert_tf.tasks import inference
 from bert_tf.tasks import squad_metrics
+from bert_tf.training import summaries
 
 RawResult = collections.namedtuple("RawResult",
                                    ["unique_id", "start_logits", "end_logits"])
@@ -461,14 +463,15 @@ def read_examples(input_file, tokenizer, is_training,
 
 
 def convert_examples(examples, tokenizer, max_seq_length, doc_stride,
-                     max_query_length, is_training, output_fn):
+                     max_query_length, is_training, output_fn,
+                     log_examples=20):
   """Windows examples into features: BERT's, or ALBERT's for SentencePiece.
 
   Args:
     examples: list of `SquadExample`.
     tokenizer: a `FullTokenizer` (its `do_lower_case` for ALBERT's).
-    max_seq_length, doc_stride, max_query_length, is_training, output_fn:
-      see `squad_data.convert_examples_to_features`.
+    max_seq_length, doc_stride, max_query_length, is_training, output_fn,
+      log_examples: see `squad_data.convert_examples_to_features`.
 
   Returns:
     The number of features produced.
@@ -476,44 +479,46 @@ def convert_examples(examples, tokenizer, max_seq_length, doc_stride,
   if uses_sentencepiece(tokenizer):
     return squad_sentencepiece.convert_examples_to_features(
         examples, tokenizer, max_seq_length, doc_stride, max_query_length,
-        is_training, output_fn, tokenizer.do_lower_case)
+        is_training, output_fn, tokenizer.do_lower_case, log_examples)
   return squad_data.convert_examples_to_features(
       examples, tokenizer, max_seq_length, doc_stride, max_query_length,
-      is_training, output_fn)
+      is_training, output_fn, log_examples)
 
 
-def write_train_features(train_file, tokenizer, output_file, max_seq_length,
-                         doc_stride, max_query_length,
-                         version_2_with_negative):
-  """Reads, shuffles (seed 12345) and windows the training set into TFRecords.
+def write_train_features(train_examples, tokenizer, output_file,
+                         max_seq_length, doc_stride, max_query_length,
+                         log_examples=20):
+  """Shuffles (seed 12345) and windows the training set into TFRecords.
 
   Args:
-    train_file: SQuAD JSON with answers.
+    train_examples: the training `SquadExample`s (`read_examples` with
+      `is_training=True`); not changed.
     tokenizer: a `FullTokenizer`.
-    output_file: TFRecord path (`train.tf_record`).
+    output_file: TFRecord path (`train.tf_record`), written under a
+      temporary name and renamed when complete.
     max_seq_length, doc_stride, max_query_length: the window settings.
-    version_2_with_negative: read `is_impossible`.
+    log_examples: the features of this many first examples are logged.
 
   Returns:
-    (number of examples, number of features).
+    The number of features written.
   """
-  train_examples = read_examples(
-      train_file, tokenizer, is_training=True,
-      version_2_with_negative=version_2_with_negative)
+  train_examples = list(train_examples)
   # Pre-shuffled as the original, so that a small shuffle buffer suffices.
   random.Random(12345).shuffle(train_examples)
   writer = squad_data.FeatureWriter(output_file, is_training=True)
   convert_examples(
       train_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
-      is_training=True, output_fn=writer.process_feature)
+      is_training=True, output_fn=writer.process_feature,
+      log_examples=log_examples)
   writer.close()
-  return len(train_examples), writer.num_features
+  return writer.num_features
 
 
 def predict_windows(trainer, predict_file, tokenizer, output_dir,
                     max_seq_length, doc_stride, max_query_length,
                     predict_batch_size, output_keys,
-                    answer_verification=False):
+                    answer_verification=False, eval_examples=None,
+                    log_examples=20):
   """Windows `predict_file` into `eval.tf_record` and runs the model on it.
 
   Args:
@@ -525,13 +530,17 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
     predict_batch_size: batch size.
     output_keys: the model outputs to collect.
     answer_verification: feed `p_mask` (`BertSquadV2`).
+    eval_examples: the `SquadExample`s of `predict_file` when already read
+      (`read_examples`), else None.
+    log_examples: the features of this many first examples are logged.
 
   Returns:
     (examples, features, outputs): the `SquadExample`s, their windows in
     order, and dict key -> numpy array over the windows of every output
     key and `unique_ids`.
   """
-  eval_examples = read_examples(predict_file, tokenizer, is_training=False)
+  if eval_examples is None:
+    eval_examples = read_examples(predict_file, tokenizer, is_training=False)
   eval_writer = squad_data.FeatureWriter(
       os.path.join(output_dir, "eval.tf_record"), is_training=False)
   eval_features = []
@@ -542,7 +551,7 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
 
   convert_examples(
       eval_examples, tokenizer, max_seq_length, doc_stride, max_query_length,
-      is_training=False, output_fn=append_feature)
+      is_training=False, output_fn=append_feature, log_examples=log_examples)
   eval_writer.close()
 
   logging.info("***** Running predictions *****")
@@ -550,14 +559,15 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
   logging.info("  Num split examples = %d", len(eval_features))
   logging.info("  Batch size = %d", predict_batch_size)
 
-  outputs = inference.predict_all(
-      trainer.strategy, lambda features: trainer.model(features,
-                                                       training=False),
-      squad_data.squad_dataset(eval_writer.filename, max_seq_length,
-                               predict_batch_size, is_training=False,
-                               drop_remainder=False,
-                               answer_verification=answer_verification),
-      output_keys=output_keys, feature_keys=("unique_ids",))
+  with record_format.corrupt_files_named([eval_writer.filename]):
+    outputs = inference.predict_all(
+        trainer.strategy, lambda features: trainer.model(features,
+                                                         training=False),
+        squad_data.squad_dataset(eval_writer.filename, max_seq_length,
+                                 predict_batch_size, is_training=False,
+                                 drop_remainder=False,
+                                 answer_verification=answer_verification),
+        output_keys=output_keys, feature_keys=("unique_ids",))
   return eval_examples, eval_features, outputs
 
 
@@ -570,32 +580,41 @@ def gold_dataset(predict_file):
   return dataset
 
 
-def write_eval_results(output_dir, results, version_2_with_negative):
+def write_eval_results(trainer, output_dir, results, version_2_with_negative):
   """Writes and logs `squad_eval_results.json` (the official script's keys).
 
+  The results are also TensorBoard scalars under `output_dir/eval` at the
+  global step (written by the chief).
+
   Args:
+    trainer: the `Trainer` that predicted.
     output_dir: where the file goes.
     results: dict of the evaluation results.
     version_2_with_negative: which SQuAD version was scored (for the log).
   """
-  with file_io.atomic_file(os.path.join(output_dir,
-                                        "squad_eval_results.json")) as writer:
+  with file_io.atomic_file(
+      os.path.join(output_dir, "squad_eval_results.json")) as writer:
     writer.write(json.dumps(results, indent=2) + "\n")
   logging.info("***** SQuAD %s eval results *****",
                "v2.0" if version_2_with_negative else "v1.1")
   for key, value in results.items():
     logging.info("  %s = %s", key, value)
+  if trainer.is_chief:
+    summaries.write_eval_scalars(output_dir, results,
+                                 step=int(trainer.global_step.numpy()))
 
 
 def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
             doc_stride, max_query_length, predict_batch_size, n_best_size,
             max_answer_length, do_lower_case, version_2_with_negative=False,
-            null_score_diff_threshold=0.0, verbose_logging=False):
+            null_score_diff_threshold=0.0, verbose_logging=False,
+            eval_examples=None, log_examples=20):
   """Predicts the answers of `predict_file` and writes the original outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
   `null_odds.json` (v2.0) and, when the file has gold answers,
-  `squad_eval_results.json` (the official script's results).
+  `squad_eval_results.json` (the official script's results), also as
+  TensorBoard scalars under `output_dir/eval` at the global step.
 
   Args:
     trainer: a `Trainer` holding the restored `BertSquad`.
@@ -606,6 +625,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     predict_batch_size: batch size.
     n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
     null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+    eval_examples, log_examples: see `predict_windows`.
 
   Returns:
     The evaluation results dict, or None without gold answers.
@@ -613,7 +633,8 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
   eval_examples, eval_features, outputs = predict_windows(
       trainer, predict_file, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size,
-      ("start_logits", "end_logits"))
+      ("start_logits", "end_logits"), eval_examples=eval_examples,
+      log_examples=log_examples)
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],
@@ -636,5 +657,5 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     return None
   results = evaluate_predictions(dataset, predictions, null_odds,
                                  version_2_with_negative)
-  write_eval_results(output_dir, results, version_2_with_negative)
+  write_eval_results(trainer, output_dir, results, version_2_with_negative)
   return results

@@ -264,13 +264,15 @@ def search_null_threshold(dataset, all_examples, all_features, all_results,
 def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
             doc_stride, max_query_length, predict_batch_size, n_best_size,
             max_answer_length, start_n_top, end_n_top,
-            null_score_diff_threshold=None):
+            null_score_diff_threshold=None, eval_examples=None,
+            log_examples=20):
   """Predicts with `BertSquadV2` and writes ALBERT's outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
   `null_odds.json` and, when the file has gold answers,
   `squad_eval_results.json`: the official v2.0 results of the predictions
-  written, plus `null_score_diff_threshold`, the threshold used.
+  written, plus `null_score_diff_threshold`, the threshold used (also as
+  TensorBoard scalars under `output_dir/eval`).
 
   Args:
     trainer: a `Trainer` holding the restored `BertSquadV2`.
@@ -284,6 +286,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     null_score_diff_threshold: the threshold on the null odds; None for
       ALBERT's `search_null_threshold` on the gold answers (or, without
       them, 0.0: a "no answer" probability of 1/2).
+    eval_examples, log_examples: see `squad.predict_windows`.
 
   Returns:
     The evaluation results dict, or None without gold answers.
@@ -291,7 +294,8 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
   examples, features, outputs = squad.predict_windows(
       trainer, predict_file, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size, OUTPUT_KEYS,
-      answer_verification=True)
+      answer_verification=True, eval_examples=eval_examples,
+      log_examples=log_examples)
   results = raw_results(outputs)
   dataset = squad.gold_dataset(predict_file)
   threshold = null_score_diff_threshold
@@ -312,5 +316,5 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     return None
   evaluation = squad_metrics.evaluate_v2(dataset, predictions, null_odds)
   evaluation["null_score_diff_threshold"] = threshold
-  squad.write_eval_results(output_dir, evaluation, True)
+  squad.write_eval_results(trainer, output_dir, evaluation, True)
   return evaluation

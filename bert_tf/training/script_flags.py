@@ -103,6 +103,19 @@ def define_finetuning_flags():
                        "How many steps to make in each estimator call.")
 
 
+def define_log_examples_flag(default):
+  """Defines `--log_examples`: how many first examples are logged in full.
+
+  Args:
+    default: the original script's count (run_classifier 5, run_squad 20).
+  """
+  flags.DEFINE_integer(
+      "log_examples", default, lower_bound=0,
+      help="How many of the first examples of each input file to log in full "
+      "(tokens, ids, label or answer), as the original's %d; 0 logs none." %
+      default)
+
+
 def define_training_flags():
   """Defines the new training flags (once per process)."""
   if "distribution_strategy" in FLAGS:

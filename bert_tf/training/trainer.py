@@ -45,6 +45,7 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf import file_io
 from bert_tf.training import distribution
+from bert_tf.training import progress
 
 DTYPES = ("float32", "bfloat16", "float16")
 _DTYPE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16",
@@ -401,11 +402,14 @@ class Trainer(object):
                                          axis=None), sums)
 
     totals = None
+    log = progress.ProgressLog("Evaluation", total_batches=steps)
     for _ in range(steps):
       sums = eval_step(iterator)
+      log.update()
       sums = {k: np.array([float(n), float(d)]) for k, (n, d) in sums.items()}
       totals = sums if totals is None else {k: totals[k] + sums[k]
                                             for k in totals}
+    log.finish()
     results = {k: np.float32(n / d) if d else np.float32(0.0)
                for k, (n, d) in (totals or {}).items()}
     results["global_step"] = np.int64(self.global_step.numpy())
