@@ -13,6 +13,9 @@ With a SentencePiece tokenizer (ALBERT, `--spm_model_file`) the features are
 ALBERT's (`bert_tf.data.squad_sentencepiece`) and a span's text is cut out of
 the context by the character offsets of its pieces, as ALBERT's predictions;
 the span head, the candidates and the null scoring stay the above.
+ALBERT's v2.0 answer-verification head (`--squad_head=albert_v2`) has its
+own loss and predictions in `squad_albert_v2`, which shares this module's
+windows (`predict_windows`) and results (`write_eval_results`).
 
 `model_fn`, `loss_fn` (the original (start + end cross-entropy) / 2) and
 `predict` are the glue of run_squad.py around `Trainer`.
