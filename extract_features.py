@@ -16,7 +16,7 @@ flags.DEFINE_string("input_file", None,
                     "Text file, one example a line: `text_a` or "
                     "`text_a ||| text_b`.")
 flags.DEFINE_string("output_file", None, "JSON-lines output file.")
-script_flags.define_model_flags(
+script_flags.define_original_flags(
     "bert_config_file", "init_checkpoint", "vocab_file", "spm_model_file",
     "do_lower_case")
 flags.DEFINE_string("layers", "-1,-2,-3,-4",

@@ -16,22 +16,20 @@ from absl import logging
 from bert_tf import cli
 from bert_tf import file_io
 from bert_tf import serving
-from bert_tf import tasks
 from bert_tf import tokenization
 from bert_tf.data import glue
 from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import classifier
-from bert_tf.training import optimization
 from bert_tf.training import script_flags
-from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-script_flags.define_model_flags(
+script_flags.define_original_flags(
     "bert_config_file", "vocab_file", "spm_model_file", "output_dir",
-    "init_checkpoint", "do_lower_case")
+    "init_checkpoint", "do_lower_case", "do_train", "do_eval",
+    "eval_batch_size")
 flags.DEFINE_string(
     "data_dir", None,
     "The input data dir. Should contain the .tsv files (or other data files) "
@@ -44,12 +42,9 @@ flags.DEFINE_integer(
     "The maximum total input sequence length after WordPiece tokenization. "
     "Sequences longer than this will be truncated, and sequences shorter "
     "than this will be padded.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
 flags.DEFINE_bool(
     "do_predict", False,
     "Whether to run the model in inference mode on the test set.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
 flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
 
 script_flags.define_finetuning_flags()
@@ -106,26 +101,9 @@ def main(_):
 def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
          test_examples):
   """Trains, evaluates, predicts and exports as the flags say."""
-  optimizer_fn = None
-  if FLAGS.do_train:
-    num_train_steps, num_warmup_steps = tasks.num_train_steps(
-        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
-        FLAGS.warmup_proportion)
-
-    def optimizer_fn():
-      return optimization.create_optimizer(
-          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
-
-  trainer = trainer_lib.Trainer(
+  trainer, num_train_steps = script_flags.finetuning_trainer(
       strategy, classifier.model_fn(config, processor), classifier.loss_fn,
-      FLAGS.output_dir, optimizer_fn=optimizer_fn,
-      global_batch_size=FLAGS.train_batch_size,
-      **script_flags.trainer_options())
-  restored = trainer.initialize(FLAGS.init_checkpoint)
-  if not FLAGS.do_train and restored is None:
-    raise ValueError("--do_eval/--do_predict without --do_train need a "
-                     "checkpoint: %s has none and --init_checkpoint is not "
-                     "set" % FLAGS.output_dir)
+      len(train_examples))
 
   if FLAGS.do_train:
     train_file = os.path.join(FLAGS.output_dir, "train.tf_record")

@@ -31,7 +31,10 @@ from bert_tf.training import trainer as trainer_lib
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-script_flags.define_model_flags("bert_config_file", "output_dir", "init_checkpoint")
+script_flags.define_original_flags(
+    "bert_config_file", "output_dir", "init_checkpoint", "do_train", "do_eval",
+    "train_batch_size", "eval_batch_size", "learning_rate",
+    "save_checkpoints_steps", "iterations_per_loop")
 flags.DEFINE_string(
     "input_file", None,
     "Input TF example files (can be a glob or comma separated).")
@@ -43,17 +46,8 @@ flags.DEFINE_integer(
     "max_predictions_per_seq", 20,
     "Maximum number of masked LM predictions per sequence; must match the "
     "data.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
-flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
 flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                     "How often to save the model checkpoint.")
-flags.DEFINE_integer("iterations_per_loop", 1000,
-                     "How many steps to make in each estimator call.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
 
 # New flags.

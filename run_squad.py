@@ -31,23 +31,20 @@ from absl import logging
 from bert_tf import cli
 from bert_tf import file_io
 from bert_tf import serving
-from bert_tf import tasks
 from bert_tf import tokenization
 from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
 from bert_tf.tasks import squad_albert_v2
-from bert_tf.training import optimization
 from bert_tf.training import script_flags
-from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 
 # The original flags, with their defaults.
-script_flags.define_model_flags(
+script_flags.define_original_flags(
     "bert_config_file", "vocab_file", "spm_model_file", "output_dir",
-    "init_checkpoint", "do_lower_case")
+    "init_checkpoint", "do_lower_case", "do_train")
 flags.DEFINE_string("train_file", None,
                     "SQuAD json for training. E.g., train-v1.1.json")
 flags.DEFINE_string(
@@ -66,7 +63,6 @@ flags.DEFINE_integer(
     "max_query_length", 64,
     "The maximum number of tokens for the question. Questions longer than "
     "this will be truncated to this length.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
 flags.DEFINE_bool("do_predict", False, "Whether to run eval on the dev set.")
 flags.DEFINE_integer("predict_batch_size", 8,
                      "Total batch size for predictions.")
@@ -182,20 +178,6 @@ def main(_):
 
 def _run(config, tokenizer, strategy, train_examples, predict_examples):
   """Trains, predicts and exports as the flags say, into --output_dir."""
-  optimizer_fn = None
-  if FLAGS.do_train:
-    train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
-    num_features = squad.write_train_features(
-        train_examples, tokenizer, train_record, FLAGS.max_seq_length,
-        FLAGS.doc_stride, FLAGS.max_query_length, FLAGS.log_examples)
-    num_train_steps, num_warmup_steps = tasks.num_train_steps(
-        len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs,
-        FLAGS.warmup_proportion)
-
-    def optimizer_fn():
-      return optimization.create_optimizer(
-          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
-
   albert_v2 = FLAGS.squad_head == "albert_v2"
   if albert_v2:
     model_fn = squad_albert_v2.model_fn(config, FLAGS.start_n_top,
@@ -203,17 +185,14 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
     loss_fn = squad_albert_v2.loss_fn
   else:
     model_fn, loss_fn = squad.model_fn(config), squad.loss_fn
-  trainer = trainer_lib.Trainer(
-      strategy, model_fn, loss_fn, FLAGS.output_dir,
-      optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
-      **script_flags.trainer_options())
-  restored = trainer.initialize(FLAGS.init_checkpoint)
-  if not FLAGS.do_train and restored is None:
-    raise ValueError("--do_predict without --do_train needs a checkpoint: "
-                     "%s has none and --init_checkpoint is not set" %
-                     FLAGS.output_dir)
+  trainer, num_train_steps = script_flags.finetuning_trainer(
+      strategy, model_fn, loss_fn, len(train_examples))
 
   if FLAGS.do_train:
+    train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
+    num_features = squad.write_train_features(
+        train_examples, tokenizer, train_record, FLAGS.max_seq_length,
+        FLAGS.doc_stride, FLAGS.max_query_length, FLAGS.log_examples)
     logging.info("***** Running training *****")
     logging.info("  Num orig examples = %d", len(train_examples))
     logging.info("  Num split examples = %d", num_features)

@@ -16,11 +16,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401 (the export's tokenizer ops)
 
-from bert_tf import tasks
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import classifier
 from bert_tf.tasks import classifier_metrics
 from bert_tf.training import metrics
+from bert_tf.training import optimization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_EXAMPLES = 64
@@ -213,11 +213,11 @@ def test_flag_checks(fixtures_dir):
                           "model was only trained up to sequence length 40")
   config.hierarchical_position_alpha = 0.4
   config.check_max_seq_length(1600)
-  assert tasks.num_train_steps(3668, 32, 3.0, 0.1) == (343, 34)
+  assert optimization.num_train_steps(3668, 32, 3.0, 0.1) == (343, 34)
   with pytest.raises(ValueError, match="10 training examples with "
                      "--train_batch_size=32 and --num_train_epochs=1.0 give "
                      "no training step"):
-    tasks.num_train_steps(10, 32, 1.0, 0.1)
+    optimization.num_train_steps(10, 32, 1.0, 0.1)
 
 
 def test_eval_results_hand_computed():

@@ -12,14 +12,17 @@ from absl import flags
 import keras
 
 from bert_tf.training import distribution
+from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
 
 
 # Flags of the original scripts that several root scripts share, with the
-# originals' defaults and help texts: (define function, default, help).
-_MODEL_FLAGS = {
+# originals' defaults and help texts: (define function, default, help). The
+# scripts' own flags (of one script, or of another default or meaning there,
+# such as max_seq_length or do_predict) stay in the scripts.
+_ORIGINAL_FLAGS = {
     "bert_config_file": (
         flags.DEFINE_string, None,
         "The config json file corresponding to the pre-trained BERT model (or "
@@ -44,21 +47,34 @@ _MODEL_FLAGS = {
         flags.DEFINE_bool, True,
         "Whether to lower case the input text. Should be True for uncased "
         "models and False for cased models."),
+    "do_train": (flags.DEFINE_bool, False, "Whether to run training."),
+    "do_eval": (flags.DEFINE_bool, False,
+                "Whether to run eval on the dev set."),
+    "train_batch_size": (flags.DEFINE_integer, 32,
+                         "Total batch size for training."),
+    "eval_batch_size": (flags.DEFINE_integer, 8,
+                        "Total batch size for eval."),
+    "learning_rate": (flags.DEFINE_float, 5e-5,
+                      "The initial learning rate for Adam."),
+    "save_checkpoints_steps": (flags.DEFINE_integer, 1000,
+                               "How often to save the model checkpoint."),
+    "iterations_per_loop": (flags.DEFINE_integer, 1000,
+                            "How many steps to make in each estimator call."),
 }
 
 
-def define_model_flags(*names):
-  """Defines the named original flags of `_MODEL_FLAGS` (once per process).
+def define_original_flags(*names):
+  """Defines the named original flags of `_ORIGINAL_FLAGS` (once per process).
 
   `bert_config_file` comes with ALBERT's alias `albert_config_file`.
 
   Args:
-    *names: flag names, keys of `_MODEL_FLAGS`.
+    *names: flag names, keys of `_ORIGINAL_FLAGS`.
   """
   for name in names:
     if name in FLAGS:
       continue
-    define, default, help_text = _MODEL_FLAGS[name]
+    define, default, help_text = _ORIGINAL_FLAGS[name]
     define(name, default, help_text)
     if name == "bert_config_file":
       flags.DEFINE_alias("albert_config_file", "bert_config_file")
@@ -86,21 +102,16 @@ def define_tpu_flags():
 
 def define_finetuning_flags():
   """Defines the original fine-tuning flags shared by run_classifier/run_squad."""
+  define_original_flags("train_batch_size", "learning_rate",
+                        "save_checkpoints_steps", "iterations_per_loop")
   if "num_train_epochs" in FLAGS:
     return
-  flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-  flags.DEFINE_float("learning_rate", 5e-5,
-                     "The initial learning rate for Adam.")
   flags.DEFINE_float("num_train_epochs", 3.0,
                      "Total number of training epochs to perform.")
   flags.DEFINE_float(
       "warmup_proportion", 0.1,
       "Proportion of training to perform linear learning rate warmup for. "
       "E.g., 0.1 = 10% of training.")
-  flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                       "How often to save the model checkpoint.")
-  flags.DEFINE_integer("iterations_per_loop", 1000,
-                       "How many steps to make in each estimator call.")
 
 
 def define_log_examples_flag(default):
@@ -169,6 +180,50 @@ def strategy_from_flags():
   if FLAGS.seed is not None:
     keras.utils.set_random_seed(FLAGS.seed)
   return strategy
+
+
+def finetuning_trainer(strategy, model_fn, loss_fn, num_train_examples):
+  """The `Trainer` of run_classifier and run_squad, initialized, from the flags.
+
+  With --do_train it trains with the original AdamWeightDecay over
+  `optimization.num_train_steps` steps (from --train_batch_size,
+  --num_train_epochs, --warmup_proportion, --learning_rate). The model starts
+  from the latest checkpoint of --output_dir, else --init_checkpoint.
+
+  Args:
+    strategy: the `tf.distribute.Strategy` (`strategy_from_flags`).
+    model_fn: the task's function building the model.
+    loss_fn: the task's loss function.
+    num_train_examples: examples of one training epoch (ignored without
+      --do_train).
+
+  Returns:
+    (trainer, num_train_steps), num_train_steps None without --do_train.
+
+  Raises:
+    ValueError: without --do_train when there is no checkpoint to start
+      from, or with --do_train when the flags give no training step.
+  """
+  optimizer_fn = num_train_steps = None
+  if FLAGS.do_train:
+    num_train_steps, num_warmup_steps = optimization.num_train_steps(
+        num_train_examples, FLAGS.train_batch_size, FLAGS.num_train_epochs,
+        FLAGS.warmup_proportion)
+
+    def optimizer_fn():
+      return optimization.create_optimizer(
+          FLAGS.learning_rate, num_train_steps, num_warmup_steps)
+
+  trainer = trainer_lib.Trainer(
+      strategy, model_fn, loss_fn, FLAGS.output_dir,
+      optimizer_fn=optimizer_fn, global_batch_size=FLAGS.train_batch_size,
+      **trainer_options())
+  restored = trainer.initialize(FLAGS.init_checkpoint)
+  if not FLAGS.do_train and restored is None:
+    raise ValueError("Without --do_train the model needs a checkpoint: %s "
+                     "has none and --init_checkpoint is not set" %
+                     FLAGS.output_dir)
+  return trainer, num_train_steps
 
 
 def trainer_options():
