@@ -102,6 +102,7 @@ flags.DEFINE_enum(
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
 script_flags.define_export_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 
 
@@ -178,6 +179,7 @@ def main(_):
 
 def _run(config, tokenizer, strategy, train_examples, predict_examples):
   """Trains, predicts and exports as the flags say, into --output_dir."""
+  dynamic_padding = script_flags.dynamic_padding(strategy)
   albert_v2 = FLAGS.squad_head == "albert_v2"
   if albert_v2:
     model_fn = squad_albert_v2.model_fn(config, FLAGS.start_n_top,
@@ -204,7 +206,8 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
               train_record, FLAGS.max_seq_length,
               context.get_per_replica_batch_size(FLAGS.train_batch_size),
               is_training=True, drop_remainder=True, input_context=context,
-              seed=FLAGS.seed, answer_verification=albert_v2),
+              seed=FLAGS.seed, dynamic_padding=dynamic_padding,
+              answer_verification=albert_v2),
           num_train_steps)
 
   if FLAGS.do_predict and albert_v2:
@@ -215,7 +218,8 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
         FLAGS.start_n_top, FLAGS.end_n_top,
         FLAGS.null_score_diff_threshold
         if FLAGS["null_score_diff_threshold"].present else None,
-        eval_examples=predict_examples, log_examples=FLAGS.log_examples)
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        dynamic_padding=dynamic_padding)
   elif FLAGS.do_predict:
     squad.predict(
         trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
@@ -223,7 +227,8 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.do_lower_case, FLAGS.version_2_with_negative,
         FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
-        eval_examples=predict_examples, log_examples=FLAGS.log_examples)
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        dynamic_padding=dynamic_padding)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,

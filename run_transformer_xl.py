@@ -8,6 +8,9 @@ in `--data_dir`. Training runs on `tf.distribute` through the project's
 `model_dir/model.ckpt-<step>` with the original variable names (resuming from
 the latest one). Evaluation runs the split in order with memory and writes
 `model_dir/eval_results.txt` (loss in nats, pplx, bpc, global_step).
+`--dtype=bfloat16|float16` trains and evaluates in mixed precision (float32
+variables, memory, attention softmax and output log-probabilities; float16
+with dynamic loss scaling), as run_pretraining.py.
 
   python run_transformer_xl.py --input_file=enwik8_small.txt \
     --model_dir=/tmp/txl --do_train --do_eval --n_layer=2 --d_model=64 ...
@@ -28,6 +31,7 @@ from bert_tf.tasks import transformer_xl_lm
 from bert_tf.training import distribution
 from bert_tf.training import metrics
 from bert_tf.training import optimization
+from bert_tf.training import script_flags
 from bert_tf.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -110,6 +114,8 @@ flags.DEFINE_integer("num_gpus", None,
 flags.DEFINE_integer("keep_checkpoint_max", 5,
                      "Checkpoints to keep in model_dir (0: all).")
 flags.DEFINE_integer("seed", None, "Seed of initialization and dropout.")
+script_flags.define_dtype_flag()
+flags.adopt_module_key_flags(script_flags)
 
 
 def model_config(n_token):
@@ -146,6 +152,7 @@ def main(_):
   num_replicas = strategy.num_replicas_in_sync
   logging.info("Strategy %s with %d replica(s)", type(strategy).__name__,
                num_replicas)
+  trainer_lib.set_dtype_policy(FLAGS.dtype)
   for flag in ("train_batch_size", "eval_batch_size"):
     if getattr(FLAGS, flag) % num_replicas:
       raise ValueError("--%s=%d is not divisible by the %d replicas" %
@@ -185,7 +192,7 @@ def main(_):
       iterations_per_loop=FLAGS.iterations,
       save_checkpoints_steps=FLAGS.save_steps,
       keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      log_steps=FLAGS.iterations)
+      log_steps=FLAGS.iterations, dtype=FLAGS.dtype)
   trainer.initialize(FLAGS.init_checkpoint)
   num_params = sum(int(tf.size(v)) for v in trainer.model.trainable_weights)
   logging.info("#params: %d", num_params)

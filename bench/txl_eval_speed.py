@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from bert_tf.data import lm_bytes
 from bert_tf.modeling import transformer_xl
+from bert_tf.tasks import transformer_xl_lm
 
 CORPUS = (pathlib.Path(__file__).resolve().parents[2] / "shared" /
           "fixtures" / "corpora" / "enwik8_small.txt")
@@ -70,7 +71,8 @@ def memory_eval(model, streams, attention_length, num_tokens):
       model.config.n_layer])
   def segment(x, y, mems):
     outputs = model(x, mems=mems, targets=y)
-    return tf.reduce_sum(outputs["nll"]), outputs["new_mems"]
+    return (tf.reduce_sum(transformer_xl_lm.token_nll(outputs)),
+            outputs["new_mems"])
 
   def run():
     mems = model.init_mems(batch)
@@ -102,18 +104,17 @@ def sliding_eval(model, streams, attention_length, num_tokens):
   inputs = tf.constant(streams.T)
 
   @tf.function(input_signature=[
-      tf.TensorSpec([attention_length, batch], tf.int32),
-      tf.TensorSpec([1, batch], tf.int32)])
+      tf.TensorSpec([attention_length, batch], tf.int32)] * 2)
   def window(x, y):
-    output = model(x)["output"]  # [A, batch, d_model]
-    return tf.reduce_sum(model.adaptive_softmax(output[-1:], y))
+    nll = transformer_xl_lm.token_nll(model(x, targets=y))  # [A, batch]
+    return tf.reduce_sum(nll[-1])
 
   def run():
     total = 0.0
     for t in range(attention_length - 1,
                    attention_length - 1 + num_tokens):
       total += float(window(inputs[t - attention_length + 1:t + 1],
-                            inputs[t + 1:t + 2]))
+                            inputs[t - attention_length + 2:t + 2]))
     return total
 
   return run

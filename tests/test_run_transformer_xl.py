@@ -59,6 +59,37 @@ def fixture_stream(fixtures_dir):
   return bytes(io["vocab_bytes"][ids].astype(np.uint8).tolist()), io
 
 
+def train_on_fixture_stream(fixtures_dir, tmp_path, train_steps, *args,
+                            launcher=None):
+  """Trains from the fixture's checkpoint on its stream (batch 3, tgt_len 12).
+
+  The steps are the fixture's 4 segments, in order, repeated.
+
+  Args:
+    fixtures_dir: the fixtures directory.
+    tmp_path: where the corpus and `out` (the model_dir) go.
+    train_steps: --train_steps (a checkpoint at the end).
+    *args: more flags.
+    launcher: optional launcher script.
+
+  Returns:
+    (the finished process, the fixture's io.npz, the initial checkpoint).
+  """
+  text, io = fixture_stream(fixtures_dir)
+  corpus = tmp_path / "stream.txt"
+  corpus.write_bytes(text)
+  ckpt = fixtures_dir / "original_transformer_xl_small" / "model.ckpt"
+  result = run_script(
+      "--input_file=%s" % corpus, "--model_dir=%s" % (tmp_path / "out"),
+      "--init_checkpoint=%s" % ckpt, "--valid_fraction=0",
+      "--test_fraction=0", "--train_batch_size=3",
+      "--train_steps=%d" % train_steps, "--iterations=1",
+      "--save_steps=%d" % train_steps, *FIXTURE_MODEL_FLAGS, *args,
+      launcher=launcher)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result, io, ckpt
+
+
 def test_records_follow_the_original_layout(tmp_path):
   ids = np.arange(20)  # 2 rows of 10: 0..9 and 10..19
   path, num_batch = lm_bytes.create_ordered_tfrecords(
@@ -157,20 +188,12 @@ def test_training_with_memory_reproduces_the_original(fixtures_dir, tmp_path,
   # are its 4 segments. With learning rate 0, the loss of each step is the
   # original's loss of that segment with the memory of the previous ones;
   # mirrored over 3 CPUs, each replica carries its own row's memory.
-  text, io = fixture_stream(fixtures_dir)
-  corpus = tmp_path / "stream.txt"
-  corpus.write_bytes(text)
   launcher = tmp_path / "three_cpus.py"
   launcher.write_text(THREE_CPUS)
-  ckpt = fixtures_dir / "original_transformer_xl_small" / "model.ckpt"
-  result = run_script(
-      "--input_file=%s" % corpus, "--model_dir=%s" % (tmp_path / "out"),
-      "--init_checkpoint=%s" % ckpt, "--valid_fraction=0",
-      "--test_fraction=0", "--train_batch_size=3", "--train_steps=4",
-      "--iterations=1", "--save_steps=4", "--learning_rate=0",
-      "--distribution_strategy=%s" % strategy, *FIXTURE_MODEL_FLAGS,
+  result, io, _ = train_on_fixture_stream(
+      fixtures_dir, tmp_path, 4, "--learning_rate=0",
+      "--distribution_strategy=%s" % strategy,
       launcher=launcher if strategy == "mirrored" else None)
-  assert result.returncode == 0, result.stderr[-3000:]
   if strategy == "mirrored":
     assert "MirroredStrategy with 3 replica(s)" in result.stderr
   assert "Loaded 26 variables" in result.stderr
@@ -181,6 +204,30 @@ def test_training_with_memory_reproduces_the_original(fixtures_dir, tmp_path,
   assert names["transformer/layer_0/rel_attn/qkv/kernel"] == [32, 96]
   assert names["transformer/layer_0/rel_attn/qkv/kernel/Adam_1"] == [32, 96]
   assert "global_step" in names
+
+
+@pytest.mark.parametrize("dtype", [
+    "float16", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def test_mixed_precision_training_follows_the_original(fixtures_dir, tmp_path,
+                                                       dtype):
+  # Two passes over the fixture's 4 segments with learning rate 1e-3; float16
+  # with dynamic loss scaling. The first step's loss is the original's loss
+  # of segment 1 (within the precision's bound, see test_transformer_xl);
+  # training lowers the loss of every segment in the second pass.
+  result, io, ckpt = train_on_fixture_stream(
+      fixtures_dir, tmp_path, 8, "--learning_rate=1e-3",
+      "--distribution_strategy=one_device", "--dtype=%s" % dtype)
+  losses = np.array(logged(result.stderr, "loss"))
+  assert losses.shape == (8,) and np.isfinite(losses).all()
+  np.testing.assert_allclose(losses[0], io["nll"][0], rtol=1e-2, atol=0)
+  assert (losses[4:] < losses[:4]).all(), losses
+  reader = tf.train.load_checkpoint(str(tmp_path / "out" / "model.ckpt-8"))
+  start = tf.train.load_checkpoint(str(ckpt))
+  for name in ("transformer/layer_0/rel_attn/qkv/kernel",
+               "transformer/adaptive_softmax/bias"):
+    value = reader.get_tensor(name)
+    assert value.dtype == np.float32 and np.isfinite(value).all()
+    assert np.abs(value - start.get_tensor(name)).max() > 0
 
 
 def test_bits_per_character_fall_on_enwik8_small(fixtures_dir, tmp_path):

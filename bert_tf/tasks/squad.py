@@ -519,9 +519,9 @@ def write_train_features(train_examples, tokenizer, output_file,
 
 def predict_windows(trainer, predict_file, tokenizer, output_dir,
                     max_seq_length, doc_stride, max_query_length,
-                    predict_batch_size, output_keys,
+                    predict_batch_size, output_keys, sequence_outputs=(),
                     answer_verification=False, eval_examples=None,
-                    log_examples=20):
+                    log_examples=20, dynamic_padding=False):
   """Windows `predict_file` into `eval.tf_record` and runs the model on it.
 
   Args:
@@ -532,10 +532,14 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
     max_seq_length, doc_stride, max_query_length: the window settings.
     predict_batch_size: batch size.
     output_keys: the model outputs to collect.
+    sequence_outputs: those of `output_keys` with a sequence axis.
     answer_verification: feed `p_mask` (`BertSquadV2`).
     eval_examples: the `SquadExample`s of `predict_file` when already read
       (`read_examples`), else None.
     log_examples: the features of this many first examples are logged.
+    dynamic_padding: run batches of similar lengths cut to their longest
+      window (`data.dynamic_padding`); sequence outputs of the cut-off
+      padding are `inference.CUT_OFF_LOGIT`, never among the best.
 
   Returns:
     (examples, features, outputs): the `SquadExample`s, their windows in
@@ -569,8 +573,10 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
         squad_data.squad_dataset(eval_writer.filename, max_seq_length,
                                  predict_batch_size, is_training=False,
                                  drop_remainder=False,
+                                 dynamic_padding=dynamic_padding,
                                  answer_verification=answer_verification),
-        output_keys=output_keys, feature_keys=("unique_ids",))
+        output_keys=output_keys, feature_keys=("unique_ids",),
+        sequence_outputs=sequence_outputs, seq_length=max_seq_length)
   return eval_examples, eval_features, outputs
 
 
@@ -611,7 +617,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
             doc_stride, max_query_length, predict_batch_size, n_best_size,
             max_answer_length, do_lower_case, version_2_with_negative=False,
             null_score_diff_threshold=0.0, verbose_logging=False,
-            eval_examples=None, log_examples=20):
+            eval_examples=None, log_examples=20, dynamic_padding=False):
   """Predicts the answers of `predict_file` and writes the original outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
@@ -628,7 +634,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     predict_batch_size: batch size.
     n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
     null_score_diff_threshold, verbose_logging: see `compute_predictions`.
-    eval_examples, log_examples: see `predict_windows`.
+    eval_examples, log_examples, dynamic_padding: see `predict_windows`.
 
   Returns:
     The evaluation results dict, or None without gold answers.
@@ -636,8 +642,10 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
   eval_examples, eval_features, outputs = predict_windows(
       trainer, predict_file, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size,
-      ("start_logits", "end_logits"), eval_examples=eval_examples,
-      log_examples=log_examples)
+      ("start_logits", "end_logits"),
+      sequence_outputs=("start_logits", "end_logits"),
+      eval_examples=eval_examples, log_examples=log_examples,
+      dynamic_padding=dynamic_padding)
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],

@@ -265,7 +265,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
             doc_stride, max_query_length, predict_batch_size, n_best_size,
             max_answer_length, start_n_top, end_n_top,
             null_score_diff_threshold=None, eval_examples=None,
-            log_examples=20):
+            log_examples=20, dynamic_padding=False):
   """Predicts with `BertSquadV2` and writes ALBERT's outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
@@ -286,7 +286,9 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     null_score_diff_threshold: the threshold on the null odds; None for
       ALBERT's `search_null_threshold` on the gold answers (or, without
       them, 0.0: a "no answer" probability of 1/2).
-    eval_examples, log_examples: see `squad.predict_windows`.
+    eval_examples, log_examples, dynamic_padding: see
+      `squad.predict_windows` (the beams are positions in the window, the
+      same in a batch cut to its longest window).
 
   Returns:
     The evaluation results dict, or None without gold answers.
@@ -295,7 +297,7 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
       trainer, predict_file, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size, OUTPUT_KEYS,
       answer_verification=True, eval_examples=eval_examples,
-      log_examples=log_examples)
+      log_examples=log_examples, dynamic_padding=dynamic_padding)
   results = raw_results(outputs)
   dataset = squad.gold_dataset(predict_file)
   threshold = null_score_diff_threshold

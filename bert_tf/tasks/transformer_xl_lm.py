@@ -3,12 +3,16 @@
 The pieces `run_transformer_xl.py` hands to `bert_tf.training.trainer.Trainer`:
 
 - `Memory`: the per-replica memory carried from one step to the next (one
-  variable per layer, [mem_len, per-replica batch, d_model], starting at
-  zeros), synchronized on read so that every replica keeps its own rows,
-  as each GPU of the original `train_gpu.py` kept its own numpy memory;
+  float32 variable per layer, [mem_len, per-replica batch, d_model],
+  starting at zeros), synchronized on read so that every replica keeps its
+  own rows, as each GPU of the original `train_gpu.py` kept its own numpy
+  memory;
+- `token_nll`: the loss of the model's outputs, the negative log-likelihood
+  of each target (the original's per-token loss, whose mean it trains on);
 - `lm_loss_fn` / `lm_eval_fn`: read the memory, run a segment (batches are
   batch-major from `lm_bytes.input_dataset`, transposed to time-major as
-  the original model_fn does), write the new memory back;
+  the original model_fn does), write the new memory back, and compute the
+  loss from the log-probabilities the model returns;
 - `eval_summary`: perplexity and bits per character of the eval loss.
 
 Its optimizer is `optimization.create_transformer_xl_optimizer`.
@@ -57,13 +61,25 @@ class Memory(object):
       variable.assign(tf.zeros(variable.shape))
 
 
+def token_nll(outputs):
+  """The negative log-likelihood of each target (nats).
+
+  Args:
+    outputs: the `TransformerXL` outputs of a call with `targets`.
+
+  Returns:
+    float32 Tensor [qlen, batch]: -log p(target).
+  """
+  return -outputs["target_log_probs"]
+
+
 def _run_segment(model, memory, features, training):
   """Runs a batch-major (inputs, labels) segment with memory; returns nll."""
   inputs, labels = features
   outputs = model(tf.transpose(inputs), mems=memory.read(),
                   targets=tf.transpose(labels), training=training)
   memory.write(outputs["new_mems"])
-  return outputs["nll"]  # [len, per-replica batch]
+  return token_nll(outputs)  # [len, per-replica batch]
 
 
 def lm_loss_fn(memory):

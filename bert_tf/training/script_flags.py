@@ -9,7 +9,9 @@ it needs and `flags.adopt_module_key_flags(script_flags)` so that its
 """
 
 from absl import flags
+from absl import logging
 import keras
+import tensorflow as tf
 
 from bert_tf.training import distribution
 from bert_tf.training import optimization
@@ -138,10 +140,7 @@ def define_training_flags():
       "logical CPU device.")
   flags.DEFINE_integer("num_gpus", None,
                        "GPUs to use (default: all visible ones).")
-  flags.DEFINE_enum(
-      "dtype", "float32", list(trainer_lib.DTYPES),
-      "Compute dtype: float32, bfloat16 (mixed, float32 variables) or "
-      "float16 (mixed, with dynamic loss scaling).")
+  define_dtype_flag()
   flags.DEFINE_bool("enable_xla", False,
                     "Compile the forward and backward pass with XLA.")
   flags.DEFINE_integer("keep_checkpoint_max", 5,
@@ -154,6 +153,20 @@ def define_training_flags():
       "Seed of the data order, masks, initialization and dropout.")
 
 
+def define_dtype_flag():
+  """Defines `--dtype` (once per process); `trainer.set_dtype_policy` reads it.
+
+  run_transformer_xl.py, which has the original Transformer-XL flags instead
+  of the others of `define_training_flags`, defines it alone.
+  """
+  if "dtype" in FLAGS:
+    return
+  flags.DEFINE_enum(
+      "dtype", "float32", list(trainer_lib.DTYPES),
+      "Compute dtype: float32, bfloat16 (mixed, float32 variables) or "
+      "float16 (mixed, with dynamic loss scaling).")
+
+
 def define_export_flags():
   """Defines `--export_dir` of the fine-tuning scripts (once per process)."""
   if "export_dir" in FLAGS:
@@ -163,6 +176,39 @@ def define_export_flags():
       "If set, export the final model there as a SavedModel serving ids, "
       "tf.Examples and raw text (see export_saved_model.py); the directory "
       "must be empty or absent.")
+
+
+def define_dynamic_padding_flag():
+  """Defines `--dynamic_padding` (once per process)."""
+  if "dynamic_padding" in FLAGS:
+    return
+  flags.DEFINE_bool(
+      "dynamic_padding", True,
+      "Batch examples of similar lengths (sorted within windows of 8 "
+      "batches, reproducibly from --seed) and cut each batch to its longest "
+      "example rounded up to a multiple of 8, instead of padding every "
+      "example to --max_seq_length; the same outputs, in input order. "
+      "--nodynamic_padding keeps the fixed shapes; so does a TPU.")
+
+
+def dynamic_padding(strategy=None):
+  """Whether to use dynamic padding: `--dynamic_padding`, but never on TPU.
+
+  Args:
+    strategy: the run's `tf.distribute.Strategy`, or None.
+
+  Returns:
+    bool.
+  """
+  if not FLAGS.dynamic_padding:
+    return False
+  if isinstance(strategy, (tf.distribute.TPUStrategy,
+                           tf.distribute.experimental.TPUStrategy)):
+    logging.info("--dynamic_padding is off on TPU: XLA compiles a program "
+                 "for each input shape, so batches keep the fixed shape "
+                 "[batch, --max_seq_length]")
+    return False
+  return True
 
 
 def strategy_from_flags():

@@ -110,14 +110,17 @@ def cache_memory(curr_out, prev_mem, mem_len):
       `prev_mem` unchanged, as the original.
 
   Returns:
-    float Tensor [min(mem_len, mlen + qlen), batch, d_model], without gradient.
+    float32 Tensor [min(mem_len, mlen + qlen), batch, d_model], without
+    gradient: the memory is kept in float32 whatever the compute dtype.
   """
+  curr_out = tf.cast(curr_out, tf.float32)
   if mem_len is None or prev_mem is None:
     new_mem = curr_out
   elif mem_len == 0:
-    return prev_mem
+    return tf.cast(prev_mem, tf.float32)
   else:
-    new_mem = tf.concat([prev_mem, curr_out], 0)[-mem_len:]
+    new_mem = tf.concat([tf.cast(prev_mem, tf.float32), curr_out],
+                        0)[-mem_len:]
   return tf.stop_gradient(new_mem)
 
 
@@ -159,6 +162,9 @@ class RelativeMultiHeadAttention(XLConfigSerializable, keras.layers.Layer):
   def call(self, w, r, r_w_bias, r_r_bias, attn_mask, mems, training=None):
     """Attends from the segment to memory plus segment.
 
+    The float inputs arrive in the compute dtype (Keras casts them); the
+    scores are masked and normalized in float32.
+
     Args:
       w: float Tensor [qlen, batch, d_model], the segment.
       r: float Tensor [klen, 1, d_model], encodings of distances klen-1..0.
@@ -197,11 +203,13 @@ class RelativeMultiHeadAttention(XLConfigSerializable, keras.layers.Layer):
     ac = tf.einsum("ibnd,jbnd->ijbn", rw_head_q, w_head_k)
     bd = rel_shift(tf.einsum("ibnd,jnd->ijbn", rr_head_q, r_head_k))
 
-    attn_score = (ac + bd) * scale
-    attn_mask_t = attn_mask[:, :, None, None]
+    # Scores, mask and softmax in float32 whatever the compute dtype (-1e30
+    # overflows float16; the casts are no-ops in float32).
+    attn_score = (tf.cast(ac, tf.float32) + tf.cast(bd, tf.float32)) * scale
+    attn_mask_t = tf.cast(attn_mask, tf.float32)[:, :, None, None]
     attn_score = attn_score * (1 - attn_mask_t) - 1e30 * attn_mask_t
 
-    attn_prob = tf.nn.softmax(attn_score, 1)
+    attn_prob = tf.cast(tf.nn.softmax(attn_score, 1), w.dtype)
     attn_prob = layers.dropout(attn_prob, self.config.dropatt, training)
 
     attn_vec = tf.einsum("ijbn,jbnd->ibnd", attn_prob, w_head_v)
@@ -317,24 +325,35 @@ class AdaptiveEmbedding(XLConfigSerializable, keras.layers.Layer):
     return tables, projections
 
   def call(self, x):
-    """Embeds token ids x [qlen, batch] -> float32 [qlen, batch, d_model]."""
+    """Embeds token ids x [qlen, batch] -> [qlen, batch, d_model].
+
+    The tables are read in float32 and the looked-up rows cast to the compute
+    dtype (not the whole tables), as BERT's embeddings.
+
+    Args:
+      x: int Tensor [qlen, batch] of token ids.
+
+    Returns:
+      Tensor [qlen, batch, d_model] in the compute dtype.
+    """
     config = self.config
+    dtype = self.compute_dtype
     if config.div_val == 1:
       table, proj = self.params()
-      y = tf.nn.embedding_lookup(table, x)
+      y = tf.cast(tf.nn.embedding_lookup(table, x), dtype)
       if proj is not None:
-        y = tf.einsum("ibe,ed->ibd", y, proj)
+        y = tf.einsum("ibe,ed->ibd", y, tf.cast(proj, dtype))
     else:
       ends = [0] + config.cutoffs + [config.n_token]
       x_size = tf.shape(x)
-      y = tf.zeros([x_size[0], x_size[1], config.d_model])
+      y = tf.zeros([x_size[0], x_size[1], config.d_model], dtype)
       tables, projs = self.params()
       for i, (table, proj) in enumerate(zip(tables, projs)):
         mask = (x >= ends[i]) & (x < ends[i + 1])
-        cur_y = tf.nn.embedding_lookup(table,
-                                       tf.boolean_mask(x, mask) - ends[i])
+        cur_y = tf.cast(tf.nn.embedding_lookup(
+            table, tf.boolean_mask(x, mask) - ends[i]), dtype)
         if proj is not None:
-          cur_y = tf.einsum("id,de->ie", cur_y, proj)
+          cur_y = tf.einsum("id,de->ie", cur_y, tf.cast(proj, dtype))
         y += tf.scatter_nd(tf.where(mask), cur_y,
                            tf.cast(tf.shape(y), tf.int64))
     return y * (config.d_model ** 0.5)
@@ -348,6 +367,12 @@ class AdaptiveSoftmax(XLConfigSerializable, keras.layers.Layer):
   [bin size], `cutoff_<i>/proj` [width, d_model] unless tied or not needed,
   and in bin 0 the cluster logits `cutoff_0/cluster_W` [n_bins - 1, d_embed]
   and `cutoff_0/cluster_b` [n_bins - 1].
+
+  It returns log-probabilities, never a loss (the task,
+  `bert_tf.tasks.transformer_xl_lm`, computes that). Under a mixed precision
+  policy the logits are computed in the compute dtype and cast to float32
+  before the float32 biases are added, as the BERT heads do: the
+  log-probabilities are float32.
   """
 
   def __init__(self, config, embedding=None, name="adaptive_softmax",
@@ -411,49 +436,77 @@ class AdaptiveSoftmax(XLConfigSerializable, keras.layers.Layer):
       b = tf.concat([b, variables["cluster_b"]], 0)
     return w, b, proj
 
-  def call(self, hidden, target):
-    """Per-token negative log-likelihood of the targets.
+  def _bin_log_probs(self, i, hidden, head_log_probs):
+    """log p(token of bin i) for every token of the bin.
+
+    Args:
+      i: bin index, >= 1 (bin 0 is the head's own rows).
+      hidden: [..., d_model], the last layer's output at some positions.
+      head_log_probs: float32 [..., cutoffs[0] + n_bins - 1], the head's
+        log-probabilities at the same positions.
+
+    Returns:
+      float32 [..., bin size]: the head's log-probability of cluster i plus
+      the token's log-probability within the bin.
+    """
+    w, b, proj = self._bin_params(i)
+    tail = tf.nn.log_softmax(_logit(hidden, w, b, proj))
+    cluster = self.config.cutoffs[0] + i - 1
+    return head_log_probs[..., cluster:cluster + 1] + tail
+
+  def call(self, hidden, target=None):
+    """Log-probabilities of the next tokens (float32).
+
+    With `target`, only the targets' log-probabilities are computed, and only
+    at the positions whose target falls in a bin is that bin's softmax
+    computed, as the original's `mask_adaptive_logsoftmax` (a full
+    [qlen, batch, n_token] output of a large vocabulary would not fit).
 
     Args:
       hidden: float Tensor [qlen, batch, d_model], the last layer's output.
-      target: int Tensor [qlen, batch] of token ids.
+      target: int Tensor [qlen, batch] of token ids, or None.
 
     Returns:
-      float32 Tensor [qlen, batch]: -log p(target).
+      float32 Tensor: with `target`, [qlen, batch] of log p(target); without,
+      [qlen, batch, n_token] of log p(token) for every token.
     """
     config = self.config
     if not config.cutoffs:
       table, proj = self._embedding_params()
-      logits = _logit(hidden, table, self.bins[0]["bias"], proj)
-      return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target,
-                                                            logits=logits)
+      log_probs = tf.nn.log_softmax(
+          _logit(hidden, table, self.bins[0]["bias"], proj))
+      if target is None:
+        return log_probs
+      return tf.gather(log_probs, target, batch_dims=2)
     ends = [0] + config.cutoffs + [config.n_token]
-    nll = tf.zeros_like(target, dtype=tf.float32)
-    head_logprob = None
+    head_log_probs = tf.nn.log_softmax(_logit(hidden, *self._bin_params(0)))
+    if target is None:
+      return tf.concat(
+          [head_log_probs[..., :ends[1]]] +
+          [self._bin_log_probs(i, hidden, head_log_probs)
+           for i in range(1, len(ends) - 1)], -1)
+    target_log_probs = tf.zeros_like(target, dtype=tf.float32)
     for i in range(len(ends) - 1):
       mask = (target >= ends[i]) & (target < ends[i + 1])
-      mask_idx = tf.where(mask)
-      cur_target = tf.boolean_mask(target, mask) - ends[i]
-      w, b, proj = self._bin_params(i)
+      cur_target = tf.boolean_mask(target, mask) - ends[i]  # [n]
+      cur_head_log_probs = tf.boolean_mask(head_log_probs, mask)
       if i == 0:
-        head_logprob = tf.nn.log_softmax(_logit(hidden, w, b, proj))
-        cur_head_logprob = tf.boolean_mask(head_logprob, mask)
-        cur_logprob = _gather_logprob(cur_head_logprob, cur_target)
+        cur_log_probs = cur_head_log_probs
       else:
-        cur_head_logprob = tf.boolean_mask(head_logprob, mask)
-        cur_hidden = tf.boolean_mask(hidden, mask)  # [n, d_model]
-        tail_logit = tf.squeeze(_logit(cur_hidden[None], w, b, proj), 0)
-        tail_logprob = tf.nn.log_softmax(tail_logit)
-        # The head's cluster logit of bin i, plus the token within the bin.
-        cur_logprob = (cur_head_logprob[:, ends[1] + i - 1] +
-                       _gather_logprob(tail_logprob, cur_target))
-      nll += tf.scatter_nd(mask_idx, -cur_logprob,
-                           tf.cast(tf.shape(nll), tf.int64))
-    return nll
+        cur_log_probs = self._bin_log_probs(
+            i, tf.boolean_mask(hidden, mask), cur_head_log_probs)
+      target_log_probs += tf.scatter_nd(
+          tf.where(mask), tf.gather(cur_log_probs, cur_target, batch_dims=1),
+          tf.cast(tf.shape(target), tf.int64))
+    return target_log_probs
 
 
 def _bin_variables(bin_specs):
   """The variables of the bins of an adaptive embedding or softmax.
+
+  They are read in float32 (not autocast under a mixed precision policy):
+  the layers cast what they multiply to the compute dtype and add the biases
+  in float32.
 
   Args:
     bin_specs: list of (path, specs), specs a list of (name, shape,
@@ -462,20 +515,19 @@ def _bin_variables(bin_specs):
   Returns:
     A list of dicts, per bin: name -> variable `<path>/<name>`.
   """
-  return [{name: naming.variable(name, shape, initializer, path)
+  return [{name: naming.variable(name, shape, initializer, path,
+                                 autocast=False)
            for name, shape, initializer in specs}
           for path, specs in bin_specs]
 
 
 def _logit(x, w, b, proj):
-  """Logits x [i, b, d_model] -> (x proj^T) w^T + b: [i, b, rows of w]."""
+  """Logits of x [..., d_model]: (x proj^T) w^T + b, float32 [..., rows of w].
+
+  The products are computed in x's dtype; b (float32) is added in float32.
+  """
   y = x
   if proj is not None:
-    y = tf.einsum("ibd,ed->ibe", y, proj)
-  return tf.einsum("ibd,nd->ibn", y, w) + b
-
-
-def _gather_logprob(logprob, target):
-  """logprob [n, classes], target [n] -> logprob[k, target[k]]: [n]."""
-  idx = tf.stack([tf.range(tf.shape(logprob)[0]), target], 1)
-  return tf.gather_nd(logprob, idx)
+    y = tf.einsum("...d,ed->...e", y, tf.cast(proj, x.dtype))
+  logits = tf.einsum("...d,nd->...n", y, tf.cast(w, x.dtype))
+  return tf.cast(logits, tf.float32) + b

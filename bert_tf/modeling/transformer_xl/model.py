@@ -21,7 +21,15 @@ numbers:
   segment;
 - the output: a softmax tied to the embedding (`adaptive_softmax/bias`), or the
   adaptive softmax over `cutoffs` (head with cluster logits, tails with their
-  own biases and projections, the projections optionally tied).
+  own biases and projections, the projections optionally tied), giving
+  log-probabilities; the loss (the negative log-likelihood of the targets)
+  is the task's, `bert_tf.tasks.transformer_xl_lm`.
+
+Under a mixed precision policy (`trainer.set_dtype_policy("bfloat16")` or
+"float16") the variables stay float32 and the layers compute in the compute
+dtype, except where precision matters, which stays float32: the attention
+scores, mask and softmax, the LayerNorm statistics, the output
+log-probabilities and the memory.
 
 Everything is time-major, as in the original: tokens are [len, batch], hidden
 states and memories [len, batch, d_model]. Variables are built when the model
@@ -54,7 +62,7 @@ class TransformerXL(xl_layers.XLConfigSerializable, keras.Model):
   for inputs, targets in segments:  # time-major [tgt_len, batch]
     outputs = model(inputs, mems=mems, targets=targets)
     mems = outputs["new_mems"]
-    outputs["loss"]  # mean negative log-likelihood (nats)
+    outputs["target_log_probs"]  # [tgt_len, batch], log p(target) (nats)
   ```
   """
 
@@ -112,14 +120,18 @@ class TransformerXL(xl_layers.XLConfigSerializable, keras.Model):
       inputs: int Tensor [qlen, batch] of token ids (time-major).
       mems: list of `n_layer` float Tensors [mlen, batch, d_model] (the
         previous segment's `new_mems`, or `init_mems`), or None (no memory).
-      targets: int Tensor [qlen, batch] of the next tokens, or None.
+      targets: int Tensor [qlen, batch] of the next tokens whose
+        log-probabilities to return, or None (those of every token).
       training: whether dropout is active (the original's `is_training`).
 
     Returns:
       A dict with `output` [qlen, batch, d_model] (the last layer, after
-      dropout), `new_mems` (list of `n_layer` [min(mem_len, klen), batch,
-      d_model], no gradient) and, with `targets`, `nll` [qlen, batch] (per
-      token, nats) and `loss` (its mean, the original's loss).
+      dropout, in the compute dtype), `new_mems` (list of `n_layer` float32
+      [min(mem_len, klen), batch, d_model], no gradient) and the float32
+      log-probabilities of the next token: with `targets`,
+      `target_log_probs` [qlen, batch] (log p(target), nats; the adaptive
+      softmax computes only the bins the targets fall in), without,
+      `log_probs` [qlen, batch, n_token].
     """
     config = self.config
     inputs = tf.convert_to_tensor(inputs)
@@ -132,8 +144,8 @@ class TransformerXL(xl_layers.XLConfigSerializable, keras.Model):
 
     embeddings = self.adaptive_embed(inputs)
     attn_mask = xl_layers.create_mask(qlen, mlen, config.same_length)
-    pos_emb = xl_layers.relative_positional_encodings(klen, config.d_model,
-                                                      config.clamp_len)
+    pos_emb = tf.cast(xl_layers.relative_positional_encodings(
+        klen, config.d_model, config.clamp_len), self.compute_dtype)
 
     output = layers.dropout(embeddings, config.dropout, training)
     pos_emb = layers.dropout(pos_emb, config.dropout, training)
@@ -149,8 +161,9 @@ class TransformerXL(xl_layers.XLConfigSerializable, keras.Model):
     output = layers.dropout(output, config.dropout, training)
 
     result = {"output": output, "new_mems": new_mems}
-    if targets is not None:
-      nll = self.adaptive_softmax(output, tf.convert_to_tensor(targets))
-      result["nll"] = nll
-      result["loss"] = tf.reduce_mean(nll)
+    if targets is None:
+      result["log_probs"] = self.adaptive_softmax(output)
+    else:
+      result["target_log_probs"] = self.adaptive_softmax(
+          output, tf.convert_to_tensor(targets))
     return result
