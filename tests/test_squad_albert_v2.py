@@ -618,3 +618,22 @@ def test_given_threshold_is_used_as_is(trained):
     assert (predictions[qid] == "") == (null_odds[qid] >= 0.0)
   assert _load(out / "squad_eval_results.json")[
       "null_score_diff_threshold"] == 0.0
+
+
+@pytest.mark.slow
+def test_fixed_shapes_give_the_dynamic_padding_predictions(trained):
+  """The default cuts batches to their longest window (p_mask with them)."""
+  out = trained["root"] / "fixed_shapes"
+  code, log = run_squad(
+      *trained["common"], "--output_dir=%s" % out,
+      "--init_checkpoint=%s" % (trained["output_dir"] /
+                                ("model.ckpt-%d" % NUM_STEPS)),
+      "--predict_file=%s" % trained["v2_file"], "--do_predict",
+      "--nodynamic_padding")
+  assert code == 0, log[-3000:]
+  dynamic = trained["output_dir"]
+  assert _load(out / "predictions.json") == _load(dynamic /
+                                                  "predictions.json")
+  null_odds = _load(out / "null_odds.json")
+  assert null_odds == pytest.approx(_load(dynamic / "null_odds.json"),
+                                    abs=1e-5)
