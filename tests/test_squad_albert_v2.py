@@ -602,16 +602,21 @@ def test_predictions_null_odds_and_searched_threshold(trained):
   assert results["NoAns_exact"] > 80.0
 
 
-@pytest.mark.slow
-def test_given_threshold_is_used_as_is(trained):
-  out = trained["root"] / "fixed"
+def _predict_again(trained, name, *flags):
+  """Predicts the v2.0 sample from the trained checkpoint into root/name."""
+  out = trained["root"] / name
   code, log = run_squad(
       *trained["common"], "--output_dir=%s" % out,
       "--init_checkpoint=%s" % (trained["output_dir"] /
                                 ("model.ckpt-%d" % NUM_STEPS)),
-      "--predict_file=%s" % trained["v2_file"], "--do_predict",
-      "--null_score_diff_threshold=0.0")
+      "--predict_file=%s" % trained["v2_file"], "--do_predict", *flags)
   assert code == 0, log[-3000:]
+  return out
+
+
+@pytest.mark.slow
+def test_given_threshold_is_used_as_is(trained):
+  out = _predict_again(trained, "fixed", "--null_score_diff_threshold=0.0")
   predictions = _load(out / "predictions.json")
   null_odds = _load(out / "null_odds.json")
   for qid in predictions:
@@ -623,14 +628,7 @@ def test_given_threshold_is_used_as_is(trained):
 @pytest.mark.slow
 def test_fixed_shapes_give_the_dynamic_padding_predictions(trained):
   """The default cuts batches to their longest window (p_mask with them)."""
-  out = trained["root"] / "fixed_shapes"
-  code, log = run_squad(
-      *trained["common"], "--output_dir=%s" % out,
-      "--init_checkpoint=%s" % (trained["output_dir"] /
-                                ("model.ckpt-%d" % NUM_STEPS)),
-      "--predict_file=%s" % trained["v2_file"], "--do_predict",
-      "--nodynamic_padding")
-  assert code == 0, log[-3000:]
+  out = _predict_again(trained, "fixed_shapes", "--nodynamic_padding")
   dynamic = trained["output_dir"]
   assert _load(out / "predictions.json") == _load(dynamic /
                                                   "predictions.json")
