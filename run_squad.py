@@ -14,7 +14,13 @@ config) the questions and contexts are SentencePiece pieces and the features
 google-research/albert's (`bert_tf.data.squad_sentencepiece`: pieces aligned
 to the context's characters, `p_mask` written too); answers are cut out of
 the context by character offsets. The head and the outputs stay the above
-(ALBERT's v2.0 answer-verification head is not built, see README).
+(ALBERT's run_squad_v1), unless `--squad_head=albert_v2`: ALBERT's
+run_squad_v2 answer-verification head (`BertSquadV2`, with
+`--version_2_with_negative`; `--start_n_top`, `--end_n_top`,
+`--dropout_prob` as ALBERT's), its loss, predictions and null odds
+(`bert_tf.tasks.squad_albert_v2`); the null odds threshold is
+`--null_score_diff_threshold` when given, else ALBERT's best-F1 search on
+the predict file's gold answers.
 """
 
 import os
@@ -30,6 +36,7 @@ from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
+from bert_tf.tasks import squad_albert_v2
 from bert_tf.training import script_flags
 
 FLAGS = flags.FLAGS
@@ -81,7 +88,17 @@ flags.DEFINE_float(
 script_flags.define_finetuning_flags()
 script_flags.define_log_examples_flag(20)
 
+# ALBERT's run_squad_v2 flags, for --squad_head=albert_v2.
+flags.DEFINE_integer("start_n_top", 5, "beam size for the start positions.")
+flags.DEFINE_integer("end_n_top", 5, "beam size for the end positions.")
+flags.DEFINE_float("dropout_prob", 0.1, "dropout probability.")
+
 # New flags.
+flags.DEFINE_enum(
+    "squad_head", "span", ["span", "albert_v2"],
+    "span: the original's start/end head (cls/squad). albert_v2: ALBERT's "
+    "run_squad_v2 head (start_logits, end_logits conditioned on the start, "
+    "answer_class), with --spm_model_file and --version_2_with_negative.")
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
 script_flags.define_export_flags()
@@ -117,6 +134,19 @@ def validate_flags_or_throw(config):
     raise ValueError(
         "The max_seq_length (%d) must be greater than max_query_length "
         "(%d) + 3" % (FLAGS.max_seq_length, FLAGS.max_query_length))
+  if FLAGS.squad_head == "albert_v2":
+    if not FLAGS.spm_model_file or not FLAGS.version_2_with_negative:
+      raise ValueError("--squad_head=albert_v2 needs --spm_model_file "
+                       "(ALBERT's features, with p_mask) and "
+                       "--version_2_with_negative")
+    if FLAGS.start_n_top < 1 or FLAGS.end_n_top < 1:
+      raise ValueError("--start_n_top and --end_n_top must be at least 1, "
+                       "found %d and %d" % (FLAGS.start_n_top,
+                                            FLAGS.end_n_top))
+    if FLAGS.export_dir:
+      raise ValueError("--export_dir is not supported with "
+                       "--squad_head=albert_v2 (the serving signatures "
+                       "have no p_mask input)")
 
 
 def main(_):
@@ -150,8 +180,15 @@ def main(_):
 def _run(config, tokenizer, strategy, train_examples, predict_examples):
   """Trains, predicts and exports as the flags say, into --output_dir."""
   dynamic_padding = script_flags.dynamic_padding(strategy)
+  albert_v2 = FLAGS.squad_head == "albert_v2"
+  if albert_v2:
+    model_fn = squad_albert_v2.model_fn(config, FLAGS.start_n_top,
+                                        FLAGS.end_n_top, FLAGS.dropout_prob)
+    loss_fn = squad_albert_v2.loss_fn
+  else:
+    model_fn, loss_fn = squad.model_fn(config), squad.loss_fn
   trainer, num_train_steps = script_flags.finetuning_trainer(
-      strategy, squad.model_fn(config), squad.loss_fn, len(train_examples))
+      strategy, model_fn, loss_fn, len(train_examples))
 
   if FLAGS.do_train:
     train_record = os.path.join(FLAGS.output_dir, "train.tf_record")
@@ -169,10 +206,21 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
               train_record, FLAGS.max_seq_length,
               context.get_per_replica_batch_size(FLAGS.train_batch_size),
               is_training=True, drop_remainder=True, input_context=context,
-              seed=FLAGS.seed, dynamic_padding=dynamic_padding),
+              seed=FLAGS.seed, dynamic_padding=dynamic_padding,
+              answer_verification=albert_v2),
           num_train_steps)
 
-  if FLAGS.do_predict:
+  if FLAGS.do_predict and albert_v2:
+    squad_albert_v2.predict(
+        trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
+        FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
+        FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
+        FLAGS.start_n_top, FLAGS.end_n_top,
+        FLAGS.null_score_diff_threshold
+        if FLAGS["null_score_diff_threshold"].present else None,
+        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        dynamic_padding=dynamic_padding)
+  elif FLAGS.do_predict:
     squad.predict(
         trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
         FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,

@@ -30,11 +30,16 @@ def _qids(path):
           for p in article["paragraphs"] for qa in p["qas"]]
 
 
-@pytest.fixture(scope="module")
-def setup(fixtures_dir, tmp_path_factory):
-  """Trains a tiny ALBERT on the v1.1 training sample and predicts it."""
-  root = tmp_path_factory.mktemp("albert_squad")
-  train_file = fixtures_dir / "squad" / "train-v1.1-sample.json"
+def tiny_albert_flags(fixtures_dir, root):
+  """A SentencePiece model and a tiny ALBERT config for the SQuAD samples.
+
+  Args:
+    fixtures_dir: the fixtures directory (pathlib.Path).
+    root: a directory for the model, its texts and the config.
+
+  Returns:
+    run_squad.py's flags for them and the window settings (list of str).
+  """
   spm_model = train_albert_spm(
       write_squad_texts(fixtures_dir, root / "texts.txt"), root / "spm",
       vocab_size=500)
@@ -48,9 +53,17 @@ def setup(fixtures_dir, tmp_path_factory):
       "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
       "attention_probs_dropout_prob": 0.0, "max_position_embeddings": 256,
       "type_vocab_size": 2, "initializer_range": 0.02}))
-  common = ["--spm_model_file=%s" % spm_model,
-            "--albert_config_file=%s" % config, "--max_seq_length=256",
-            "--max_query_length=24", "--doc_stride=128", "--seed=1"]
+  return ["--spm_model_file=%s" % spm_model,
+          "--albert_config_file=%s" % config, "--max_seq_length=256",
+          "--max_query_length=24", "--doc_stride=128", "--seed=1"]
+
+
+@pytest.fixture(scope="module")
+def setup(fixtures_dir, tmp_path_factory):
+  """Trains a tiny ALBERT on the v1.1 training sample and predicts it."""
+  root = tmp_path_factory.mktemp("albert_squad")
+  train_file = fixtures_dir / "squad" / "train-v1.1-sample.json"
+  common = tiny_albert_flags(fixtures_dir, root)
   output_dir = root / "v1"
   code, log = run_squad(
       *common, "--output_dir=%s" % output_dir,
@@ -59,7 +72,7 @@ def setup(fixtures_dir, tmp_path_factory):
       "--num_train_epochs=320", "--learning_rate=2e-3", "--log_steps=1")
   assert code == 0, log[-3000:]
   return dict(root=root, common=common, output_dir=output_dir, log=log,
-              train_file=train_file, spm_model=spm_model,
+              train_file=train_file,
               v2_file=fixtures_dir / "squad" / "dev-v2.0-sample.json")
 
 

@@ -21,6 +21,7 @@ from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertPretrainer
 from bert_tf.modeling import BertRegressor
 from bert_tf.modeling import BertSquad
+from bert_tf.modeling import BertSquadV2
 from bert_tf.modeling import transformer_xl
 from saved_models import run
 
@@ -50,6 +51,8 @@ def _models():
       "classifier": BertClassifier(_config(), num_labels=3),
       "regressor": BertRegressor(_config()),
       "squad": BertSquad(_config()),
+      "squad_v2": BertSquadV2(_config(embedding_size=4), start_n_top=3,
+                              end_n_top=2),
       "albert": BertModel(_config(embedding_size=4, num_hidden_groups=2,
                                   inner_group_num=2)),
       "tupe": BertModel(_config(tupe="relative", tupe_num_buckets=8,
@@ -68,6 +71,7 @@ def _inputs():
       "input_ids": rng.randint(0, 30, [2, 6]).astype(np.int32),
       "input_mask": mask,
       "segment_ids": np.array([[0, 0, 0, 1, 1, 1]] * 2, np.int32),
+      "p_mask": np.array([[0, 1, 1, 0, 0, 1]] * 2, np.int32),
       "masked_lm_positions": np.array([[1, 2], [2, 3]], np.int32),
       "masked_lm_ids": np.array([[4, 5], [6, 0]], np.int32),
       "masked_lm_weights": np.array([[1, 1], [1, 0]], np.float32),

@@ -543,7 +543,7 @@ class FeatureWriter(object):
 
 def squad_dataset(input_file, seq_length, batch_size, is_training,
                   drop_remainder, input_context=None, seed=None,
-                  dynamic_padding=False):
+                  dynamic_padding=False, answer_verification=False):
   """Reads the SQuAD TFRecords into batches of int32 features.
 
   Args:
@@ -557,12 +557,15 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     dynamic_padding: batches of similar lengths cut to their longest
       example (never before a start or end position), with `example_index`
       (see `finetuning_dataset`).
+    answer_verification: also read ALBERT's `p_mask` and, for training,
+      `is_impossible` (the inputs of ALBERT's v2.0 head, `BertSquadV2`).
 
   Returns:
     A `tf.data.Dataset` of dicts: `unique_ids` [batch], `input_ids`,
     `input_mask`, `segment_ids` [batch, seq_length] (dynamic padding:
     [batch, <= seq_length]), and for training `start_positions`,
-    `end_positions` [batch].
+    `end_positions` [batch]; with `answer_verification` `p_mask` (as
+    `input_ids`) and for training `is_impossible` [batch].
   """
   name_to_features = {
       "unique_ids": tf.io.FixedLenFeature([], tf.int64),
@@ -573,6 +576,10 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
   if is_training:
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
+  if answer_verification:
+    name_to_features["p_mask"] = tf.io.FixedLenFeature([seq_length], tf.int64)
+    if is_training:
+      name_to_features["is_impossible"] = tf.io.FixedLenFeature([], tf.int64)
 
   return finetuning_dataset.finetuning_dataset(
       input_file, name_to_features, batch_size, is_training, drop_remainder,

@@ -13,4 +13,5 @@ from bert_tf.modeling.layers import get_activation
 from bert_tf.modeling.models import BertClassifier
 from bert_tf.modeling.models import BertPretrainer
 from bert_tf.modeling.models import BertSquad
+from bert_tf.modeling.models import BertSquadV2
 from bert_tf.modeling.regression import BertRegressor

@@ -10,8 +10,10 @@
   (`SpanBoundaryHead`).
 
 Fine-tuning heads: run_classifier's `output_weights` / `output_bias` at the
-root of the checkpoint (`ClassifierHead`) and run_squad's `cls/squad`
-(`SpanHead`, which `BertSquad` builds under the scope `cls`).
+root of the checkpoint (`ClassifierHead`), run_squad's `cls/squad`
+(`SpanHead`, which `BertSquad` builds under the scope `cls`), and ALBERT's
+SQuAD v2.0 answer-verification head of its run_squad_v2 (`SquadV2Head`:
+`start_logits/*`, `end_logits/*`, `answer_class/*` at the root).
 
 Under a mixed precision policy the logits are computed in the compute dtype
 and cast to float32 before the float32 `output_bias` (never autocast) is added:
@@ -381,3 +383,174 @@ class SpanHead(keras.layers.Layer):
     config = super().get_config()
     config["hidden_size"] = self.hidden_size
     return config
+
+
+# Added to the logits of positions that cannot hold an answer (ALBERT's
+# `logits * (1 - p_mask) - 1e30 * p_mask`).
+_MASKED_LOGIT = 1e30
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class SquadV2Head(layers.ConfigSerializable, keras.layers.Layer):
+  """ALBERT's SQuAD v2.0 head (its run_squad_v2): a start-end beam and an answer class.
+
+  google-research/albert's `squad_utils.create_v2_model` (XLNet's head), on
+  the sequence output x [batch, seq, hidden] and ALBERT's `p_mask` (1 where
+  no answer can be: question, [SEP], padding):
+
+    start logits  s = x W_s + b_s        `start_logits/dense`, masked by
+                  p_mask (-1e30), log-softmax over the sequence;
+    end logits    for a start position i, over every position j:
+                  e = LN(tanh([x_j; x_i] W_0 + b_0)) W_1 + b_1
+                  `end_logits/dense_0` (2H -> H), `end_logits/LayerNorm`,
+                  `end_logits/dense_1` (H -> 1), masked, log-softmax;
+    answer class  c = tanh([sum_j softmax(s)_j x_j; x_0] A_0 + a_0) A_1
+                  `answer_class/dense_0` (2H -> H, dropout after it while
+                  training), `answer_class/dense_1` (H -> 1, no bias): the
+                  logit of "no answer" from [CLS] and the start-weighted
+                  states.
+
+  With the gold start positions (training) i is the gold start; without
+  (inference) i ranges over the `start_n_top` best starts and each keeps its
+  `end_n_top` best ends. The variables sit at the root of the checkpoint
+  (the original creates them outside any scope of the encoder), built with
+  `naming.build`; all dense kernels are truncated normal with the config's
+  `initializer_range`, biases zero. The logits are masked and normalized in
+  float32 whatever the compute dtype.
+  """
+
+  def __init__(self, config, start_n_top=5, end_n_top=5, dropout_prob=0.1,
+               name="squad_v2", **kwargs):
+    """Creates the layers.
+
+    Args:
+      config: `BertConfig` (hidden_size, initializer_range).
+      start_n_top: starts kept at inference (ALBERT's `--start_n_top`).
+      end_n_top: ends kept per start at inference (`--end_n_top`).
+      dropout_prob: dropout on the answer class's hidden layer while
+        training (ALBERT's `--dropout_prob`).
+      name: Keras name (not part of any variable path).
+      **kwargs: passed to `keras.layers.Layer`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.start_n_top = start_n_top
+    self.end_n_top = end_n_top
+    self.dropout_prob = dropout_prob
+    hidden, stddev = config.hidden_size, config.initializer_range
+    self.start_dense = layers.dense_layer(1, stddev)
+    self.end_dense_0 = layers.dense_layer(hidden, stddev, tf.tanh, "dense_0")
+    self.end_layer_norm = layers.LayerNorm()
+    self.end_dense_1 = layers.dense_layer(1, stddev, name="dense_1")
+    self.answer_dense_0 = layers.dense_layer(hidden, stddev, tf.tanh,
+                                             "dense_0")
+    self.answer_dense_1 = keras.layers.Dense(
+        1, use_bias=False, name="dense_1",
+        kernel_initializer=layers.create_initializer(stddev))
+
+  def build(self, input_shape=None):
+    hidden = self.config.hidden_size
+    naming.build(self.start_dense, (None, hidden), "/start_logits")
+    for layer, width in ((self.end_dense_0, 2 * hidden),
+                         (self.end_layer_norm, hidden),
+                         (self.end_dense_1, hidden)):
+      naming.build(layer, (None, width), "/end_logits")
+    naming.build(self.answer_dense_0, (None, 2 * hidden), "/answer_class")
+    naming.build(self.answer_dense_1, (None, hidden), "/answer_class")
+
+  def _end_log_probs(self, sequence_output, start_states, p_mask):
+    """End log-probabilities over the sequence for given start states.
+
+    Args:
+      sequence_output: float Tensor [batch, seq, hidden].
+      start_states: float Tensor [batch, K, hidden], the states of K starts.
+      p_mask: float32 Tensor [batch, seq].
+
+    Returns:
+      float32 Tensor [batch, K, seq].
+    """
+    k = tf.shape(start_states)[1]
+    seq = tf.shape(sequence_output)[1]
+    end_input = tf.concat([  # [B, K, S, 2H]
+        tf.tile(sequence_output[:, None], [1, k, 1, 1]),
+        tf.tile(start_states[:, :, None], [1, 1, seq, 1])], axis=-1)
+    logits = self.end_dense_1(self.end_layer_norm(self.end_dense_0(end_input)))
+    return tf.nn.log_softmax(
+        _mask_logits(tf.cast(logits[..., 0], tf.float32), p_mask[:, None]),
+        axis=-1)
+
+  def call(self, sequence_output, p_mask, start_positions=None,
+           training=None):
+    """Runs the head.
+
+    Args:
+      sequence_output: float Tensor [batch, seq, hidden].
+      p_mask: int or float Tensor [batch, seq], 1 where no answer can be.
+      start_positions: int Tensor [batch] (or [batch, 1]) of gold starts
+        (training), or None (inference: the beam).
+      training: whether dropout is active.
+
+    Returns:
+      A dict with float32 `cls_logits` [batch] and, with `start_positions`,
+      `start_log_probs` and `end_log_probs` [batch, seq]; without,
+      `start_top_log_probs`, int32 `start_top_index` [batch, start_n_top],
+      `end_top_log_probs`, int32 `end_top_index` [batch,
+      start_n_top * end_n_top] (the ends of start i at i * end_n_top + j).
+    """
+    p_mask = tf.cast(p_mask, tf.float32)
+    start_logits = tf.cast(self.start_dense(sequence_output)[..., 0],
+                           tf.float32)
+    start_logits = _mask_logits(start_logits, p_mask)  # masked
+    start_log_probs = tf.nn.log_softmax(start_logits, axis=-1)
+    if start_positions is not None:
+      start_states = tf.gather(  # [B, 1, H]
+          sequence_output,
+          tf.reshape(tf.cast(start_positions, tf.int32), [-1, 1]),
+          batch_dims=1)
+      outputs = {"start_log_probs": start_log_probs,
+                 "end_log_probs": self._end_log_probs(
+                     sequence_output, start_states, p_mask)[:, 0]}
+    else:
+      start_top_log_probs, start_top_index = tf.nn.top_k(
+          start_log_probs, k=self.start_n_top)
+      start_states = tf.gather(sequence_output, start_top_index,
+                               batch_dims=1)  # [B, K, H]
+      end_top_log_probs, end_top_index = tf.nn.top_k(
+          self._end_log_probs(sequence_output, start_states, p_mask),
+          k=self.end_n_top)  # [B, K, E]
+      beam = self.start_n_top * self.end_n_top
+      outputs = {"start_top_log_probs": start_top_log_probs,
+                 "start_top_index": start_top_index,
+                 "end_top_log_probs": tf.reshape(end_top_log_probs,
+                                                 [-1, beam]),
+                 "end_top_index": tf.reshape(end_top_index, [-1, beam])}
+    # The answer class sees [CLS] and the states weighted by the start
+    # probabilities (softmax of the masked start logits).
+    start_probs = tf.cast(tf.nn.softmax(start_logits, axis=-1),
+                          sequence_output.dtype)
+    start_feature = tf.einsum("bs,bsh->bh", start_probs, sequence_output)
+    hidden = self.answer_dense_0(
+        tf.concat([start_feature, sequence_output[:, 0]], axis=-1))
+    hidden = layers.dropout(hidden, self.dropout_prob, training)
+    outputs["cls_logits"] = tf.cast(self.answer_dense_1(hidden)[:, 0],
+                                    tf.float32)
+    return outputs
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(start_n_top=self.start_n_top, end_n_top=self.end_n_top,
+                  dropout_prob=self.dropout_prob)
+    return config
+
+
+def _mask_logits(logits, p_mask):
+  """ALBERT's masking of the positions that cannot hold an answer.
+
+  Args:
+    logits: float32 Tensor [..., seq].
+    p_mask: float32 Tensor broadcastable to `logits`, 1 where masked.
+
+  Returns:
+    logits * (1 - p_mask) - 1e30 * p_mask, float32.
+  """
+  return logits * (1.0 - p_mask) - _MASKED_LOGIT * p_mask

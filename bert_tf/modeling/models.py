@@ -6,6 +6,9 @@
 - `BertClassifier`: sentence (pair) classification (run_classifier.py),
   `bert/*` and the top-level `output_weights` / `output_bias`.
 - `BertSquad`: span prediction (run_squad.py), `bert/*` and `cls/squad/*`.
+- `BertSquadV2`: ALBERT's SQuAD v2.0 answer verification (its
+  run_squad_v2.py), `bert/*` and `start_logits/*`, `end_logits/*`,
+  `answer_class/*`.
 
 Each builds the encoder and its head at construction, outside the task
 model's own scope (its name is in no variable path), so the variable paths
@@ -173,4 +176,53 @@ class BertSquad(layers.ConfigSerializable, keras.Model):
   def get_config(self):
     config = super().get_config()
     config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
+    return config
+
+
+@keras.saving.register_keras_serializable(package="bert_tf")
+class BertSquadV2(layers.ConfigSerializable, keras.Model):
+  """The model of ALBERT's run_squad_v2.py: a start-end beam and an answer class."""
+
+  def __init__(self, config, start_n_top=5, end_n_top=5, dropout_prob=0.1,
+               use_one_hot_embeddings=False, name="bert_squad_v2", **kwargs):
+    """Creates the encoder (scope `bert`) and `heads.SquadV2Head` (root scopes).
+
+    Args:
+      config: `BertConfig` (ALBERT's or BERT's).
+      start_n_top, end_n_top, dropout_prob: see `heads.SquadV2Head`.
+      use_one_hot_embeddings: see `BertModel`.
+      name: Keras name of this wrapper (not part of any variable name).
+      **kwargs: passed to `keras.Model`.
+    """
+    super().__init__(name=name, **kwargs)
+    self.config = config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.bert = BertModel(config, use_one_hot_embeddings)
+    self.head = heads.SquadV2Head(config, start_n_top, end_n_top,
+                                  dropout_prob)
+    self.head.build()
+
+  def call(self, features, training=None):
+    """Scores starts, ends and answerability.
+
+    Args:
+      features: dict with `input_ids`, `input_mask`, `segment_ids`,
+        ALBERT's `p_mask` [batch, seq], and for training `start_positions`
+        [batch] (the end layer then reads the gold start, as ALBERT's
+        training graph; without it, the top starts).
+      training: whether dropout is active.
+
+    Returns:
+      The `heads.SquadV2Head` outputs.
+    """
+    sequence = self.bert(features, training=training)["sequence_output"]
+    return self.head(sequence, features["p_mask"],
+                     features.get("start_positions"), training=training)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(start_n_top=self.head.start_n_top,
+                  end_n_top=self.head.end_n_top,
+                  dropout_prob=self.head.dropout_prob,
+                  use_one_hot_embeddings=self.use_one_hot_embeddings)
     return config

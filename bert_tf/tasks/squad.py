@@ -13,6 +13,9 @@ With a SentencePiece tokenizer (ALBERT, `--spm_model_file`) the features are
 ALBERT's (`bert_tf.data.squad_sentencepiece`) and a span's text is cut out of
 the context by the character offsets of its pieces, as ALBERT's predictions;
 the span head, the candidates and the null scoring stay the above.
+ALBERT's v2.0 answer-verification head (`--squad_head=albert_v2`) has its
+own loss and predictions in `squad_albert_v2`, which shares this module's
+windows (`predict_windows`) and results (`write_eval_results`).
 
 `model_fn`, `loss_fn` (the original (start + end cross-entropy) / 2) and
 `predict` are the glue of run_squad.py around `Trainer`.
@@ -54,7 +57,7 @@ def _get_best_indexes(logits, n_best_size):
   return [index for index, _ in index_and_score[:n_best_size]]
 
 
-def _compute_softmax(scores):
+def compute_softmax(scores):
   """Softmax of a list of Python floats (in double precision)."""
   if not scores:
     return []
@@ -156,6 +159,23 @@ def wordpiece_answer_text(example, feature, start_index, end_index,
   return get_final_text(tok_text, orig_text, do_lower_case, verbose_logging)
 
 
+def index_windows(all_features, all_results):
+  """The windows of each example and the result of each window.
+
+  Args:
+    all_features: list of `InputFeatures`.
+    all_results: list of raw results with `unique_id`.
+
+  Returns:
+    (example index -> its features in order, unique id -> result).
+  """
+  example_index_to_features = collections.defaultdict(list)
+  for feature in all_features:
+    example_index_to_features[feature.example_index].append(feature)
+  return example_index_to_features, {result.unique_id: result
+                                     for result in all_results}
+
+
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         max_answer_length, do_lower_case,
                         version_2_with_negative=False,
@@ -188,10 +208,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer_text_fn = functools.partial(wordpiece_answer_text,
                                        do_lower_case=do_lower_case,
                                        verbose_logging=verbose_logging)
-  example_index_to_features = collections.defaultdict(list)
-  for feature in all_features:
-    example_index_to_features[feature.example_index].append(feature)
-  unique_id_to_result = {result.unique_id: result for result in all_results}
+  example_index_to_features, unique_id_to_result = index_windows(
+      all_features, all_results)
 
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
@@ -270,7 +288,7 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
 
     total_scores = [entry.start_logit + entry.end_logit for entry in nbest]
     best_non_null_entry = next((entry for entry in nbest if entry.text), None)
-    probs = _compute_softmax(total_scores)
+    probs = compute_softmax(total_scores)
     nbest_json = []
     for i, entry in enumerate(nbest):
       output = collections.OrderedDict()
@@ -323,10 +341,20 @@ def write_predictions(all_examples, all_features, all_results, n_best_size,
              (output_nbest_file, nbest)]
   if version_2_with_negative:
     outputs.append((output_null_log_odds_file, null_odds))
+  write_json_files(outputs)
+  return predictions, nbest, null_odds
+
+
+def write_json_files(outputs):
+  """Writes each value as the original's JSON (indent 4, final newline).
+
+  Args:
+    outputs: list of (path, JSON-serializable value); each file appears
+      under its path when complete.
+  """
   for path, value in outputs:
     with file_io.atomic_file(path) as writer:
       writer.write(json.dumps(value, indent=4) + "\n")
-  return predictions, nbest, null_odds
 
 
 def has_gold_answers(dataset):
@@ -373,9 +401,21 @@ def span_loss(logits, positions):
   Returns:
     The scalar loss.
   """
-  log_probs = tf.nn.log_softmax(logits, axis=-1)
-  one_hot = tf.one_hot(tf.reshape(positions, [-1]), depth=tf.shape(logits)[-1],
-                       dtype=tf.float32)
+  return position_loss(tf.nn.log_softmax(logits, axis=-1), positions)
+
+
+def position_loss(log_probs, positions):
+  """Mean negative log-probability of the gold positions.
+
+  Args:
+    log_probs: float Tensor [batch, seq], log-probabilities over positions.
+    positions: int Tensor [batch] (or [batch, 1]), the gold positions.
+
+  Returns:
+    The scalar loss.
+  """
+  one_hot = tf.one_hot(tf.reshape(positions, [-1]),
+                       depth=tf.shape(log_probs)[-1], dtype=tf.float32)
   return -tf.reduce_mean(tf.reduce_sum(one_hot * log_probs, axis=-1))
 
 
@@ -477,36 +517,34 @@ def write_train_features(train_examples, tokenizer, output_file,
   return writer.num_features
 
 
-def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
-            doc_stride, max_query_length, predict_batch_size, n_best_size,
-            max_answer_length, do_lower_case, version_2_with_negative=False,
-            null_score_diff_threshold=0.0, verbose_logging=False,
-            eval_examples=None, log_examples=20, dynamic_padding=False):
-  """Predicts the answers of `predict_file` and writes the original outputs.
-
-  Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
-  `null_odds.json` (v2.0) and, when the file has gold answers,
-  `squad_eval_results.json` (the official script's results), also as
-  TensorBoard scalars under `output_dir/eval` at the global step.
+def predict_windows(trainer, predict_file, tokenizer, output_dir,
+                    max_seq_length, doc_stride, max_query_length,
+                    predict_batch_size, output_keys, sequence_outputs=(),
+                    answer_verification=False, eval_examples=None,
+                    log_examples=20, dynamic_padding=False):
+  """Windows `predict_file` into `eval.tf_record` and runs the model on it.
 
   Args:
-    trainer: a `Trainer` holding the restored `BertSquad`.
+    trainer: a `Trainer` holding the restored model.
     predict_file: SQuAD JSON.
     tokenizer: a `FullTokenizer`.
-    output_dir: where the files go.
+    output_dir: where `eval.tf_record` goes.
     max_seq_length, doc_stride, max_query_length: the window settings.
     predict_batch_size: batch size.
-    n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
-    null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+    output_keys: the model outputs to collect.
+    sequence_outputs: those of `output_keys` with a sequence axis.
+    answer_verification: feed `p_mask` (`BertSquadV2`).
     eval_examples: the `SquadExample`s of `predict_file` when already read
       (`read_examples`), else None.
     log_examples: the features of this many first examples are logged.
     dynamic_padding: run batches of similar lengths cut to their longest
-      window (`data.dynamic_padding`); logits of the cut-off padding are
-      `inference.CUT_OFF_LOGIT`, never among the best.
+      window (`data.dynamic_padding`); sequence outputs of the cut-off
+      padding are `inference.CUT_OFF_LOGIT`, never among the best.
 
   Returns:
-    The evaluation results dict, or None without gold answers.
+    (examples, features, outputs): the `SquadExample`s, their windows in
+    order, and dict key -> numpy array over the windows of every output
+    key and `unique_ids`.
   """
   if eval_examples is None:
     eval_examples = read_examples(predict_file, tokenizer, is_training=False)
@@ -535,11 +573,79 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
         squad_data.squad_dataset(eval_writer.filename, max_seq_length,
                                  predict_batch_size, is_training=False,
                                  drop_remainder=False,
-                                 dynamic_padding=dynamic_padding),
-        output_keys=("start_logits", "end_logits"),
-        feature_keys=("unique_ids",),
-        sequence_outputs=("start_logits", "end_logits"),
-        seq_length=max_seq_length)
+                                 dynamic_padding=dynamic_padding,
+                                 answer_verification=answer_verification),
+        output_keys=output_keys, feature_keys=("unique_ids",),
+        sequence_outputs=sequence_outputs, seq_length=max_seq_length)
+  return eval_examples, eval_features, outputs
+
+
+def gold_dataset(predict_file):
+  """The `data` list of `predict_file` if it can be scored, else None (logged)."""
+  dataset = squad_data.read_squad_data(predict_file)
+  if not has_gold_answers(dataset):
+    logging.info("%s has no gold answers: not evaluated", predict_file)
+    return None
+  return dataset
+
+
+def write_eval_results(trainer, output_dir, results, version_2_with_negative):
+  """Writes and logs `squad_eval_results.json` (the official script's keys).
+
+  The results are also TensorBoard scalars under `output_dir/eval` at the
+  global step (written by the chief).
+
+  Args:
+    trainer: the `Trainer` that predicted.
+    output_dir: where the file goes.
+    results: dict of the evaluation results.
+    version_2_with_negative: which SQuAD version was scored (for the log).
+  """
+  with file_io.atomic_file(
+      os.path.join(output_dir, "squad_eval_results.json")) as writer:
+    writer.write(json.dumps(results, indent=2) + "\n")
+  logging.info("***** SQuAD %s eval results *****",
+               "v2.0" if version_2_with_negative else "v1.1")
+  for key, value in results.items():
+    logging.info("  %s = %s", key, value)
+  if trainer.is_chief:
+    summaries.write_eval_scalars(output_dir, results,
+                                 step=int(trainer.global_step.numpy()))
+
+
+def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
+            doc_stride, max_query_length, predict_batch_size, n_best_size,
+            max_answer_length, do_lower_case, version_2_with_negative=False,
+            null_score_diff_threshold=0.0, verbose_logging=False,
+            eval_examples=None, log_examples=20, dynamic_padding=False):
+  """Predicts the answers of `predict_file` and writes the original outputs.
+
+  Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
+  `null_odds.json` (v2.0) and, when the file has gold answers,
+  `squad_eval_results.json` (the official script's results), also as
+  TensorBoard scalars under `output_dir/eval` at the global step.
+
+  Args:
+    trainer: a `Trainer` holding the restored `BertSquad`.
+    predict_file: SQuAD JSON.
+    tokenizer: a `FullTokenizer`.
+    output_dir: where the files go.
+    max_seq_length, doc_stride, max_query_length: the window settings.
+    predict_batch_size: batch size.
+    n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
+    null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+    eval_examples, log_examples, dynamic_padding: see `predict_windows`.
+
+  Returns:
+    The evaluation results dict, or None without gold answers.
+  """
+  eval_examples, eval_features, outputs = predict_windows(
+      trainer, predict_file, tokenizer, output_dir, max_seq_length,
+      doc_stride, max_query_length, predict_batch_size,
+      ("start_logits", "end_logits"),
+      sequence_outputs=("start_logits", "end_logits"),
+      eval_examples=eval_examples, log_examples=log_examples,
+      dynamic_padding=dynamic_padding)
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],
@@ -557,21 +663,10 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
       squad_sentencepiece.answer_text if uses_sentencepiece(tokenizer)
       else None)
 
-  dataset = squad_data.read_squad_data(predict_file)
-  if not has_gold_answers(dataset):
-    logging.info("%s has no gold answers: not evaluated", predict_file)
+  dataset = gold_dataset(predict_file)
+  if dataset is None:
     return None
   results = evaluate_predictions(dataset, predictions, null_odds,
                                  version_2_with_negative)
-  with file_io.atomic_file(
-      os.path.join(output_dir, "squad_eval_results.json")) as writer:
-    writer.write(json.dumps(results, indent=2) + "\n")
-  logging.info("***** SQuAD %s eval results *****",
-               "v2.0" if version_2_with_negative else "v1.1")
-  for key, value in results.items():
-    logging.info("  %s = %s", key, value)
-  if trainer.is_chief:
-    summaries.write_eval_scalars(output_dir, results,
-                                 step=int(trainer.global_step.numpy()))
+  write_eval_results(trainer, output_dir, results, version_2_with_negative)
   return results
-
