@@ -296,6 +296,8 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
               s0=tf.shape(bias_rows), s1=tf.shape(dlogits))
           dbias = dbias.write(index, rows_first(tf.reshape(
               tf.reduce_sum(dlogits, reduce_axes), tf.shape(bias_rows))))
+        dk.set_shape(k.shape)  # the loop needs them as static as k and v
+        dv.set_shape(v.shape)
         return dq, dk, dv, dbias
 
       def chunks():
