@@ -12,9 +12,13 @@ Options, all off by default (the original numbers):
 - `chunk_size` (config `attention_chunk_size`): the queries are processed
   `chunk_size` at a time in a `tf.while_loop`, so the logits held at once are
   [batch, heads, chunk_size, to_seq] instead of [batch, heads, from_seq,
-  to_seq]. Each query row's softmax is unchanged, so the outputs equal full
-  attention (to float round-off); memory becomes linear in the sequence length
-  for a fixed chunk size.
+  to_seq]. Each query row's softmax is unchanged, so the outputs and the
+  gradients equal full attention's (to float round-off). The gradient
+  recomputes each chunk's probabilities instead of keeping them
+  (`chunked_attention`), so memory is linear in the sequence length for a
+  fixed chunk size in training as in inference. Dropout on the chunks'
+  probabilities is stateless (seeded per call and chunk), a different random
+  stream from full attention's `tf.nn.dropout` with the same distribution.
 """
 
 import math
@@ -126,6 +130,10 @@ class SelfAttention(keras.layers.Layer):
     return tf.reshape(context, [batch, seq,
                                 self.num_heads * self.size_per_head])
 
+  def _scaled(self, q):
+    """q / sqrt(scale_factor * size_per_head)."""
+    return q * (1.0 / math.sqrt(float(self.scale_factor * self.size_per_head)))
+
   def _attend(self, q, k, v, attention_mask, attention_bias, training):
     """Scaled dot-product attention of q [B, N, F, H] to k, v [B, N, T, H].
 
@@ -136,8 +144,7 @@ class SelfAttention(keras.layers.Layer):
     Returns:
       The context [B, N, F, H].
     """
-    scale = 1.0 / math.sqrt(float(self.scale_factor * self.size_per_head))
-    logits = tf.matmul(q * scale, k, transpose_b=True)  # [B, N, F, T]
+    logits = tf.matmul(self._scaled(q), k, transpose_b=True)  # [B, N, F, T]
     if attention_bias is not None:
       logits += tf.cast(attention_bias, logits.dtype)
     if attention_mask is not None:
@@ -149,7 +156,6 @@ class SelfAttention(keras.layers.Layer):
   def _attend_in_chunks(self, q, k, v, attention_mask, attention_bias,
                         training):
     """`_attend` over `chunk_size` queries at a time (`chunked_attention`)."""
-    scale = 1.0 / math.sqrt(float(self.scale_factor * self.size_per_head))
     adder = None
     if attention_mask is not None:
       adder = tf.cast(attention_mask_adder(attention_mask), q.dtype)
@@ -161,7 +167,7 @@ class SelfAttention(keras.layers.Layer):
       if training is not True:
         rate *= tf.cast(training, q.dtype)
       seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-    return chunked_attention(q * scale, k, v, adder, attention_bias,
+    return chunked_attention(self._scaled(q), k, v, adder, attention_bias,
                              self.chunk_size, rate, seed)
 
   def get_config(self):
