@@ -64,16 +64,101 @@ def test_chunked_equals_full_in_a_graph_with_dynamic_length():
                                rtol=0, atol=1e-5)
 
 
+def _assert_gradients_equal(got, expected, name=""):
+  """Equal to 1e-5 of the largest |gradient| of the variable (at least 1).
+
+  A bias's gradient sums over every query of the batch (values near 100 at
+  50 tokens), where float32 round-off alone is about 1e-5.
+  """
+  scale = max(1.0, float(np.abs(expected).max()))
+  np.testing.assert_allclose(np.asarray(got) / scale,
+                             np.asarray(expected) / scale, rtol=0, atol=1e-5,
+                             err_msg=name)
+
+
+def _gradients(layer, x, mask, bias):
+  """d loss / (weights, x, bias) of a nonlinear loss of the layer's output."""
+  x, bias = tf.convert_to_tensor(x), tf.convert_to_tensor(bias)
+  with tf.GradientTape() as tape:
+    tape.watch([x, bias])
+    loss = tf.reduce_sum(tf.sin(layer(x, mask, bias)))
+  return tape.gradient(loss, layer.trainable_weights + [x, bias])
+
+
 def test_chunked_gradients_equal_full_gradients():
-  full, chunked = _pair(chunk_size=8)
+  full, chunked = _pair(chunk_size=8, scale_factor=2)
   x, mask, bias = _inputs(21)
-  gradients = []
-  for layer in (full, chunked):
+  names = [w.path for w in full.trainable_weights] + ["x", "bias"]
+  for name, a, b in zip(names, _gradients(full, x, mask, bias),
+                        _gradients(chunked, x, mask, bias)):
+    # The key bias shifts a query's logits alike: its gradient is zero.
+    assert name.endswith("key/bias") or np.abs(a).max() > 1e-3, name
+    _assert_gradients_equal(b, a, name)
+
+
+def test_chunked_gradients_equal_full_in_a_graph_with_dynamic_length():
+  full, chunked = _pair(chunk_size=16)
+  spec = [tf.TensorSpec([None, None, 12]), tf.TensorSpec([None, 1, 1, None]),
+          tf.TensorSpec([1, 3, 1, None])]  # a bias with one row for all
+  run_full = tf.function(lambda *a: _gradients(full, *a),
+                         input_signature=spec)
+  run_chunked = tf.function(lambda *a: _gradients(chunked, *a),
+                            input_signature=spec)
+  for length in (17, 50):
+    x, mask, bias = _inputs(length, seed=length)
+    bias = bias[:, :, :1]
+    for a, b in zip(run_full(x, mask, bias), run_chunked(x, mask, bias)):
+      _assert_gradients_equal(b, a)
+
+
+def _chunked_with_dropout_by_autodiff(q, k, v, adder, bias, chunk_size, rate,
+                                      seed):
+  """`chunked_attention` written plainly, differentiated by TensorFlow."""
+  contexts = []
+  for index, start in enumerate(range(0, q.shape[2], chunk_size)):
+    rows = slice(start, start + chunk_size)
+    probs = tf.nn.softmax(tf.matmul(q[:, :, rows], k, transpose_b=True) +
+                          bias[:, :, rows] + adder)
+    probs = tf.nn.experimental.stateless_dropout(
+        probs, rate, tf.random.experimental.stateless_fold_in(seed, index))
+    contexts.append(tf.matmul(probs, v))
+  return tf.concat(contexts, 2)
+
+
+def test_chunked_dropout_mask_is_the_same_in_the_backward_pass():
+  rng = np.random.RandomState(3)
+  q, k, v = [tf.constant(rng.normal(size=[2, 3, 21, 4]), tf.float32)
+             for _ in range(3)]
+  bias = tf.constant(rng.normal(size=[1, 3, 21, 21]), tf.float32)
+  mask = np.ones([2, 21], np.int32)
+  mask[0, 15:] = 0
+  adder = attention.attention_mask_adder(
+      attention.create_attention_mask_from_input_mask(mask))
+  seed = tf.constant([7, 11])
+  results = []
+  for attend in (attention.chunked_attention,
+                 _chunked_with_dropout_by_autodiff):
     with tf.GradientTape() as tape:
-      loss = tf.reduce_sum(tf.sin(layer(x, mask, bias)))
-    gradients.append(tape.gradient(loss, layer.trainable_weights))
-  for a, b in zip(*gradients):
-    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+      tape.watch([q, k, v, bias])
+      context = attend(q, k, v, adder, bias, 8, 0.3, seed)
+      loss = tf.reduce_sum(tf.sin(context))
+    results.append([context] + tape.gradient(loss, [q, k, v, bias]))
+  for a, b in zip(*results):
+    _assert_gradients_equal(a, b)
+  # The dropout did act: some probabilities (about 30 %) were zeroed.
+  no_dropout = attention.chunked_attention(q, k, v, adder, bias, 8)
+  assert np.abs(results[0][0] - no_dropout).max() > 0.1
+
+
+def test_chunked_dropout_draws_a_new_mask_per_call():
+  layer = _pair(chunk_size=8)[1]
+  layer.dropout_rate = 0.5
+  x, mask, bias = _inputs(21)
+  first, second = [layer(x, mask, bias, training=True).numpy()
+                   for _ in range(2)]
+  assert np.abs(first - second).max() > 1e-3
+  np.testing.assert_allclose(layer(x, mask, bias, training=False),
+                             layer(x, mask, bias), rtol=0, atol=0)
 
 
 def test_model_with_chunks_and_hierarchical_positions_equals_full(

@@ -12,9 +12,13 @@ Options, all off by default (the original numbers):
 - `chunk_size` (config `attention_chunk_size`): the queries are processed
   `chunk_size` at a time in a `tf.while_loop`, so the logits held at once are
   [batch, heads, chunk_size, to_seq] instead of [batch, heads, from_seq,
-  to_seq]. Each query row's softmax is unchanged, so the outputs equal full
-  attention (to float round-off); memory becomes linear in the sequence length
-  for a fixed chunk size.
+  to_seq]. Each query row's softmax is unchanged, so the outputs and the
+  gradients equal full attention's (to float round-off). The gradient
+  recomputes each chunk's probabilities instead of keeping them
+  (`chunked_attention`), so memory is linear in the sequence length for a
+  fixed chunk size in training as in inference. Dropout on the chunks'
+  probabilities is stateless (seeded per call and chunk), a different random
+  stream from full attention's `tf.nn.dropout` with the same distribution.
 """
 
 import math
@@ -126,6 +130,10 @@ class SelfAttention(keras.layers.Layer):
     return tf.reshape(context, [batch, seq,
                                 self.num_heads * self.size_per_head])
 
+  def _scaled(self, q):
+    """q / sqrt(scale_factor * size_per_head)."""
+    return q * (1.0 / math.sqrt(float(self.scale_factor * self.size_per_head)))
+
   def _attend(self, q, k, v, attention_mask, attention_bias, training):
     """Scaled dot-product attention of q [B, N, F, H] to k, v [B, N, T, H].
 
@@ -136,8 +144,7 @@ class SelfAttention(keras.layers.Layer):
     Returns:
       The context [B, N, F, H].
     """
-    scale = 1.0 / math.sqrt(float(self.scale_factor * self.size_per_head))
-    logits = tf.matmul(q * scale, k, transpose_b=True)  # [B, N, F, T]
+    logits = tf.matmul(self._scaled(q), k, transpose_b=True)  # [B, N, F, T]
     if attention_bias is not None:
       logits += tf.cast(attention_bias, logits.dtype)
     if attention_mask is not None:
@@ -148,30 +155,20 @@ class SelfAttention(keras.layers.Layer):
 
   def _attend_in_chunks(self, q, k, v, attention_mask, attention_bias,
                         training):
-    """`_attend` over `chunk_size` queries at a time; the same context."""
-    chunk = self.chunk_size
-    num_chunks = (tf.shape(q)[2] + chunk - 1) // chunk
-
-    def query_rows(tensor, start):
-      """Rows [start, start + chunk) of a rank-4 mask or bias (if it has)."""
-      if tensor is None or tensor.shape[-2] == 1:
-        return tensor
-      return tensor[:, :, start:start + chunk, :]
-
-    def body(index, contexts):
-      start = index * chunk
-      context = self._attend(q[:, :, start:start + chunk], k, v,
-                             query_rows(attention_mask, start),
-                             query_rows(attention_bias, start), training)
-      # Chunks are stacked along the queries: [C, B, N, H].
-      return index + 1, contexts.write(index,
-                                       tf.transpose(context, [2, 0, 1, 3]))
-
-    contexts = tf.TensorArray(q.dtype, size=num_chunks, infer_shape=False)
-    _, contexts = tf.while_loop(lambda index, _: index < num_chunks, body,
-                                (tf.constant(0), contexts),
-                                parallel_iterations=1)
-    return tf.transpose(contexts.concat(), [1, 2, 0, 3])  # [B, N, F, H]
+    """`_attend` over `chunk_size` queries at a time (`chunked_attention`)."""
+    adder = None
+    if attention_mask is not None:
+      adder = tf.cast(attention_mask_adder(attention_mask), q.dtype)
+    if attention_bias is not None:
+      attention_bias = tf.cast(attention_bias, q.dtype)
+    rate, seed = 0.0, None
+    if self.dropout_rate and training is not False and training is not None:
+      rate = self.dropout_rate
+      if training is not True:
+        rate *= tf.cast(training, q.dtype)
+      seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+    return chunked_attention(self._scaled(q), k, v, adder, attention_bias,
+                             self.chunk_size, rate, seed)
 
   def get_config(self):
     config = super().get_config()
@@ -180,3 +177,149 @@ class SelfAttention(keras.layers.Layer):
                   initializer_range=self.initializer_range,
                   scale_factor=self.scale_factor, chunk_size=self.chunk_size)
     return config
+
+
+def _query_rows(tensor, start, size):
+  """Rows [start, start + size) of a rank-4 mask or bias, if it has rows.
+
+  Args:
+    tensor: None, or a Tensor [b, n, rows, to_seq] whose rows are 1 (the same
+      for every query) or from_seq.
+    start: first query row (int scalar Tensor).
+    size: number of rows.
+
+  Returns:
+    `tensor` itself if it is None or has one row, else its rows
+    [b, n, <= size, to_seq].
+  """
+  if tensor is None or tensor.shape[-2] == 1:
+    return tensor
+  return tensor[:, :, start:start + size, :]
+
+
+def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
+                      seed=None):
+  """Softmax attention of q to k, v, `chunk_size` queries at a time.
+
+  context = dropout(softmax(q k^T + bias + adder)) v, computed for
+  `chunk_size` query rows per iteration of a `tf.while_loop`. Each row's
+  softmax is the full one, so the context equals full attention's (to float
+  round-off).
+
+  The gradient is our own (flash-attention style): the backward pass runs a
+  second loop over the chunks that recomputes each chunk's probabilities from
+  q, k, v instead of keeping them, so neither pass ever holds more than one
+  chunk's [batch, heads, chunk_size, to_seq] logits, and training memory is
+  linear in the length too (the gradient of a `tf.while_loop` would keep
+  every iteration's probabilities on stacks). Per chunk, with P the
+  probabilities and D the dropout's scaled keep mask:
+    dv += (P*D)^T dcontext,  dP = D * (dcontext v^T),
+    dlogits = P * (dP - rowsum(dP * P)),
+    dq = dlogits k,  dk += dlogits^T q,  dbias = dlogits (summed where
+    the bias broadcasts).
+  Dropout is stateless, its mask a function of (`seed`, chunk index), so the
+  backward pass regenerates exactly the forward pass's mask.
+
+  Args:
+    q: float Tensor [batch, heads, from_seq, size_per_head], already scaled.
+    k: float Tensor [batch, heads, to_seq, size_per_head].
+    v: float Tensor [batch, heads, to_seq, size_per_head].
+    adder: None, or the mask's additive term (`attention_mask_adder`) of q's
+      dtype, [batch, 1, 1 or from_seq, to_seq]; it gets no gradient.
+    bias: None, or a float Tensor of q's dtype broadcastable to the logits
+      [batch, heads, from_seq, to_seq] with 1 or from_seq rows, added to the
+      logits (TUPE); it gets a gradient.
+    chunk_size: queries per iteration (a Python int).
+    dropout_rate: dropout on the probabilities (float, or a scalar Tensor of
+      q's dtype); 0 for none.
+    seed: int32 Tensor [2], the dropout's stateless seed (None when
+      `dropout_rate` is 0).
+
+  Returns:
+    The context, float Tensor [batch, heads, from_seq, size_per_head].
+  """
+  num_chunks = (tf.shape(q)[2] + chunk_size - 1) // chunk_size
+
+  def chunk_probs(q, k, index):
+    """The probabilities of chunk `index` [B, N, C, T] and its query rows."""
+    start = index * chunk_size
+    q_rows = q[:, :, start:start + chunk_size]
+    logits = tf.matmul(q_rows, k, transpose_b=True)
+    for term in (bias, adder):
+      if term is not None:
+        logits += _query_rows(term, start, chunk_size)
+    return tf.nn.softmax(logits), q_rows
+
+  def dropout(x, index):
+    """The chunk's dropout (scaled keep mask times `x`), the same each time."""
+    if seed is None:
+      return x
+    return tf.nn.experimental.stateless_dropout(
+        x, dropout_rate,
+        tf.random.experimental.stateless_fold_in(seed, index))
+
+  def loop(body, initial):
+    """Runs `body(index, *state)` for every chunk; returns the final state."""
+    return tf.while_loop(lambda index, *_: index < num_chunks,
+                         lambda index, *state: (index + 1,) + body(index,
+                                                                   *state),
+                         (tf.constant(0),) + initial,
+                         parallel_iterations=1)[1:]
+
+  def rows_first(tensor):
+    """[b, n, rows, x] -> [rows, b, n, x] (chunks stack along rows)."""
+    return tf.transpose(tensor, [2, 0, 1, 3])
+
+  def rows_back(chunks):
+    """A TensorArray of `rows_first` chunks -> [b, n, rows, x]."""
+    return tf.transpose(chunks.concat(), [1, 2, 0, 3])
+
+  @tf.custom_gradient
+  def attend(q, k, v, *biases):
+    def forward(index, contexts):
+      probs, _ = chunk_probs(q, k, index)
+      return (contexts.write(index, rows_first(tf.matmul(dropout(probs, index),
+                                                         v))),)
+
+    contexts, = loop(forward, (tf.TensorArray(q.dtype, size=num_chunks,
+                                              infer_shape=False),))
+
+    def grad(dcontext):
+      def backward(index, dq, dk, dv, dbias):
+        probs, q_rows = chunk_probs(q, k, index)
+        start = index * chunk_size
+        dcontext_rows = dcontext[:, :, start:start + chunk_size]
+        dv += tf.cast(tf.matmul(dropout(probs, index), dcontext_rows,
+                                transpose_a=True), tf.float32)
+        dprobs = dropout(tf.matmul(dcontext_rows, v, transpose_b=True), index)
+        dlogits = probs * (dprobs - tf.reduce_sum(dprobs * probs, -1,
+                                                  keepdims=True))
+        dq = dq.write(index, rows_first(tf.matmul(dlogits, k)))
+        dk += tf.cast(tf.matmul(dlogits, q_rows, transpose_a=True), tf.float32)
+        if biases:
+          bias_rows = _query_rows(bias, start, chunk_size)
+          reduce_axes, _ = tf.raw_ops.BroadcastGradientArgs(
+              s0=tf.shape(bias_rows), s1=tf.shape(dlogits))
+          dbias = dbias.write(index, rows_first(tf.reshape(
+              tf.reduce_sum(dlogits, reduce_axes), tf.shape(bias_rows))))
+        dk.set_shape(k.shape)  # the loop needs them as static as k and v
+        dv.set_shape(v.shape)
+        return dq, dk, dv, dbias
+
+      def chunks():
+        return tf.TensorArray(q.dtype, size=num_chunks, infer_shape=False)
+
+      dq, dk, dv, dbias = loop(backward, (
+          chunks(), tf.zeros_like(k, tf.float32), tf.zeros_like(v, tf.float32),
+          chunks()))
+      grads = [rows_back(dq), tf.cast(dk, k.dtype), tf.cast(dv, v.dtype)]
+      if biases:
+        dbias = rows_back(dbias)
+        if bias.shape[-2] == 1:  # one row for every query: sum the chunks'
+          dbias = tf.reduce_sum(dbias, 2, keepdims=True)
+        grads.append(dbias)
+      return grads
+
+    return rows_back(contexts), grad
+
+  return attend(q, k, v, *([] if bias is None else [bias]))

@@ -55,21 +55,43 @@ def _gelu_fused(x):
   return _gelu_forward(x), lambda dy: _gelu_backward(dy, x)
 
 
+def _gelu_original(x):
+  """The original's tanh GELU ops (float32: bitwise its numbers)."""
+  cdf = 0.5 * (1.0 + tf.tanh(
+      (math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3)))))
+  return x * cdf
+
+
+@tf.custom_gradient
+def _gelu_recomputed(x):
+  """The original's GELU ops; the gradient recomputed from `x` alone.
+
+  Differentiating the original's ops keeps four tensors of x's size (x, x^3,
+  the tanh and the cdf) until the backward pass; this keeps `x` and computes
+  the gradient with the XLA kernel `_gelu_backward` (the same derivative, to
+  float32 round-off).
+  """
+  return _gelu_original(x), lambda dy: _gelu_backward(dy, x)
+
+
 def gelu(x, training=None):
   """Gaussian Error Linear Unit in the original's tanh approximation.
 
-  In float32 these are the original's ops (bitwise its numbers). In a
-  lower-precision compute dtype (mixed_bfloat16) the same formula is evaluated
-  in float32 inside fused kernels, where the original's eight element-wise ops
-  would each round to bfloat16: for inference `tf.nn.gelu(approximate=True)`,
-  which oneDNN fuses with the matmul and bias add before it; for training an
-  XLA kernel for the forward pass and one for the gradient (instead of about
-  twenty bfloat16 ops).
+  In float32 these are the original's ops (bitwise its numbers); for
+  training, their gradient is computed from the input alone
+  (`_gelu_recomputed`), which keeps a quarter of the memory until the
+  backward pass. In a lower-precision compute dtype (mixed_bfloat16) the same
+  formula is evaluated in float32 inside fused kernels, where the original's
+  eight element-wise ops would each round to bfloat16: for inference
+  `tf.nn.gelu(approximate=True)`, which oneDNN fuses with the matmul and bias
+  add before it; for training an XLA kernel for the forward pass and one for
+  the gradient (instead of about twenty bfloat16 ops).
 
   Args:
     x: float Tensor.
-    training: whether the result will be differentiated (selects the fused
-      kernels in reduced precision; no effect in float32).
+    training: whether the result will be differentiated (selects the
+      recomputing gradient in float32, the fused kernels in reduced
+      precision).
 
   Returns:
     `x` with the GELU activation applied.
@@ -78,9 +100,9 @@ def gelu(x, training=None):
     if training:
       return _gelu_fused(x)
     return tf.nn.gelu(x, approximate=True)
-  cdf = 0.5 * (1.0 + tf.tanh(
-      (math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3)))))
-  return x * cdf
+  if training:
+    return _gelu_recomputed(x)
+  return _gelu_original(x)
 
 
 def gelu_erf(x):
