@@ -409,10 +409,12 @@ def run_jobs(commands, jobs, log_dir):
   """Runs commands as subprocesses, at most `jobs` at a time.
 
   Each arm of an experiment is one process (its own graph and XLA cache,
-  memory freed when it ends); its output goes to `log_dir/<name>.log`.
+  memory freed when it ends); its output goes to `log_dir/<name>.log`. A
+  command whose result file exists when its turn comes is skipped, so that
+  two invocations can share the work and an interrupted one resumes.
 
   Args:
-    commands: list of (name, argv list).
+    commands: list of (name, argv list, result file the command writes).
     jobs: processes at a time.
     log_dir: directory of the logs.
 
@@ -423,23 +425,38 @@ def run_jobs(commands, jobs, log_dir):
   pending, running, failed = list(commands), [], []
   while pending or running:
     while pending and len(running) < jobs:
-      name, argv = pending.pop(0)
+      name, argv, result = pending.pop(0)
       log = os.path.join(log_dir, name + ".log")
+      if os.path.exists(result) or _is_running(log):
+        continue
       print("start %s (log %s)" % (name, log), flush=True)
       with open(log, "w") as writer:
         process = subprocess.Popen(argv, stdout=writer,
                                    stderr=subprocess.STDOUT)
+      with open(log + ".pid", "w") as writer:
+        writer.write(str(process.pid))
       running.append((name, log, process))
     time.sleep(2)
     for item in list(running):
       name, log, process = item
       if process.poll() is not None:
         running.remove(item)
+        os.remove(log + ".pid")
         print("done  %s (exit %d)" % (name, process.returncode), flush=True)
         if process.returncode:
           failed.append("%s (see %s)" % (name, log))
   if failed:
     raise RuntimeError("Failed runs: %s" % ", ".join(failed))
+
+
+def _is_running(log):
+  """Whether another invocation's process of this log is alive."""
+  try:
+    with open(log + ".pid") as reader:
+      os.kill(int(reader.read()), 0)
+    return True
+  except (OSError, ValueError):
+    return False
 
 
 def write_json(value, path):

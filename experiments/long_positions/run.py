@@ -301,11 +301,10 @@ def main():
   forwarded = [a for a in sys.argv[1:] if not a.startswith("--one")]
   me = [sys.executable, os.path.abspath(__file__)] + forwarded
   logs = os.path.join(runs_dir, "logs")
-  if not os.path.exists(os.path.join(runs_dir, "base.json")):
-    common.run_jobs([("base", me + ["--one=base"])], 1, logs)
-  common.run_jobs([(arm, me + ["--one=" + arm]) for arm in ARMS
-                   if not os.path.exists(os.path.join(runs_dir,
-                                                      arm + ".json"))],
+  common.run_jobs([("base", me + ["--one=base"],
+                    os.path.join(runs_dir, "base.json"))], 1, logs)
+  common.run_jobs([(arm, me + ["--one=" + arm],
+                    os.path.join(runs_dir, arm + ".json")) for arm in ARMS],
                   args.jobs, logs)
   with open(os.path.join(runs_dir, "base.json")) as reader:
     base = json.load(reader)

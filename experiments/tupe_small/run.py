@@ -72,25 +72,31 @@ def run_one(corpus, variant, seed, args, path):
   common.write_json(curve, path)
 
 
+def complete_seeds(runs, corpus, seeds):
+  """The seeds whose runs of `corpus` are all done (all three variants)."""
+  return [seed for seed in seeds
+          if all((corpus, variant, seed) in runs for variant in VARIANTS)]
+
+
 def summarize(runs, corpora, seeds, total_steps):
   """Per corpus and variant: final losses and fractions over the seeds.
 
   Args:
     runs: dict (corpus, variant, seed) -> curve.
     corpora: corpus keys.
-    seeds: seeds.
+    seeds: seeds (those without all three runs of a corpus are left out).
     total_steps: the baseline's steps.
 
   Returns:
-    dict corpus -> variant -> {"final": [per seed], "fraction": [per seed,
-    None where not reached]}.
+    dict corpus -> {"seeds": [...], variant -> {"final": [per seed],
+    "fraction": [per seed, None where not reached]}}.
   """
   summary = {}
   for corpus in corpora:
-    summary[corpus] = {}
+    summary[corpus] = {"seeds": complete_seeds(runs, corpus, seeds)}
     for variant in VARIANTS:
       finals, fractions = [], []
-      for seed in seeds:
+      for seed in summary[corpus]["seeds"]:
         curve = runs[(corpus, variant, seed)]
         target = runs[(corpus, "baseline", seed)]["loss"][-1]
         finals.append(curve["loss"][-1])
@@ -122,26 +128,30 @@ def plot(runs, settings, path):
                                  figsize=(4.6 * len(corpora), 4.2))
   axes = np.atleast_1d(axes)
   for axis, corpus in zip(axes, corpora):
+    done = complete_seeds(runs, corpus, seeds)
+    if not done:
+      continue
     for variant, (title, _) in VARIANTS.items():
-      curves = [runs[(corpus, variant, seed)] for seed in seeds]
+      curves = [runs[(corpus, variant, seed)] for seed in done]
       steps = np.array(curves[0]["steps"][1:])
       losses = np.array([c["loss"][1:] for c in curves])
       line, = axis.plot(steps, losses.mean(axis=0), label=title)
       axis.fill_between(steps, losses.min(axis=0), losses.max(axis=0),
                         color=line.get_color(), alpha=0.2)
     final = np.mean([runs[(corpus, "baseline", s)]["loss"][-1]
-                     for s in seeds])
+                     for s in done])
     axis.axhline(final, color="gray", linestyle=":",
                  label="baseline final loss")
-    axis.set_title(common.CORPORA[corpus].title)
+    axis.set_title("%s (%d seeds)" % (common.CORPORA[corpus].title,
+                                      len(done)))
     axis.set_xlabel("step (batch %d x %d tokens)" %
                     (settings["batch_size"], settings["seq_length"]))
     axis.set_ylim(final - 1.0, final + 2.5)
     axis.grid(alpha=0.3)
   axes[0].set_ylabel("validation masked-LM loss")
   axes[0].legend()
-  figure.suptitle("Learned absolute positions vs TUPE-A vs TUPE-R: mean of "
-                  "%d seeds, band = min-max" % len(seeds))
+  figure.suptitle("Learned absolute positions vs TUPE-A vs TUPE-R: mean "
+                  "over seeds, band = min-max")
   figure.tight_layout()
   tmp = path + ".tmp.png"
   figure.savefig(tmp, dpi=100)
@@ -178,7 +188,9 @@ def report(runs, settings):
       "|---|---|---|",
   ]
   for corpus in corpora:
-    run = runs[(corpus, "baseline", seeds[0])]
+    if not summary[corpus]["seeds"]:
+      continue
+    run = runs[(corpus, "baseline", summary[corpus]["seeds"][0])]
     lines.append("| %s | %d | %d |" % (common.CORPORA[corpus].title,
                                        run["num_train_rows"],
                                        run["vocab_size"]))
@@ -188,19 +200,23 @@ def report(runs, settings):
       "the baseline's final validation loss (same corpus and seed), and the "
       "final validation losses: mean over the seeds (min-max):" % total,
       "",
-      "| corpus | model | reaches baseline final at | final loss |",
-      "|---|---|---|---|",
+      "| corpus | seeds | model | reaches baseline final at | final loss |",
+      "|---|---|---|---|---|",
   ]
   for corpus in corpora:
+    done = summary[corpus]["seeds"]
     for variant, (title, _) in VARIANTS.items():
+      if not done:
+        continue
       cell = summary[corpus][variant]
       reached = ("100% (by definition)" if variant == "baseline" else
                  mean_spread(cell["fraction"], percent=True))
       missing = sum(f is None for f in cell["fraction"])
       if missing and variant != "baseline":
-        reached += "; %d of %d seeds never" % (missing, len(seeds))
-      lines.append("| %s | %s | %s | %s |" % (
-          common.CORPORA[corpus].title, title, reached,
+        reached += "; %d of %d seeds never" % (missing, len(done))
+      lines.append("| %s | %s | %s | %s | %s |" % (
+          common.CORPORA[corpus].title, ",".join(map(str, done)), title,
+          reached,
           mean_spread(cell["final"])))
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), summary
@@ -223,6 +239,9 @@ def main():
   parser.add_argument("--jobs", type=int, default=1,
                       help="runs (processes) at a time")
   parser.add_argument("--output_dir", default=HERE)
+  parser.add_argument("--report_only", action="store_true",
+                      help="only write the plot and tables of the runs done "
+                      "(missing seeds are left out and listed)")
   parser.add_argument("--one", default=None,
                       help="internal: corpus,variant,seed of one run")
   args = parser.parse_args()
@@ -242,22 +261,25 @@ def main():
     for corpus in corpora:
       for variant in VARIANTS:
         name = "%s_%s_%d" % (corpus, variant, seed)
-        if not os.path.exists(os.path.join(runs_dir, name + ".json")):
-          commands.append((name, [sys.executable, os.path.abspath(__file__)] +
-                           forwarded + ["--one=%s,%s,%d" %
-                                        (corpus, variant, seed)]))
-  common.run_jobs(commands, args.jobs, os.path.join(runs_dir, "logs"))
+        commands.append((name, [sys.executable, os.path.abspath(__file__)] +
+                         forwarded + ["--one=%s,%s,%d" % (corpus, variant,
+                                                         seed)],
+                         os.path.join(runs_dir, name + ".json")))
+  if not args.report_only:
+    common.run_jobs(commands, args.jobs, os.path.join(runs_dir, "logs"))
   runs = {}
-  for seed in seeds:
-    for corpus in corpora:
-      for variant in VARIANTS:
-        with open(os.path.join(runs_dir, "%s_%s_%d.json" %
-                               (corpus, variant, seed))) as reader:
-          runs[(corpus, variant, seed)] = json.load(reader)
+  for _, _, path in commands:
+    if os.path.exists(path):
+      with open(path) as reader:
+        run = json.load(reader)
+      runs[(run["corpus"], run["variant"], run["seed"])] = run
+  seeds = sorted(seeds)
   settings = dict(vars(args), corpora=corpora, seeds=seeds,
-                  command=" ".join(forwarded),
+                  command=" ".join(a for a in forwarded
+                                   if a != "--report_only"),
                   train_seconds=sum(r["seconds"] for r in runs.values()))
-  del settings["one"]
+  del settings["one"], settings["report_only"]
+  os.makedirs(args.output_dir, exist_ok=True)
   plot(runs, settings, os.path.join(args.output_dir, "loss_curves.png"))
   text, summary = report(runs, settings)
   common.write_json({"settings": settings, "summary": summary,
