@@ -20,6 +20,9 @@ This measures that claim with a tiny BERT:
    pretrained further on 512-token sequences, evaluated every `--eval_every`
    steps: masked-LM accuracy over all masked tokens, and over those at
    positions 128..511 only.
+3. `ablation`: how much the base model uses its positions at all: its
+   accuracy at 128 tokens with the table's rows shuffled, or all set to their
+   mean.
 
 Writes beside this file `runs/` (the base checkpoint and one JSON per model;
 a model whose JSON exists is not trained again, so an interrupted command
@@ -152,6 +155,39 @@ def arm_checkpoint(arm, base, config, output_dir, seed):
       tensors, os.path.join(output_dir, "init.ckpt"))
 
 
+def run_ablation(args, runs_dir):
+  """How much the base model uses its positions, at 128 tokens.
+
+  Evaluates the base checkpoint with its position table as trained, with the
+  rows shuffled (a fixed permutation), and with every row replaced by their
+  mean (no position information); writes `runs/ablation.json`.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from bert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(runs_dir, "base.json")) as reader:
+    base = json.load(reader)
+  _, valid, _, vocab_size = data(args, BASE_LENGTH, args.num_valid_128)
+  config = common.tiny_config(vocab_size, BASE_LENGTH, args.hidden_size,
+                              args.num_layers)
+  output_dir = os.path.join(runs_dir, "ablation")
+  trainer = common.make_trainer(config, output_dir, args.learning_rate, 1, 0,
+                                args.base_batch_size)
+  trainer.initialize(init_checkpoint=base["checkpoint"])
+  table = tf.train.load_checkpoint(base["checkpoint"]).get_tensor(POSITIONS)
+  variable = checkpoints.variables_by_name(trainer.model)[POSITIONS]
+  tables = {
+      "trained": table,
+      "rows shuffled": table[np.random.RandomState(0).permutation(len(table))],
+      "every row the mean": np.broadcast_to(table.mean(axis=0), table.shape),
+  }
+  results = {}
+  for name, value in tables.items():
+    variable.assign(value)
+    results[name] = common.evaluate(trainer, valid)
+    print(name, results[name], flush=True)
+  common.write_json(results, os.path.join(runs_dir, "ablation.json"))
+
+
 def run_arm(arm, args, runs_dir):
   """Extends the base model to 512 positions one way and trains it on."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -264,6 +300,14 @@ def report(base, arms, settings):
         cells[1]))
   lines += ["", "Steps are interpolated between evaluations (every %d "
             "steps)." % settings["eval_every"], "",
+            "How much the base model uses its positions: its validation "
+            "metrics at 128 tokens with the position table changed "
+            "(no training):", "",
+            "| position table | MLM accuracy | MLM loss |", "|---|---|---|"]
+  for name, metrics in base["ablation"].items():
+    lines.append("| %s | %.4f | %.4f |" % (
+        name, metrics["masked_lm_accuracy"], metrics["masked_lm_loss"]))
+  lines += ["",
             "![accuracy at 512 tokens](accuracy.png)", ""]
   return "\n".join(lines)
 
@@ -294,6 +338,9 @@ def main():
   if args.one == "base":
     run_base(args, runs_dir)
     return
+  if args.one == "ablation":
+    run_ablation(args, runs_dir)
+    return
   if args.one:
     run_arm(args.one, args, runs_dir)
     return
@@ -304,10 +351,12 @@ def main():
   common.run_jobs([("base", me + ["--one=base"],
                     os.path.join(runs_dir, "base.json"))], 1, logs)
   common.run_jobs([(arm, me + ["--one=" + arm],
-                    os.path.join(runs_dir, arm + ".json")) for arm in ARMS],
-                  args.jobs, logs)
+                    os.path.join(runs_dir, arm + ".json"))
+                   for arm in list(ARMS) + ["ablation"]], args.jobs, logs)
   with open(os.path.join(runs_dir, "base.json")) as reader:
     base = json.load(reader)
+  with open(os.path.join(runs_dir, "ablation.json")) as reader:
+    base["ablation"] = json.load(reader)
   arms = {}
   for arm in ARMS:
     with open(os.path.join(runs_dir, arm + ".json")) as reader:

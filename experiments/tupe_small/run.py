@@ -146,7 +146,9 @@ def plot(runs, settings, path):
                                       len(done)))
     axis.set_xlabel("step (batch %d x %d tokens)" %
                     (settings["batch_size"], settings["seq_length"]))
-    axis.set_ylim(final - 1.0, final + 2.5)
+    lowest = min(min(runs[(corpus, v, s)]["loss"]) for v in VARIANTS
+                 for s in done)
+    axis.set_ylim(lowest - 0.1, final + 0.6)
     axis.grid(alpha=0.3)
   axes[0].set_ylabel("validation masked-LM loss")
   axes[0].legend()
