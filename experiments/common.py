@@ -463,3 +463,42 @@ def write_json(value, path):
   """Writes `value` as JSON to `path`, renamed into place when complete."""
   with file_io.atomic_file(path) as writer:
     writer.write(json.dumps(value, indent=1))
+
+
+def add_shared_flags(parser, output_dir, one_help):
+  """Adds the flags both experiments take to an `argparse` parser.
+
+  Args:
+    parser: `argparse.ArgumentParser`.
+    output_dir: default `--output_dir` (the experiment's directory).
+    one_help: help of the internal `--one` flag (what one process runs).
+  """
+  parser.add_argument("--hidden_size", type=int, default=64)
+  parser.add_argument("--num_layers", type=int, default=2)
+  parser.add_argument("--vocab_size", type=int, default=8192)
+  parser.add_argument("--eval_every", type=int, default=50)
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="runs (processes) at a time")
+  parser.add_argument("--output_dir", default=output_dir)
+  parser.add_argument("--one", default=None, help="internal: " + one_help)
+
+
+def save_figure(figure, path):
+  """Saves a matplotlib figure as a PNG, renamed into place when complete."""
+  tmp = path + ".tmp.png"
+  figure.savefig(tmp, dpi=100)
+  os.replace(tmp, path)
+
+
+def write_results(output_dir, results, text):
+  """Writes results.json and results.md into `output_dir` and prints the text.
+
+  Args:
+    output_dir: the experiment's directory.
+    results: JSON-serializable dict (settings, curves, summary).
+    text: the Markdown report.
+  """
+  write_json(results, os.path.join(output_dir, "results.json"))
+  with file_io.atomic_file(os.path.join(output_dir, "results.md")) as writer:
+    writer.write(text)
+  print(text)

@@ -244,9 +244,7 @@ def plot(base, arms, settings, path):
   axes[0].set_ylabel("validation masked-LM accuracy")
   axes[0].legend()
   figure.tight_layout()
-  tmp = path + ".tmp.png"
-  figure.savefig(tmp, dpi=100)
-  os.replace(tmp, path)
+  common.save_figure(figure, path)
 
 
 def report(base, arms, settings):
@@ -321,18 +319,11 @@ def main():
   parser.add_argument("--long_steps", type=int, default=300)
   parser.add_argument("--long_batch_size", type=int, default=4)
   parser.add_argument("--long_learning_rate", type=float, default=5e-4)
-  parser.add_argument("--hidden_size", type=int, default=64)
-  parser.add_argument("--num_layers", type=int, default=2)
-  parser.add_argument("--vocab_size", type=int, default=8192)
-  parser.add_argument("--eval_every", type=int, default=50)
   parser.add_argument("--num_valid_128", type=int, default=256)
   parser.add_argument("--num_valid_long", type=int, default=96)
   parser.add_argument("--seed", type=int, default=1)
-  parser.add_argument("--jobs", type=int, default=1,
-                      help="512-token models (processes) at a time")
-  parser.add_argument("--output_dir", default=HERE)
-  parser.add_argument("--one", default=None,
-                      help="internal: 'base' or an arm to run in this process")
+  common.add_shared_flags(parser, HERE,
+                          "'base', 'ablation' or an arm to run in this process")
   args = parser.parse_args()
   runs_dir = os.path.join(args.output_dir, "runs")
   if args.one == "base":
@@ -365,13 +356,9 @@ def main():
   del settings["one"]
   plot(base, arms, settings, os.path.join(args.output_dir, "accuracy.png"))
   text = report(base, arms, settings)
-  common.write_json({"settings": settings, "base": base, "arms": arms},
-                    os.path.join(args.output_dir, "results.json"))
-  with open(os.path.join(args.output_dir, "results.md.tmp"), "w") as writer:
-    writer.write(text)
-  os.replace(os.path.join(args.output_dir, "results.md.tmp"),
-             os.path.join(args.output_dir, "results.md"))
-  print(text)
+  common.write_results(args.output_dir,
+                       {"settings": settings, "base": base, "arms": arms},
+                       text)
 
 
 if __name__ == "__main__":

@@ -155,9 +155,7 @@ def plot(runs, settings, path):
   figure.suptitle("Learned absolute positions vs TUPE-A vs TUPE-R: mean "
                   "over seeds, band = min-max")
   figure.tight_layout()
-  tmp = path + ".tmp.png"
-  figure.savefig(tmp, dpi=100)
-  os.replace(tmp, path)
+  common.save_figure(figure, path)
 
 
 def report(runs, settings):
@@ -233,19 +231,11 @@ def main():
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--seq_length", type=int, default=64)
-  parser.add_argument("--hidden_size", type=int, default=64)
-  parser.add_argument("--num_layers", type=int, default=2)
-  parser.add_argument("--vocab_size", type=int, default=8192)
-  parser.add_argument("--eval_every", type=int, default=50)
   parser.add_argument("--num_valid", type=int, default=256)
-  parser.add_argument("--jobs", type=int, default=1,
-                      help="runs (processes) at a time")
-  parser.add_argument("--output_dir", default=HERE)
   parser.add_argument("--report_only", action="store_true",
                       help="only write the plot and tables of the runs done "
                       "(missing seeds are left out and listed)")
-  parser.add_argument("--one", default=None,
-                      help="internal: corpus,variant,seed of one run")
+  common.add_shared_flags(parser, HERE, "corpus,variant,seed of one run")
   args = parser.parse_args()
   corpora = args.corpora.split(",")
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -284,14 +274,10 @@ def main():
   os.makedirs(args.output_dir, exist_ok=True)
   plot(runs, settings, os.path.join(args.output_dir, "loss_curves.png"))
   text, summary = report(runs, settings)
-  common.write_json({"settings": settings, "summary": summary,
-                     "runs": {"%s_%s_%d" % k: v for k, v in runs.items()}},
-                    os.path.join(args.output_dir, "results.json"))
-  with open(os.path.join(args.output_dir, "results.md.tmp"), "w") as writer:
-    writer.write(text)
-  os.replace(os.path.join(args.output_dir, "results.md.tmp"),
-             os.path.join(args.output_dir, "results.md"))
-  print(text)
+  common.write_results(
+      args.output_dir,
+      {"settings": settings, "summary": summary,
+       "runs": {"%s_%s_%d" % k: v for k, v in runs.items()}}, text)
 
 
 if __name__ == "__main__":
