@@ -28,7 +28,7 @@ Writes beside this file `runs/` (the base checkpoint and one JSON per model;
 a model whose JSON exists is not trained again, so an interrupted command
 resumes), `results.json`, `accuracy.png` and `results.md`.
 
-Usage (about 40 minutes on 2 busy CPU cores):
+Usage (about 35 minutes on 2 cores shared with other jobs, load 8-16):
   PYTHONPATH=. python experiments/long_positions/run.py
 """
 
