@@ -21,7 +21,7 @@ evaluations around the crossing). Writes beside this file:
   mean over seeds with the min-max band;
 - `results.md`: the tables.
 
-Usage (about 45 minutes on 2 busy CPU cores with --jobs 2):
+Usage (27 runs of about 5 minutes each on 2 cores shared with other jobs):
   PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 2]
 """
 
@@ -88,21 +88,24 @@ def summarize(runs, corpora, seeds, total_steps):
     total_steps: the baseline's steps.
 
   Returns:
-    dict corpus -> {"seeds": [...], variant -> {"final": [per seed],
-    "fraction": [per seed, None where not reached]}}.
+    dict corpus -> {"seeds": [...], variant -> {"final": [final loss per
+    seed], "accuracy": [final accuracy per seed], "fraction": [per seed,
+    None where not reached]}}.
   """
   summary = {}
   for corpus in corpora:
     summary[corpus] = {"seeds": complete_seeds(runs, corpus, seeds)}
     for variant in VARIANTS:
-      finals, fractions = [], []
+      finals, accuracies, fractions = [], [], []
       for seed in summary[corpus]["seeds"]:
         curve = runs[(corpus, variant, seed)]
         target = runs[(corpus, "baseline", seed)]["loss"][-1]
         finals.append(curve["loss"][-1])
+        accuracies.append(curve["accuracy"][-1])
         step = common.crossing_step(curve["steps"], curve["loss"], target)
         fractions.append(None if step is None else step / total_steps)
-      summary[corpus][variant] = {"final": finals, "fraction": fractions}
+      summary[corpus][variant] = {"final": finals, "accuracy": accuracies,
+                                  "fraction": fractions}
   return summary
 
 
@@ -142,8 +145,8 @@ def plot(runs, settings, path):
                      for s in done])
     axis.axhline(final, color="gray", linestyle=":",
                  label="baseline final loss")
-    axis.set_title("%s (%d seeds)" % (common.CORPORA[corpus].title,
-                                      len(done)))
+    axis.set_title("%s (seeds %s)" % (common.CORPORA[corpus].title,
+                                      ", ".join(map(str, done))))
     axis.set_xlabel("step (batch %d x %d tokens)" %
                     (settings["batch_size"], settings["seq_length"]))
     lowest = min(min(runs[(corpus, v, s)]["loss"]) for v in VARIANTS
@@ -167,9 +170,10 @@ def report(runs, settings):
       "# TUPE, small scale: steps to the baseline's final validation loss",
       "",
       "Command: `PYTHONPATH=. python experiments/tupe_small/run.py %s` "
-      "(%.0f minutes of training over %d runs, %d at a time)." % (
-          settings["command"], settings["train_seconds"] / 60.0,
-          len(runs), settings["jobs"]),
+      "(%d runs, %d at a time; their training time, evaluations and "
+      "start-up excluded, sums to %.0f minutes)." % (
+          settings["command"], len(runs), settings["jobs"],
+          settings["train_seconds"] / 60.0),
       "",
       "Setup: %d layers, hidden %d, %d heads, intermediate %d; sequences of "
       "%d tokens, batch %d, %d steps; the original optimizer (AdamWeightDecay,"
@@ -198,10 +202,12 @@ def report(runs, settings):
       "",
       "Fraction of the baseline's %d steps at which each model first reaches "
       "the baseline's final validation loss (same corpus and seed), and the "
-      "final validation losses: mean over the seeds (min-max):" % total,
+      "final validation loss and accuracy: mean over the seeds (min-max):" %
+      total,
       "",
-      "| corpus | seeds | model | reaches baseline final at | final loss |",
-      "|---|---|---|---|---|",
+      "| corpus | seeds | model | reaches baseline final at | final loss | "
+      "final accuracy |",
+      "|---|---|---|---|---|---|",
   ]
   for corpus in corpora:
     done = summary[corpus]["seeds"]
@@ -214,10 +220,10 @@ def report(runs, settings):
       missing = sum(f is None for f in cell["fraction"])
       if missing and variant != "baseline":
         reached += "; %d of %d seeds never" % (missing, len(done))
-      lines.append("| %s | %s | %s | %s | %s |" % (
+      lines.append("| %s | %s | %s | %s | %s | %s |" % (
           common.CORPORA[corpus].title, ",".join(map(str, done)), title,
-          reached,
-          mean_spread(cell["final"])))
+          reached, mean_spread(cell["final"]),
+          mean_spread(cell["accuracy"])))
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), summary
 
