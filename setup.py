@@ -38,6 +38,8 @@ setup(
         # generated module, which needs the protobuf 7.36 runtime.
         "beam": BEAM,
         "test": ["pytest", "hypothesis"] + BEAM,
+        # experiments/*/run.py draw their plots with it.
+        "experiments": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [

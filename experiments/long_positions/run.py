@@ -1,0 +1,365 @@
+"""From 128 positions to 512: hierarchical decomposition vs new vs repeated rows.
+
+Su Jianlin's hierarchical decomposition extends a learned table of n position
+vectors p to n*n positions, q[i*n + j] = a*u[i] + (1-a)*u[j] with
+u = (p - a*p[0]) / (1-a), and claims that a model so extended keeps working
+past n with little further training, better than new or repeated positions.
+This measures that claim with a tiny BERT:
+
+1. `base`: pretrain a masked-LM BERT with 128 learned positions on WikiText-2
+   sequences of 128 tokens; its validation masked-LM accuracy at 128 tokens is
+   the target.
+2. Three 512-token models start from that checkpoint; only the positions past
+   127 differ:
+   - `hierarchical`: the same 128-row table, `hierarchical_position_alpha`
+     0.4 (rows 0..127 exact, the rest decomposed);
+   - `random`: a 512-row table, rows 0..127 the trained ones, rows 128..511
+     drawn like a fresh table (truncated normal, `initializer_range`);
+   - `repeated`: a 512-row table whose row i is trained row i mod 128.
+   Each is evaluated at 512 tokens with no further training (step 0), then
+   pretrained further on 512-token sequences, evaluated every `--eval_every`
+   steps: masked-LM accuracy over all masked tokens, and over those at
+   positions 128..511 only.
+3. `ablation`: how much the base model uses its positions at all: its
+   accuracy at 128 tokens with the table's rows shuffled, or all set to their
+   mean.
+
+Writes beside this file `runs/` (the base checkpoint and one JSON per model;
+a model whose JSON exists is not trained again, so an interrupted command
+resumes), `results.json`, `accuracy.png` and `results.md`.
+
+Usage (about 35 minutes on 2 cores shared with other jobs, load 8-16):
+  PYTHONPATH=. python experiments/long_positions/run.py
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+
+from experiments import common  # pylint: disable=g-import-not-at-top
+
+BASE_LENGTH = 128
+POSITIONS = "bert/embeddings/position_embeddings"
+ARMS = {
+    "hierarchical": "hierarchical, alpha 0.4",
+    "random": "new rows, random",
+    "repeated": "repeated rows (i mod 128)",
+}
+
+
+def extend_position_table(table, length, mode, initializer_range, seed):
+  """A position table of `length` rows from a trained one of n rows.
+
+  Args:
+    table: float array [n, width], the trained `position_embeddings`.
+    length: rows wanted (> n).
+    mode: "random" (rows n.. drawn from a truncated normal with standard
+      deviation `initializer_range`, as a fresh table) or "repeated" (row i
+      is table[i mod n]).
+    initializer_range: see `mode`.
+    seed: seed of the random rows.
+
+  Returns:
+    float32 array [length, width] whose first n rows are `table`.
+
+  Raises:
+    ValueError: for another `mode`.
+  """
+  n, width = table.shape
+  if mode == "repeated":
+    return table[np.arange(length) % n].astype(np.float32)
+  if mode != "random":
+    raise ValueError("Unknown mode %r (expected 'random' or 'repeated')" %
+                     mode)
+  rng = np.random.RandomState(seed)
+  new = rng.normal(0.0, initializer_range, [length - n, width])
+  while np.any(np.abs(new) > 2 * initializer_range):  # truncated at 2 stddev
+    bad = np.abs(new) > 2 * initializer_range
+    new[bad] = rng.normal(0.0, initializer_range, bad.sum())
+  return np.concatenate([table, new]).astype(np.float32)
+
+
+def data(args, seq_length, num_valid):
+  """Training rows, validation features and the vocabulary size.
+
+  Returns:
+    (rows [n, seq_length], valid features masked once, vocab_size).
+  """
+  train_ids, valid_ids, vocab = common.load_corpus("wikitext2",
+                                                   args.vocab_size)
+  masking = common.dynamic_masking(len(vocab))
+  rows = common.make_rows(train_ids, seq_length)
+  valid = common.masked_once(
+      common.make_rows(valid_ids, seq_length)[:num_valid], masking)
+  return rows, valid, masking, len(vocab)
+
+
+def beyond(valid, first_position):
+  """The validation features scoring only masked positions >= first_position."""
+  far = dict(valid)
+  far["masked_lm_weights"] = valid["masked_lm_weights"] * (
+      valid["masked_lm_positions"] >= first_position)
+  return far
+
+
+def run_base(args, runs_dir):
+  """Pretrains the 128-position model; writes its checkpoint and curve."""
+  import keras  # pylint: disable=g-import-not-at-top
+  rows, valid, masking, vocab_size = data(args, BASE_LENGTH,
+                                          args.num_valid_128)
+  keras.utils.set_random_seed(args.seed)
+  config = common.tiny_config(vocab_size, BASE_LENGTH, args.hidden_size,
+                              args.num_layers)
+  output_dir = os.path.join(runs_dir, "base")
+  trainer = common.make_trainer(
+      config, output_dir, args.learning_rate, args.base_steps,
+      args.base_steps // 10, args.base_batch_size, enable_xla=True)
+  curve = common.pretrain(
+      trainer, common.train_dataset_fn(rows, masking, args.base_batch_size,
+                                       args.seed),
+      valid, args.base_steps, args.eval_every, label="base (128 tokens)")
+  with open(os.path.join(output_dir, "bert_config.json"), "w") as writer:
+    writer.write(config.to_json_string())
+  curve["checkpoint"] = trainer.save()
+  curve["num_train_rows"] = len(rows)
+  curve["vocab_size"] = vocab_size
+  common.write_json(curve, os.path.join(runs_dir, "base.json"))
+
+
+def arm_checkpoint(arm, base, config, output_dir, seed):
+  """Writes the arm's starting checkpoint; returns its prefix.
+
+  The hierarchical arm starts from the base checkpoint as it is; the others
+  get a 512-row position table (`extend_position_table`).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from bert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  if arm == "hierarchical":
+    return base["checkpoint"]
+  reader = tf.train.load_checkpoint(base["checkpoint"])
+  tensors = {name: reader.get_tensor(name)
+             for name in reader.get_variable_to_shape_map()
+             if not checkpoints.is_training_state(name)}
+  tensors[POSITIONS] = extend_position_table(
+      tensors[POSITIONS], config.max_position_embeddings, arm,
+      config.initializer_range, seed)
+  return checkpoints.save_checkpoint(
+      tensors, os.path.join(output_dir, "init.ckpt"))
+
+
+def run_ablation(args, runs_dir):
+  """How much the base model uses its positions, at 128 tokens.
+
+  Evaluates the base checkpoint with its position table as trained, with the
+  rows shuffled (a fixed permutation), and with every row replaced by their
+  mean (no position information); writes `runs/ablation.json`.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from bert_tf import checkpoints  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(runs_dir, "base.json")) as reader:
+    base = json.load(reader)
+  _, valid, _, vocab_size = data(args, BASE_LENGTH, args.num_valid_128)
+  config = common.tiny_config(vocab_size, BASE_LENGTH, args.hidden_size,
+                              args.num_layers)
+  output_dir = os.path.join(runs_dir, "ablation")
+  trainer = common.make_trainer(config, output_dir, args.learning_rate, 1, 0,
+                                args.base_batch_size)
+  trainer.initialize(init_checkpoint=base["checkpoint"])
+  table = tf.train.load_checkpoint(base["checkpoint"]).get_tensor(POSITIONS)
+  variable = checkpoints.variables_by_name(trainer.model)[POSITIONS]
+  tables = {
+      "trained": table,
+      "rows shuffled": table[np.random.RandomState(0).permutation(len(table))],
+      "every row the mean": np.broadcast_to(table.mean(axis=0), table.shape),
+  }
+  results = {}
+  for name, value in tables.items():
+    variable.assign(value)
+    results[name] = common.evaluate(trainer, valid)
+    print(name, results[name], flush=True)
+  common.write_json(results, os.path.join(runs_dir, "ablation.json"))
+
+
+def run_arm(arm, args, runs_dir):
+  """Extends the base model to 512 positions one way and trains it on."""
+  import keras  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(runs_dir, "base.json")) as reader:
+    base = json.load(reader)
+  rows, valid, masking, vocab_size = data(args, args.long_length,
+                                          args.num_valid_long)
+  keras.utils.set_random_seed(args.seed)
+  if arm == "hierarchical":
+    config = common.tiny_config(vocab_size, BASE_LENGTH, args.hidden_size,
+                                args.num_layers,
+                                hierarchical_position_alpha=0.4)
+  else:
+    config = common.tiny_config(vocab_size, args.long_length,
+                                args.hidden_size, args.num_layers)
+  output_dir = os.path.join(runs_dir, arm)
+  os.makedirs(output_dir, exist_ok=True)
+  init = arm_checkpoint(arm, base, config, output_dir, args.seed)
+  trainer = common.make_trainer(
+      config, output_dir, args.long_learning_rate, args.long_steps,
+      args.long_steps // 10, args.long_batch_size, enable_xla=True)
+  report = trainer.initialize(init_checkpoint=init)
+  print("initialized from %s" % report, flush=True)
+  curve = common.pretrain(
+      trainer, common.train_dataset_fn(rows, masking, args.long_batch_size,
+                                       args.seed),
+      valid, args.long_steps, args.eval_every, label=arm,
+      also={"accuracy_beyond_128": beyond(valid, BASE_LENGTH)})
+  curve["num_train_rows"] = len(rows)
+  common.write_json(curve, os.path.join(runs_dir, arm + ".json"))
+
+
+def plot(base, arms, settings, path):
+  """Accuracy at 512 tokens against further steps, all masked tokens and past 128."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.3))
+  target = base["accuracy"][-1]
+  for arm, title in ARMS.items():
+    curve = arms[arm]
+    axes[0].plot(curve["steps"], curve["accuracy"], marker=".", label=title)
+    axes[1].plot(curve["steps"], curve["accuracy_beyond_128"], marker=".",
+                 label=title)
+  for axis, what in zip(axes, ("all masked tokens",
+                               "positions 128-511 only")):
+    axis.axhline(target, color="gray", linestyle=":",
+                 label="base model at 128 tokens")
+    axis.set_title("accuracy at %d tokens: %s" %
+                   (settings["long_length"], what))
+    axis.set_xlabel("further pretraining steps at %d tokens (batch %d)" %
+                    (settings["long_length"], settings["long_batch_size"]))
+    axis.grid(alpha=0.3)
+  axes[0].set_ylabel("validation masked-LM accuracy")
+  axes[0].legend()
+  figure.tight_layout()
+  common.save_figure(figure, path)
+
+
+def report(base, arms, settings):
+  """The results.md text."""
+  target = base["accuracy"][-1]
+  lines = [
+      "# From 128 to 512 positions: hierarchical vs new vs repeated rows",
+      "",
+      "Command: `PYTHONPATH=. python experiments/long_positions/run.py %s` "
+      "(training: base %.0f min, the three 512-token models %.0f min)." % (
+          settings["command"], base["seconds"] / 60.0,
+          sum(a["seconds"] for a in arms.values()) / 60.0),
+      "",
+      "Base: %d layers, hidden %d, %d heads, %d learned positions, "
+      "pretrained (masked LM only, dynamic masking 15%%, the original "
+      "optimizer, peak lr %g, 10%% warmup, linear decay) for %d steps of "
+      "batch %d x %d tokens on WikiText-2 (test split, %d sequences). "
+      "Validation: WikiText-2 valid, %d sequences of 128 tokens, masked once. "
+      "Its final validation MLM accuracy at 128 tokens, the target: "
+      "**%.4f** (loss %.4f)." % (
+          settings["num_layers"], settings["hidden_size"],
+          settings["hidden_size"] // 32, BASE_LENGTH, settings["learning_rate"],
+          settings["base_steps"], settings["base_batch_size"], BASE_LENGTH,
+          base["num_train_rows"], settings["num_valid_128"], target,
+          base["loss"][-1]),
+      "",
+      "Each 512-token model starts from the base checkpoint and trains on for "
+      "%d steps of batch %d x %d tokens (peak lr %g, 10%% warmup, linear "
+      "decay), validated on %d sequences of %d tokens of WikiText-2 valid "
+      "(masked once; the same for the three)." % (
+          settings["long_steps"], settings["long_batch_size"],
+          settings["long_length"], settings["long_learning_rate"],
+          settings["num_valid_long"], settings["long_length"]),
+      "",
+      "| positions past 127 | accuracy at step 0 | past 128, step 0 | "
+      "final accuracy | past 128, final | steps to the base's 128-token "
+      "accuracy | past 128: steps to it |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for arm, title in ARMS.items():
+    curve = arms[arm]
+    cells = []
+    for values in (curve["accuracy"], curve["accuracy_beyond_128"]):
+      step = common.crossing_step(curve["steps"], values, target,
+                                  higher_is_better=True)
+      cells.append("not within %d" % settings["long_steps"] if step is None
+                   else "%.0f" % step)
+    lines.append("| %s | %.4f | %.4f | %.4f | %.4f | %s | %s |" % (
+        title, curve["accuracy"][0], curve["accuracy_beyond_128"][0],
+        curve["accuracy"][-1], curve["accuracy_beyond_128"][-1], cells[0],
+        cells[1]))
+  lines += ["", "Steps are interpolated between evaluations (every %d "
+            "steps)." % settings["eval_every"], "",
+            "How much the base model uses its positions: its validation "
+            "metrics at 128 tokens with the position table changed "
+            "(no training):", "",
+            "| position table | MLM accuracy | MLM loss |", "|---|---|---|"]
+  for name, metrics in base["ablation"].items():
+    lines.append("| %s | %.4f | %.4f |" % (
+        name, metrics["masked_lm_accuracy"], metrics["masked_lm_loss"]))
+  lines += ["",
+            "![accuracy at 512 tokens](accuracy.png)", ""]
+  return "\n".join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--base_steps", type=int, default=800)
+  parser.add_argument("--base_batch_size", type=int, default=16)
+  parser.add_argument("--learning_rate", type=float, default=1e-3)
+  parser.add_argument("--long_length", type=int, default=512)
+  parser.add_argument("--long_steps", type=int, default=300)
+  parser.add_argument("--long_batch_size", type=int, default=4)
+  parser.add_argument("--long_learning_rate", type=float, default=5e-4)
+  parser.add_argument("--num_valid_128", type=int, default=256)
+  parser.add_argument("--num_valid_long", type=int, default=96)
+  parser.add_argument("--seed", type=int, default=1)
+  common.add_shared_flags(parser, HERE,
+                          "'base', 'ablation' or an arm to run in this process")
+  args = parser.parse_args()
+  runs_dir = os.path.join(args.output_dir, "runs")
+  if args.one == "base":
+    run_base(args, runs_dir)
+    return
+  if args.one == "ablation":
+    run_ablation(args, runs_dir)
+    return
+  if args.one:
+    run_arm(args.one, args, runs_dir)
+    return
+  common.load_corpus("wikitext2", args.vocab_size)  # tokenize once
+  forwarded = [a for a in sys.argv[1:] if not a.startswith("--one")]
+  me = [sys.executable, os.path.abspath(__file__)] + forwarded
+  logs = os.path.join(runs_dir, "logs")
+  common.run_jobs([("base", me + ["--one=base"],
+                    os.path.join(runs_dir, "base.json"))], 1, logs)
+  common.run_jobs([(arm, me + ["--one=" + arm],
+                    os.path.join(runs_dir, arm + ".json"))
+                   for arm in list(ARMS) + ["ablation"]], args.jobs, logs)
+  with open(os.path.join(runs_dir, "base.json")) as reader:
+    base = json.load(reader)
+  with open(os.path.join(runs_dir, "ablation.json")) as reader:
+    base["ablation"] = json.load(reader)
+  arms = {}
+  for arm in ARMS:
+    with open(os.path.join(runs_dir, arm + ".json")) as reader:
+      arms[arm] = json.load(reader)
+  settings = dict(vars(args), command=" ".join(forwarded))
+  del settings["one"]
+  plot(base, arms, settings, os.path.join(args.output_dir, "accuracy.png"))
+  text = report(base, arms, settings)
+  common.write_results(args.output_dir,
+                       {"settings": settings, "base": base, "arms": arms},
+                       text)
+
+
+if __name__ == "__main__":
+  main()
