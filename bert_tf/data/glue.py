@@ -508,7 +508,7 @@ def pad_examples(examples, batch_size):
 
 def file_based_dataset(input_file, seq_length, batch_size, is_training,
                        drop_remainder, is_regression=False,
-                       input_context=None, seed=None):
+                       input_context=None, seed=None, dynamic_padding=False):
   """Reads the fine-tuning TFRecords into batches of int32 features.
 
   Args:
@@ -521,11 +521,13 @@ def file_based_dataset(input_file, seq_length, batch_size, is_training,
     input_context: `tf.distribute.InputContext` to shard the file by input
       pipeline (multi-worker), or None.
     seed: shuffle seed, or None.
+    dynamic_padding: batches of similar lengths cut to their longest
+      example, with `example_index` (see `finetuning_dataset`).
 
   Returns:
     A `tf.data.Dataset` of dicts: `input_ids`, `input_mask`, `segment_ids`
-    [batch, seq_length] int32, `label_ids` [batch] (int32 or float32),
-    `is_real_example` [batch] int32.
+    [batch, seq_length] int32 (dynamic padding: [batch, <= seq_length]),
+    `label_ids` [batch] (int32 or float32), `is_real_example` [batch] int32.
   """
   name_to_features = {
       "input_ids": tf.io.FixedLenFeature([seq_length], tf.int64),
@@ -536,6 +538,6 @@ def file_based_dataset(input_file, seq_length, batch_size, is_training,
       "is_real_example": tf.io.FixedLenFeature([], tf.int64),
   }
 
-  return finetuning_dataset.finetuning_dataset(input_file, name_to_features,
-                                      batch_size, is_training, drop_remainder,
-                                      input_context, seed)
+  return finetuning_dataset.finetuning_dataset(
+      input_file, name_to_features, batch_size, is_training, drop_remainder,
+      input_context, seed, dynamic_padding)

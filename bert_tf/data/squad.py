@@ -540,7 +540,8 @@ class FeatureWriter(object):
 
 
 def squad_dataset(input_file, seq_length, batch_size, is_training,
-                  drop_remainder, input_context=None, seed=None):
+                  drop_remainder, input_context=None, seed=None,
+                  dynamic_padding=False):
   """Reads the SQuAD TFRecords into batches of int32 features.
 
   Args:
@@ -551,11 +552,15 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     drop_remainder: drop a last partial batch.
     input_context: `tf.distribute.InputContext` to shard by input pipeline.
     seed: shuffle seed, or None.
+    dynamic_padding: batches of similar lengths cut to their longest
+      example (never before a start or end position), with `example_index`
+      (see `finetuning_dataset`).
 
   Returns:
     A `tf.data.Dataset` of dicts: `unique_ids` [batch], `input_ids`,
-    `input_mask`, `segment_ids` [batch, seq_length], and for training
-    `start_positions`, `end_positions` [batch].
+    `input_mask`, `segment_ids` [batch, seq_length] (dynamic padding:
+    [batch, <= seq_length]), and for training `start_positions`,
+    `end_positions` [batch].
   """
   name_to_features = {
       "unique_ids": tf.io.FixedLenFeature([], tf.int64),
@@ -567,6 +572,6 @@ def squad_dataset(input_file, seq_length, batch_size, is_training,
     name_to_features["start_positions"] = tf.io.FixedLenFeature([], tf.int64)
     name_to_features["end_positions"] = tf.io.FixedLenFeature([], tf.int64)
 
-  return finetuning_dataset.finetuning_dataset(input_file, name_to_features,
-                                      batch_size, is_training, drop_remainder,
-                                      input_context, seed)
+  return finetuning_dataset.finetuning_dataset(
+      input_file, name_to_features, batch_size, is_training, drop_remainder,
+      input_context, seed, dynamic_padding)
