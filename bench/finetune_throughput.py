@@ -310,6 +310,9 @@ def main():
                       help="Timed training steps per arm and round.")
   parser.add_argument("--warmup_steps", type=int, default=10,
                       help="Untimed training steps per arm before the rounds.")
+  parser.add_argument("--warmup_predictions", type=int, default=1,
+                      help="Untimed prediction passes per arm before the "
+                      "rounds.")
   parser.add_argument("--predict_examples", type=int, default=None,
                       help="The first test pairs to predict (default all "
                       "1,725).")
@@ -342,7 +345,8 @@ def main():
       runner = build(arm, config, processor, shape, setting, files, args)
       if "train" in args.modes:
         runner.train(args.warmup_steps)
-      if "predict" in args.modes:
+      for _ in range(args.warmup_predictions if "predict" in args.modes
+                     else 0):
         runner.predict()
       arms[(arm, setting)] = runner
 
