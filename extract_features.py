@@ -30,6 +30,7 @@ flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
 # The original's --use_tpu, --master, --num_tpu_cores, defined once with the
 # other scripts' TPU flags (scripts may share a process, e.g. in tests).
 script_flags.define_tpu_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 flags.DEFINE_bool(
     "use_one_hot_embeddings", False,
@@ -63,7 +64,8 @@ def main(_):
       layers=FLAGS.layers,
       max_seq_length=FLAGS.max_seq_length,
       batch_size=FLAGS.batch_size,
-      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings)
+      use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+      dynamic_padding=script_flags.dynamic_padding())
   logging.info("Wrote features of %d examples to %s", count,
                FLAGS.output_file)
 

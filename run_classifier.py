@@ -61,6 +61,7 @@ script_flags.define_finetuning_flags()
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
 script_flags.define_export_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 
 
@@ -108,6 +109,7 @@ def main(_):
 def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
          test_examples):
   """Trains, evaluates, predicts and exports as the flags say."""
+  dynamic_padding = script_flags.dynamic_padding(strategy)
   optimizer_fn = None
   if FLAGS.do_train:
     num_train_steps, num_warmup_steps = tasks.num_train_steps(
@@ -143,20 +145,22 @@ def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
             context.get_per_replica_batch_size(FLAGS.train_batch_size),
             is_training=True, drop_remainder=True,
             is_regression=processor.is_regression, input_context=context,
-            seed=FLAGS.seed),
+            seed=FLAGS.seed, dynamic_padding=dynamic_padding),
         num_train_steps)
 
   if FLAGS.do_eval:
     classifier.evaluate(trainer, dev_examples, processor, FLAGS.task_name,
                         tokenizer, FLAGS.output_dir, FLAGS.max_seq_length,
                         FLAGS.eval_batch_size, pad_to_batch=FLAGS.use_tpu,
-                        log_examples=FLAGS.log_examples)
+                        log_examples=FLAGS.log_examples,
+                        dynamic_padding=dynamic_padding)
 
   if FLAGS.do_predict:
     classifier.predict(trainer, test_examples, processor, tokenizer,
                        FLAGS.output_dir, FLAGS.max_seq_length,
                        FLAGS.predict_batch_size, pad_to_batch=FLAGS.use_tpu,
-                       log_examples=FLAGS.log_examples)
+                       log_examples=FLAGS.log_examples,
+                       dynamic_padding=dynamic_padding)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(

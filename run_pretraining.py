@@ -59,6 +59,7 @@ flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
 # New flags.
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 flags.DEFINE_enum("optimizer", "adamw", list(optimization.OPTIMIZERS),
                   "adamw (original BERT) or lamb (as ALBERT).")
@@ -143,8 +144,10 @@ def _run(config, strategy):
     logging.info("  Batch size = %d", FLAGS.eval_batch_size)
     with record_format.corrupt_files_named(inputs.input_files):
       result = trainer.evaluate(
-          inputs.eval_dataset_fn(FLAGS.eval_batch_size,
-                                 seed=0 if FLAGS.seed is None else FLAGS.seed),
+          inputs.eval_dataset_fn(
+              FLAGS.eval_batch_size,
+              seed=0 if FLAGS.seed is None else FLAGS.seed,
+              dynamic_padding=script_flags.dynamic_padding(strategy)),
           pretraining.eval_fn, FLAGS.max_eval_steps)
     if trainer.is_chief:
       output_eval_file = "%s/eval_results.txt" % FLAGS.output_dir

@@ -87,6 +87,7 @@ script_flags.define_finetuning_flags()
 script_flags.define_tpu_flags()
 script_flags.define_training_flags()
 script_flags.define_export_flags()
+script_flags.define_dynamic_padding_flag()
 flags.adopt_module_key_flags(script_flags)
 
 
@@ -135,6 +136,7 @@ def main(_):
                           FLAGS.spm_model_file or FLAGS.vocab_file)
 
   strategy = script_flags.strategy_from_flags()
+  dynamic_padding = script_flags.dynamic_padding(strategy)
   tf.io.gfile.makedirs(FLAGS.output_dir)
 
   optimizer_fn = None
@@ -173,7 +175,7 @@ def main(_):
             train_record, FLAGS.max_seq_length,
             context.get_per_replica_batch_size(FLAGS.train_batch_size),
             is_training=True, drop_remainder=True, input_context=context,
-            seed=FLAGS.seed),
+            seed=FLAGS.seed, dynamic_padding=dynamic_padding),
         num_train_steps)
 
   if FLAGS.do_predict:
@@ -182,7 +184,8 @@ def main(_):
         FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.do_lower_case, FLAGS.version_2_with_negative,
-        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging)
+        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
+        dynamic_padding)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,

@@ -36,6 +36,7 @@ import random
 import tensorflow as tf
 
 from bert_tf import tokenization
+from bert_tf.data import dynamic_padding as dynamic_padding_lib
 from bert_tf.data import record_format
 
 # Records read at once from each file, and the record shuffle buffer, as the
@@ -273,7 +274,7 @@ class DynamicMasking:
 def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
                         global_batch_size, is_training, input_context=None,
                         seed=None, start_step=0, dynamic_masking=None,
-                        tasks=None):
+                        tasks=None, dynamic_padding=False):
   """Builds the dataset of one input pipeline.
 
   Args:
@@ -291,12 +292,15 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
     dynamic_masking: a `DynamicMasking`, or None to use the stored masks.
     tasks: the records' `record_format.PretrainingTasks` (see `detect_tasks`);
       default the original's.
+    dynamic_padding: cut each batch, kept in order, to its longest example
+      (never before a masked LM position; `dynamic_padding.cut_batch`).
 
   Returns:
     A `tf.data.Dataset` of dicts of per-replica batches: int32
     [batch, max_seq_length] / [batch, max_predictions_per_seq] /
     next_sentence_labels [batch, 1], float32 masked_lm_weights; the
     `masked_lm_span_*` [batch, max_predictions_per_seq] with span boundaries.
+    With dynamic padding the sequence features are [batch, <= max_seq_length].
 
   Raises:
     ValueError: if the global batch does not divide among the replicas, or
@@ -352,4 +356,9 @@ def pretraining_dataset(input_files, max_seq_length, max_predictions_per_seq,
   dataset = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=True)
+  if dynamic_padding:
+    dataset = dataset.map(
+        lambda features: dynamic_padding_lib.cut_batch(features,
+                                                       max_seq_length),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)

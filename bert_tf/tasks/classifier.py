@@ -129,7 +129,7 @@ def write_examples(examples, processor, max_seq_length, tokenizer,
 
 
 def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
-         batch_size, pad_to_batch, header, log_examples):
+         batch_size, pad_to_batch, header, log_examples, dynamic_padding):
   """Writes examples to a TFRecord file and returns the model's outputs on it.
 
   Args:
@@ -144,6 +144,8 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
       drop nothing (as the original on TPU).
     header: the original's log line before the run.
     log_examples: how many of the first examples to log.
+    dynamic_padding: run batches of similar lengths cut to their longest
+      example (`data.dynamic_padding`); the outputs come back in order.
 
   Returns:
     dict of per-example outputs, in order.
@@ -162,7 +164,8 @@ def _run(trainer, examples, processor, tokenizer, record_file, max_seq_length,
                                                        "probabilities"])
   dataset = glue.file_based_dataset(
       record_file, max_seq_length, batch_size, is_training=False,
-      drop_remainder=pad_to_batch, is_regression=processor.is_regression)
+      drop_remainder=pad_to_batch, is_regression=processor.is_regression,
+      dynamic_padding=dynamic_padding)
   return inference.predict_all(trainer.strategy,
                                lambda f: run_with_loss(trainer.model, f, False),
                                dataset, output_keys,
@@ -213,7 +216,7 @@ def compute_eval_results(outputs, task_name, is_regression, batch_size,
 
 def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
              max_seq_length, eval_batch_size, pad_to_batch=False,
-             log_examples=5):
+             log_examples=5, dynamic_padding=False):
   """Evaluates the trainer's model on the dev examples.
 
   Writes `eval.tf_record`, `eval_results.txt` (`key = value`, sorted) and the
@@ -232,6 +235,8 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
     pad_to_batch: pad with `PaddingInputExample`s to a batch multiple and
       drop nothing (as the original on TPU).
     log_examples: how many of the first examples to log.
+    dynamic_padding: batches cut to their longest example; the same results
+      (the Estimator's `loss` is still over the batches in input order).
 
   Returns:
     The results dict.
@@ -239,7 +244,8 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
   outputs = _run(trainer, examples, processor, tokenizer,
                  os.path.join(output_dir, "eval.tf_record"), max_seq_length,
                  eval_batch_size, pad_to_batch,
-                 "***** Running evaluation *****", log_examples)
+                 "***** Running evaluation *****", log_examples,
+                 dynamic_padding)
   results = compute_eval_results(outputs, task_name.lower(),
                                  processor.is_regression, eval_batch_size,
                                  int(trainer.global_step.numpy()))
@@ -256,7 +262,7 @@ def evaluate(trainer, examples, processor, task_name, tokenizer, output_dir,
 
 def predict(trainer, examples, processor, tokenizer, output_dir,
             max_seq_length, predict_batch_size, pad_to_batch=False,
-            log_examples=5):
+            log_examples=5, dynamic_padding=False):
   """Predicts the test examples and writes `test_results.tsv`.
 
   Args:
@@ -269,6 +275,8 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
     predict_batch_size: batch size.
     pad_to_batch: pad to a batch multiple (as the original on TPU).
     log_examples: how many of the first examples to log.
+    dynamic_padding: batches cut to their longest example; row i is still
+      example i.
 
   Returns:
     numpy array of the written rows: probabilities [examples, num_labels],
@@ -277,7 +285,8 @@ def predict(trainer, examples, processor, tokenizer, output_dir,
   outputs = _run(trainer, examples, processor, tokenizer,
                  os.path.join(output_dir, "predict.tf_record"),
                  max_seq_length, predict_batch_size, pad_to_batch,
-                 "***** Running prediction*****", log_examples)
+                 "***** Running prediction*****", log_examples,
+                 dynamic_padding)
   num_actual = len(examples)
   if processor.is_regression:
     rows = outputs["predictions"][:num_actual, None]

@@ -28,6 +28,7 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf import file_io
 from bert_tf import tokenization
+from bert_tf.data import dynamic_padding as dynamic_padding_lib
 from bert_tf.data import sentence_pairs
 from bert_tf.modeling import BertModel
 
@@ -122,7 +123,7 @@ def parse_layer_indexes(layers, num_layers):
   return indexes
 
 
-def extract(model, features, layer_indexes, batch_size):
+def extract(model, features, layer_indexes, batch_size, dynamic_padding=False):
   """Runs the encoder over packed features and yields each example's layers.
 
   Args:
@@ -130,11 +131,17 @@ def extract(model, features, layer_indexes, batch_size):
     features: list of `sentence_pairs.PackedInputs` of one padded length.
     layer_indexes: which encoder layers to return (Python indexes).
     batch_size: examples per forward pass.
+    dynamic_padding: run batches of similar lengths cut to their longest
+      example (`data.dynamic_padding.batch_by_length`), one trace for every
+      length; the outputs are the same and still come in input order.
 
-  Yields:
-    For each feature in order, a float32 array [len(layer_indexes),
-    num_tokens, hidden] of the selected layers at the real tokens.
+  Returns:
+    An iterator yielding, for each feature in order, a float32 array
+    [len(layer_indexes), num_tokens, hidden] of the selected layers at the
+    real tokens.
   """
+  if not features:
+    return iter(())
   seq_spec = tf.TensorSpec([None, None], tf.int32)
 
   @tf.function(input_signature=[seq_spec, seq_spec, seq_spec])
@@ -144,13 +151,25 @@ def extract(model, features, layer_indexes, batch_size):
     layers = outputs["encoder_outputs"]
     return tf.stack([layers[i] for i in layer_indexes])  # [L, B, S, H]
 
-  for start in range(0, len(features), batch_size):
-    batch = features[start:start + batch_size]
-    stacked = encode(
-        *[np.array([getattr(f, name) for f in batch], np.int32)
-          for name in ("input_ids", "input_mask", "segment_ids")]).numpy()
-    for i, feature in enumerate(batch):
-      yield stacked[:, i, :len(feature.tokens), :]
+  names = ("input_ids", "input_mask", "segment_ids")
+  dataset = dynamic_padding_lib.with_example_index(
+      tf.data.Dataset.from_tensor_slices(
+          {name: np.array([getattr(f, name) for f in features], np.int32)
+           for name in names}))
+  if dynamic_padding:
+    dataset = dynamic_padding_lib.batch_by_length(
+        dataset, batch_size, len(features[0].input_ids))
+  else:
+    dataset = dataset.batch(batch_size)
+
+  def indexed_values():
+    for batch in dataset:
+      stacked = encode(*[batch[name] for name in names]).numpy()
+      for i, index in enumerate(
+          batch[dynamic_padding_lib.EXAMPLE_INDEX].numpy()):
+        yield index, stacked[:, i, :len(features[index].tokens), :].copy()
+
+  return dynamic_padding_lib.in_input_order(indexed_values())
 
 
 def to_json_line(unique_id, tokens, layer_values, layer_indexes):
@@ -186,7 +205,7 @@ def to_json_line(unique_id, tokens, layer_values, layer_indexes):
 
 def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
         layers="-1,-2,-3,-4", max_seq_length=128, batch_size=32,
-        use_one_hot_embeddings=False):
+        use_one_hot_embeddings=False, dynamic_padding=False):
   """Extracts features of every line of `input_file` into `output_file`.
 
   The output is written under a temporary name and renamed when complete.
@@ -201,6 +220,7 @@ def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
     max_seq_length: padded length of every example.
     batch_size: examples per forward pass.
     use_one_hot_embeddings: see `BertModel`.
+    dynamic_padding: batches cut to their longest example (see `extract`).
 
   Returns:
     The number of examples written.
@@ -222,7 +242,8 @@ def run(input_file, output_file, bert_config, init_checkpoint, tokenizer,
   logging.info("%s", report.summary())
 
   with file_io.atomic_file(output_file) as writer:
-    results = extract(model, features, layer_indexes, batch_size)
+    results = extract(model, features, layer_indexes, batch_size,
+                      dynamic_padding)
     for example, feature, values in zip(examples, features, results):
       writer.write(to_json_line(example.unique_id, feature.tokens, values,
                                 layer_indexes))

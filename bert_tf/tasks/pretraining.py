@@ -100,7 +100,7 @@ class PretrainingInputs:
                record_tasks, masking)
 
   def dataset(self, batch_size, is_training, input_context=None, seed=None,
-              start_step=0):
+              start_step=0, dynamic_padding=False):
     """One input pipeline's dataset (see `pretraining_dataset.pretraining_dataset`).
 
     Args:
@@ -109,6 +109,7 @@ class PretrainingInputs:
       input_context: a `tf.distribute.InputContext`, or None.
       seed: seed of the shuffles and of dynamic masking.
       start_step: training steps already done (their records are skipped).
+      dynamic_padding: cut each batch to its longest example.
 
     Returns:
       A `tf.data.Dataset` of dicts of per-replica batches.
@@ -117,16 +118,22 @@ class PretrainingInputs:
         self.input_files, self.max_seq_length, self.max_predictions_per_seq,
         batch_size, is_training=is_training, input_context=input_context,
         seed=seed, start_step=start_step,
-        dynamic_masking=self.dynamic_masking, tasks=self.record_tasks)
+        dynamic_masking=self.dynamic_masking, tasks=self.record_tasks,
+        dynamic_padding=dynamic_padding)
 
   def train_dataset_fn(self, batch_size, seed=None):
     """The `Trainer.train` dataset function: (input_context, start_step) -> dataset."""
     return lambda context, start_step: self.dataset(
         batch_size, True, context, seed=seed, start_step=start_step)
 
-  def eval_dataset_fn(self, batch_size, seed=0):
-    """The `Trainer.evaluate` dataset function: input_context -> dataset."""
-    return lambda context: self.dataset(batch_size, False, context, seed=seed)
+  def eval_dataset_fn(self, batch_size, seed=0, dynamic_padding=False):
+    """The `Trainer.evaluate` dataset function: input_context -> dataset.
+
+    With `dynamic_padding` each batch (in record order, so the Estimator's
+    `loss` keeps its batches) is cut to its longest example: the same metrics.
+    """
+    return lambda context: self.dataset(batch_size, False, context, seed=seed,
+                                        dynamic_padding=dynamic_padding)
 
 
 def model_fn(config, record_tasks=None):

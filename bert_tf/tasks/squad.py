@@ -475,7 +475,8 @@ def write_train_features(train_file, tokenizer, output_file, max_seq_length,
 def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
             doc_stride, max_query_length, predict_batch_size, n_best_size,
             max_answer_length, do_lower_case, version_2_with_negative=False,
-            null_score_diff_threshold=0.0, verbose_logging=False):
+            null_score_diff_threshold=0.0, verbose_logging=False,
+            dynamic_padding=False):
   """Predicts the answers of `predict_file` and writes the original outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
@@ -491,6 +492,9 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     predict_batch_size: batch size.
     n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
     null_score_diff_threshold, verbose_logging: see `compute_predictions`.
+    dynamic_padding: run batches of similar lengths cut to their longest
+      window (`data.dynamic_padding`); logits of the cut-off padding are
+      `inference.CUT_OFF_LOGIT`, never among the best.
 
   Returns:
     The evaluation results dict, or None without gold answers.
@@ -519,8 +523,11 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
                                                        training=False),
       squad_data.squad_dataset(eval_writer.filename, max_seq_length,
                                predict_batch_size, is_training=False,
-                               drop_remainder=False),
-      output_keys=("start_logits", "end_logits"), feature_keys=("unique_ids",))
+                               drop_remainder=False,
+                               dynamic_padding=dynamic_padding),
+      output_keys=("start_logits", "end_logits"), feature_keys=("unique_ids",),
+      sequence_outputs=("start_logits", "end_logits"),
+      seq_length=max_seq_length)
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],

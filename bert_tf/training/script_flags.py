@@ -9,7 +9,9 @@ it needs and `flags.adopt_module_key_flags(script_flags)` so that its
 """
 
 from absl import flags
+from absl import logging
 import keras
+import tensorflow as tf
 
 from bert_tf.training import distribution
 from bert_tf.training import trainer as trainer_lib
@@ -139,6 +141,39 @@ def define_export_flags():
       "If set, export the final model there as a SavedModel serving ids, "
       "tf.Examples and raw text (see export_saved_model.py); the directory "
       "must be empty or absent.")
+
+
+def define_dynamic_padding_flag():
+  """Defines `--dynamic_padding` (once per process)."""
+  if "dynamic_padding" in FLAGS:
+    return
+  flags.DEFINE_bool(
+      "dynamic_padding", True,
+      "Batch examples of similar lengths (sorted within windows of 8 "
+      "batches, reproducibly from --seed) and cut each batch to its longest "
+      "example rounded up to a multiple of 8, instead of padding every "
+      "example to --max_seq_length; the same outputs, in input order. "
+      "--nodynamic_padding keeps the fixed shapes; so does a TPU.")
+
+
+def dynamic_padding(strategy=None):
+  """Whether to use dynamic padding: `--dynamic_padding`, but never on TPU.
+
+  Args:
+    strategy: the run's `tf.distribute.Strategy`, or None.
+
+  Returns:
+    bool.
+  """
+  if not FLAGS.dynamic_padding:
+    return False
+  if isinstance(strategy, (tf.distribute.TPUStrategy,
+                           tf.distribute.experimental.TPUStrategy)):
+    logging.info("--dynamic_padding is off on TPU: XLA compiles a program "
+                 "for each input shape, so batches keep the fixed shape "
+                 "[batch, --max_seq_length]")
+    return False
+  return True
 
 
 def strategy_from_flags():
