@@ -27,7 +27,14 @@ flags.DEFINE_string("spm_model_file", None,
 flags.DEFINE_bool("do_lower_case", True,
                   "Whether the model is uncased (lower-case the input text).")
 flags.DEFINE_integer("max_seq_length", 128,
-                     "Padded length of the raw-text and tf.Example inputs.")
+                     "Padded length of the tf.Example inputs; the most tokens "
+                     "of a raw-text input.")
+flags.DEFINE_bool("pad_text_to_longest", True,
+                  "serve_text of a classifier or regression export pads a "
+                  "request to its longest text (rounded up to a multiple of "
+                  "8), not to --max_seq_length: the same outputs, faster for "
+                  "short texts. Other model types pad to --max_seq_length "
+                  "(their outputs are per token or position).")
 flags.DEFINE_enum("model_type", "encoder", list(serving.MODEL_TYPES),
                   "Which outputs to serve.")
 flags.DEFINE_integer("num_labels", 2, "Number of classes (classifier).")
@@ -59,7 +66,8 @@ def main(_):
       overwrite=FLAGS.overwrite,
       max_predictions_per_seq=FLAGS.max_predictions_per_seq,
       spm_model_file=FLAGS.spm_model_file,
-      signatures=FLAGS.signatures)
+      signatures=FLAGS.signatures,
+      pad_text_to_longest=FLAGS.pad_text_to_longest)
   logging.info("Exported a %s SavedModel to %s", FLAGS.model_type, path)
 
 

@@ -10,6 +10,11 @@ rounds, at `--seq_length` tokens:
 - `savedmodel ids`: the export's `serving_default`;
 - `savedmodel text`: the export's `serve_text` (tokenization in the graph).
 
+Then batch-1 `serve_text` latency on short texts (pairs of `--short_words`
+words each), interleaved over rounds, for two exports of the same model:
+`serve_text` padded to the request's longest text (the default) and padded
+to `--seq_length` (`pad_text_to_longest=False`, as before issue 19).
+
 Then concurrent callers: `--callers` threads (default 1, 4, 8) each send
 batch-1 `serve_text` requests to the one loaded SavedModel for `--seconds`;
 the table gives requests/s and the median request latency.
@@ -54,6 +59,8 @@ def main():
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--latency_calls", type=int, default=20)
   parser.add_argument("--throughput_calls", type=int, default=5)
+  parser.add_argument("--short_words", type=int, default=8,
+                      help="Words of each text of the short-text pairs.")
   parser.add_argument("--callers", default="1,4,8",
                       help="Comma-separated numbers of concurrent callers.")
   parser.add_argument("--seconds", type=float, default=10.0,
@@ -70,6 +77,10 @@ def main():
   export_dir = os.path.join(tempfile.mkdtemp(), "export")
   serving.export(config, None, VOCAB, True, args.seq_length, "classifier",
                  export_dir, model=model)
+  fixed_dir = os.path.join(os.path.dirname(export_dir), "fixed")
+  serving.export(config, None, VOCAB, True, args.seq_length, "classifier",
+                 fixed_dir, model=model, signatures=["serve_text"],
+                 pad_text_to_longest=False)
   loaded = tf.saved_model.load(export_dir)
   serve_ids = loaded.signatures["serving_default"]
   serve_text = loaded.signatures["serve_text"]
@@ -130,6 +141,11 @@ def main():
     print("%-16s %18.1f %22.1f" % (name, statistics.median(latency[name]),
                                    statistics.median(throughput[name])))
 
+  short_latency(args, pairs, {
+      "padded to the longest": serve_text,
+      "padded to %d" % args.seq_length:
+          tf.saved_model.load(fixed_dir).signatures["serve_text"]})
+
   print("\nconcurrent batch-1 serve_text callers, %.0f s each" % args.seconds)
   print("%-8s %14s %20s" % ("callers", "requests/s", "median latency ms"))
   for callers in [int(c) for c in args.callers.split(",")]:
@@ -138,6 +154,38 @@ def main():
                              text_b=tf.constant([pairs[i % 32][1]])),
         callers, args.seconds)
     print("%-8d %14.1f %20.1f" % (callers, rate, latency_ms))
+
+
+def short_latency(args, pairs, exports):
+  """Prints batch-1 latency of `serve_text` exports on short texts.
+
+  Args:
+    args: the parsed flags (`short_words`, `rounds`, `latency_calls`).
+    pairs: (text_a, text_b) pairs; their first `short_words` words are sent.
+    exports: dict of name -> a loaded `serve_text` signature.
+  """
+  short = [(" ".join(a.split()[:args.short_words]),
+            " ".join(b.split()[:args.short_words])) for a, b in pairs]
+  requests = [(tf.constant([a]), tf.constant([b])) for a, b in short]
+  for a, b in requests:  # same outputs, and warm-up of every shape
+    outputs = [run(text_a=a, text_b=b)["probabilities"].numpy()
+               for run in exports.values()]
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+  latency = {name: [] for name in exports}
+  for _ in range(args.rounds):
+    for name, run in exports.items():
+      for i in range(args.latency_calls):
+        a, b = requests[i % len(requests)]
+        start = time.perf_counter()
+        run(text_a=a, text_b=b)["probabilities"].numpy()
+        latency[name].append(1000 * (time.perf_counter() - start))
+  print("\nbatch-1 serve_text on short texts (%d words each), medians" %
+        args.short_words)
+  for name in exports:
+    print("%-24s %8.2f ms" % (name, statistics.median(latency[name])))
+  ratio = statistics.median(latency[list(exports)[1]]) / statistics.median(
+      latency[list(exports)[0]])
+  print("%-24s %8.2fx" % ("speed-up", ratio))
 
 
 def concurrent_callers(request, callers, seconds):

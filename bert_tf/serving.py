@@ -12,8 +12,15 @@ One SavedModel carries three signatures over the same weights:
 - `serve_text`: string `text_a` and `text_b` [batch] (an empty `text_b` means a
   single segment). Tokenization runs in the graph with exactly the ids of
   `FullTokenizer` (`bert_tf.text.FastBertTokenizer`), then the texts are packed
-  as in training (`[CLS] a [SEP] b [SEP]`, the longer text truncated first) and
-  padded to `max_seq_length`. The vocabulary travels as an asset.
+  as in training (`[CLS] a [SEP] b [SEP]`, the longer text truncated first).
+  The classifier and regression types pad a request to its longest packed
+  text, rounded up to a multiple of `TEXT_PAD_MULTIPLE` (at most
+  `max_seq_length`): the same outputs as padding to `max_seq_length` (padding
+  is masked out of attention and these outputs are per example), with less
+  work for short texts. Types with per-token or per-position outputs
+  (`encoder`, `squad`, `pretraining`) pad to `max_seq_length`, so that their
+  outputs keep the shape [batch, max_seq_length]. The vocabulary travels as an
+  asset.
 
 Outputs by model type: `encoder` -> `sequence_output`, `pooled_output`;
 `classifier` -> `logits`, `probabilities`; `regression` (STS-B) ->
@@ -51,6 +58,14 @@ MODEL_TYPES = tuple(OUTPUTS)
 
 # The signatures an export can carry; `serve_text` needs the tokenizer.
 SIGNATURES = ("serving_default", "serve_examples", "serve_text")
+
+# Model types whose every output is per example: their `serve_text` pads a
+# request to its longest text (positions past it change no output).
+PER_EXAMPLE_TYPES = ("classifier", "regression")
+# `serve_text` rounds the padded length up to a multiple of this, so that a
+# server sees a few shapes (and oneDNN caches a few kernels), not one per
+# length.
+TEXT_PAD_MULTIPLE = 8
 
 
 def parse_signatures(names):
@@ -133,19 +148,24 @@ def truncated_pair_lengths(len_a, len_b, budget):
   return kept_a, kept_b
 
 
-def pack_ids(ids_a, ids_b, max_seq_length, cls_id, sep_id):
+def pack_ids(ids_a, ids_b, max_seq_length, cls_id, sep_id,
+             pad_to_multiple=None):
   """Packs tokenized texts as training does, in the graph.
 
   Args:
     ids_a: int64 RaggedTensor [batch, (len_a)].
     ids_b: int64 RaggedTensor [batch, (len_b)]; an empty row means no text b.
-    max_seq_length: padded length (int).
+    max_seq_length: the most tokens a packed text keeps (int).
     cls_id: id of "[CLS]".
     sep_id: id of "[SEP]".
+    pad_to_multiple: None to pad every row to `max_seq_length`; an int to pad
+      to the batch's longest packed row rounded up to a multiple of it (at
+      most `max_seq_length`).
 
   Returns:
-    dict of int32 Tensors [batch, max_seq_length]: `input_ids`, `input_mask`,
-    `segment_ids`.
+    dict of int32 Tensors [batch, length]: `input_ids`, `input_mask`,
+    `segment_ids`; length is `max_seq_length`, or the padded longest row
+    with `pad_to_multiple`.
   """
   len_a = ids_a.row_lengths()
   len_b = ids_b.row_lengths()
@@ -169,7 +189,13 @@ def pack_ids(ids_a, ids_b, max_seq_length, cls_id, sep_id):
   segment_ids = tf.concat(
       [tf.zeros_like(cls), tf.zeros_like(ids_a), tf.zeros_like(sep),
        tf.ones_like(ids_b), tf.ones_like(sep_b)], axis=1)
-  shape = [None, max_seq_length]
+  if pad_to_multiple is None:
+    shape = [None, max_seq_length]
+  else:
+    # (0 for an empty batch, where the maximum would be the least int64)
+    longest = tf.maximum(tf.reduce_max(input_ids.row_lengths()), 0)
+    shape = tf.stack([batch, tf.minimum(
+        -(-longest // pad_to_multiple) * pad_to_multiple, max_seq_length)])
   return {
       "input_ids": tf.cast(input_ids.to_tensor(0, shape=shape), tf.int32),
       "input_mask": tf.cast(tf.ones_like(input_ids).to_tensor(0, shape=shape),
@@ -200,7 +226,7 @@ class ServingModule(tf.Module):
   """The exported object: the model, the tokenizer and the signatures."""
 
   def __init__(self, model, model_type, tokenizer, max_seq_length,
-               max_predictions_per_seq=20):
+               max_predictions_per_seq=20, pad_text_to_longest=True):
     """Wraps a model for export.
 
     Args:
@@ -209,9 +235,14 @@ class ServingModule(tf.Module):
       tokenizer: `FastBertTokenizer` of the model's vocabulary, or
         `FastSentencePieceTokenizer` of its SentencePiece model (ALBERT); None
         for an export without `serve_text` (no TensorFlow Text ops).
-      max_seq_length: padded length of `serve_text` and `serve_examples`.
+      max_seq_length: padded length of `serve_examples`; the most tokens of
+        a `serve_text` text (and its padded length but with
+        `pad_text_to_longest`).
       max_predictions_per_seq: length of `masked_lm_positions` in
         `serve_examples` for the `pretraining` type.
+      pad_text_to_longest: whether `serve_text` of a `PER_EXAMPLE_TYPES`
+        model pads a request to its longest text (else to
+        `max_seq_length`; other types always pad to `max_seq_length`).
     """
     super().__init__(name="bert_serving")
     # The export tracks the weights, not the Keras object: Keras models add
@@ -225,6 +256,9 @@ class ServingModule(tf.Module):
     self.tokenizer = tokenizer
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
+    self.text_pad_multiple = (
+        TEXT_PAD_MULTIPLE
+        if pad_text_to_longest and model_type in PER_EXAMPLE_TYPES else None)
 
   def _outputs(self, features):
     """Runs the model in inference mode and selects the signature outputs."""
@@ -282,7 +316,8 @@ class ServingModule(tf.Module):
     """Tokenizes and packs [batch] strings into model inputs."""
     return pack_ids(self.tokenizer.tokenize(text_a),
                     self.tokenizer.tokenize(text_b), self.max_seq_length,
-                    self.tokenizer.cls_id, self.tokenizer.sep_id)
+                    self.tokenizer.cls_id, self.tokenizer.sep_id,
+                    self.text_pad_multiple)
 
   def _parse_examples(self, serialized):
     """Parses serialized tf.Examples with the fine-tuning features."""
@@ -314,7 +349,7 @@ def check_export_dir(export_dir, overwrite=False):
 def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
            model_type, export_dir, num_labels=2, overwrite=False,
            max_predictions_per_seq=20, model=None, spm_model_file=None,
-           signatures=SIGNATURES):
+           signatures=SIGNATURES, pad_text_to_longest=True):
   """Exports a checkpoint (or a model in memory) as a SavedModel.
 
   The SavedModel is written to a temporary directory beside `export_dir` and
@@ -327,7 +362,8 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     vocab_file: the WordPiece vocabulary (copied into the export as an
       asset); unused with `spm_model_file`.
     do_lower_case: as for `FullTokenizer`.
-    max_seq_length: padded length of `serve_text` / `serve_examples`.
+    max_seq_length: padded length of `serve_examples`; the most tokens of a
+      `serve_text` text.
     model_type: one of `MODEL_TYPES`.
     export_dir: output directory.
     num_labels: classes of the `classifier` type.
@@ -340,6 +376,9 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
       the asset.
     signatures: the signatures to export (see `parse_signatures`); without
       `serve_text` neither a vocabulary nor TensorFlow Text ops are needed.
+    pad_text_to_longest: whether `serve_text` of a classifier or regression
+      model pads a request to its longest text rather than to
+      `max_seq_length` (the same outputs; see the module docstring).
 
   Returns:
     `export_dir`.
@@ -371,7 +410,7 @@ def export(config, init_checkpoint, vocab_file, do_lower_case, max_seq_length,
     config.check_vocab_size(tokenizer.vocab_size,
                             spm_model_file or vocab_file)
   module = ServingModule(model, model_type, tokenizer, max_seq_length,
-                         max_predictions_per_seq)
+                         max_predictions_per_seq, pad_text_to_longest)
   # `check_export_dir` has refused a non-empty directory without overwrite.
   with file_io.atomic_directory(export_dir, overwrite=True) as temp_dir:
     tf.saved_model.save(module, temp_dir,

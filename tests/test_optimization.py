@@ -13,15 +13,22 @@ FEATURES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions",
             "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")
 
 
-def test_three_steps_reproduce_the_original_trained_checkpoint(fixtures_dir):
-  root = fixtures_dir / "original_bert_small"
+def _train_three_steps(root, optimizer):
+  """The original's 3 training steps of the fixture model.
+
+  Args:
+    root: the `original_bert_small` fixture directory.
+    optimizer: an `optimization` optimizer (slots not built).
+
+  Returns:
+    (the model after the steps, the fixture's io.npz, the 3 losses before
+    each step).
+  """
   model = BertPretrainer(BertConfig.from_json_file(
       str(root / "bert_config.json")))
   checkpoints.load_checkpoint(model, str(root / "bert_model.ckpt"))
   io = np.load(root / "io.npz")
   features = {k: io[k] for k in FEATURES}
-  optimizer = optimization.create_optimizer(1e-3, num_train_steps=10,
-                                            num_warmup_steps=2)
   optimizer.build(model.trainable_variables)
   step = tf.Variable(0, dtype=tf.int64)
 
@@ -34,9 +41,17 @@ def test_three_steps_reproduce_the_original_trained_checkpoint(fixtures_dir):
     step.assign_add(1)
     return loss
 
-  losses = [float(train_step()) for _ in range(3)]
+  return model, io, [float(train_step()) for _ in range(3)]
+
+
+def test_three_steps_reproduce_the_original_trained_checkpoint(fixtures_dir):
+  root = fixtures_dir / "original_bert_small"
+  optimizer = optimization.create_optimizer(1e-3, num_train_steps=10,
+                                            num_warmup_steps=2)
+  model, io, losses = _train_three_steps(root, optimizer)
   np.testing.assert_allclose(losses, io["train_losses_before_step"],
                              atol=1e-5, rtol=0)
+  features = {k: io[k] for k in FEATURES}
   np.testing.assert_allclose(pretraining.loss_fn(model, features, True)[0],
                              io["total_loss_after_3_steps"], atol=1e-5, rtol=0)
   trained = tf.train.load_checkpoint(str(root / "trained" / "bert_model.ckpt"))
@@ -49,6 +64,29 @@ def test_three_steps_reproduce_the_original_trained_checkpoint(fixtures_dir):
   assert len(slots) == 2 * len(ours)
   assert "bert/embeddings/word_embeddings/adam_m" in slots
   assert "cls/predictions/output_bias/adam_v" in slots
+
+
+@pytest.mark.parametrize("cls", [optimization.AdamWeightDecay,
+                                 optimization.Lamb])
+def test_xla_update_gives_the_numbers_of_the_op_by_op_update(
+    fixtures_dir, cls):
+  """The same to float32 round-off: XLA contracts a * b + c into FMAs."""
+  trained = {}
+  for jit in (True, False):
+    optimizer = cls(optimization.learning_rate_schedule(1e-3, 10, 2),
+                    weight_decay_rate=0.01, clip_norm=1.0,
+                    jit_compile_update=jit)
+    model, _, losses = _train_three_steps(
+        fixtures_dir / "original_bert_small", optimizer)
+    trained[jit] = (losses, {
+        name: variable.numpy() for name, variable in dict(
+            checkpoints.variables_by_name(model),
+            **optimizer.slot_variables()).items()})
+  np.testing.assert_allclose(trained[True][0], trained[False][0], atol=1e-6,
+                             rtol=0)
+  for name, value in trained[False][1].items():  # largest: 1.2e-7, 6e-8
+    np.testing.assert_allclose(trained[True][1][name], value, atol=2e-7,
+                               rtol=0, err_msg=name)
 
 
 def test_schedule_is_linear_warmup_then_linear_decay_to_zero():

@@ -60,12 +60,13 @@ def small(fixtures_dir):
           str(root / "bert_model.ckpt"), str(root / "vocab.txt"))
 
 
-def _packed(vocab_file):
-  """The training-time packing of TEXT_A/TEXT_B with FullTokenizer."""
+def _packed(vocab_file, text_a=TEXT_A, text_b=TEXT_B, max_seq_length=SEQ):
+  """The training-time packing of text_a/text_b with FullTokenizer."""
   tokenizer = tokenization.FullTokenizer(vocab_file, True)
   packed = [sentence_pairs.pack_tokens(
-      tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None, SEQ,
-      tokenizer.convert_tokens_to_ids) for a, b in zip(TEXT_A, TEXT_B)]
+      tokenizer.tokenize(a), tokenizer.tokenize(b) if b else None,
+      max_seq_length, tokenizer.convert_tokens_to_ids)
+            for a, b in zip(text_a, text_b)]
   return {name: np.array([getattr(p, name) for p in packed], np.int32)
           for name in ("input_ids", "input_mask", "segment_ids")}
 
@@ -79,6 +80,80 @@ def test_in_graph_packing_equals_training_packing(small):
                          tokenizer.cls_id, tokenizer.sep_id)
   for name, expected in _packed(vocab_file).items():
     np.testing.assert_array_equal(got[name], expected, err_msg=name)
+
+
+# Short texts (at most 12 packed tokens) for a 40-token export.
+SHORT_A = ["The rain", "red supply!", "Hypatia's chunk", "with"]
+SHORT_B = ["had only ceased", "", "the gray streaks of morning", ""]
+
+
+def test_in_graph_packing_pads_to_the_longest_text(small):
+  _, _, vocab_file = small
+  from bert_tf.text import FastBertTokenizer
+  tokenizer = FastBertTokenizer(vocab_file, True)
+  fixed = _packed(vocab_file, SHORT_A, SHORT_B, 40)
+  longest = int(fixed["input_mask"].sum(axis=1).max())
+  for multiple, length in ((8, 16), (1, longest), (64, 40)):
+    got = serving.pack_ids(tokenizer.tokenize(tf.constant(SHORT_A)),
+                           tokenizer.tokenize(tf.constant(SHORT_B)), 40,
+                           tokenizer.cls_id, tokenizer.sep_id,
+                           pad_to_multiple=multiple)
+    for name, expected in fixed.items():
+      np.testing.assert_array_equal(got[name], expected[:, :length],
+                                    err_msg="%s %d" % (name, multiple))
+  assert longest == 12
+  assert not fixed["input_mask"][:, 16:].any()
+
+
+_SERVE_TEXT_REQUESTS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # registers the tokenizer ops
+    export_dirs, requests_file, out_file = sys.argv[1:]
+    requests = json.load(open(requests_file))
+    results = {}
+    for export_dir in export_dirs.split(","):
+      serve_text = tf.saved_model.load(export_dir).signatures["serve_text"]
+      for i, (text_a, text_b) in enumerate(requests):
+        results["%s/%d" % (export_dir, i)] = serve_text(
+            text_a=tf.constant(text_a),
+            text_b=tf.constant(text_b))["probabilities"].numpy()
+    np.savez(out_file, **results)
+""")
+
+
+def test_serve_text_padded_to_the_longest_text_gives_the_same_outputs(
+    small, tmp_path):
+  """Exports padded to the request's longest text and to max_seq_length."""
+  config, ckpt, vocab_file = small
+  model = serving.build_model(config, "classifier", num_labels=3)
+  checkpoints.load_checkpoint(model, ckpt)
+  model.head.output_weights.assign(
+      np.random.RandomState(0).normal(0, 0.5, (3, 48)).astype("f"))
+  exports = []
+  for longest in (True, False):
+    exports.append(str(tmp_path / ("longest" if longest else "fixed")))
+    serving.export(config, None, vocab_file, True, 40, "classifier",
+                   exports[-1], num_labels=3, model=model,
+                   signatures=["serve_text"], pad_text_to_longest=longest)
+  # Batch 1 (each pair alone), the short batch, and short with long pairs.
+  requests = [([a], [b]) for a, b in zip(SHORT_A, SHORT_B)] + [
+      (SHORT_A, SHORT_B), (SHORT_A + TEXT_A, SHORT_B + TEXT_B)]
+  (tmp_path / "requests.json").write_text(json.dumps(requests))
+  result = subprocess.run(
+      [sys.executable, "-c", _SERVE_TEXT_REQUESTS, ",".join(exports),
+       str(tmp_path / "requests.json"), str(tmp_path / "out.npz")],
+      capture_output=True, text=True, timeout=300, cwd=tmp_path,
+      env=dict(os.environ, PYTHONPATH=""))
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = np.load(tmp_path / "out.npz")
+  for i, (text_a, text_b) in enumerate(requests):
+    expected = model(_packed(vocab_file, text_a, text_b, 40),
+                     training=False)["probabilities"]
+    for export_dir in exports:
+      np.testing.assert_allclose(served["%s/%d" % (export_dir, i)], expected,
+                                 atol=1e-5, err_msg="%s %d" % (export_dir, i))
 
 
 _FRESH_PROCESS = textwrap.dedent("""
