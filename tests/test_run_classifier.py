@@ -271,7 +271,8 @@ def test_eval_without_checkpoint_is_an_error(setup):
                              "--output_dir=%s" % (setup["root"] / "none"),
                              "--do_eval")
   assert code != 0
-  assert "need a checkpoint: %s has none" % (setup["root"] / "none") in log
+  assert ("Without --do_train the model needs a checkpoint: %s has none and "
+          "--init_checkpoint is not set" % (setup["root"] / "none")) in log
 
 
 @pytest.mark.slow
