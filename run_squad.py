@@ -212,22 +212,24 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
 
   if FLAGS.do_predict and albert_v2:
     squad_albert_v2.predict(
-        trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
+        trainer, FLAGS.predict_file, predict_examples, tokenizer,
+        FLAGS.output_dir,
         FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.start_n_top, FLAGS.end_n_top,
         FLAGS.null_score_diff_threshold
         if FLAGS["null_score_diff_threshold"].present else None,
-        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        log_examples=FLAGS.log_examples,
         dynamic_padding=dynamic_padding)
   elif FLAGS.do_predict:
     squad.predict(
-        trainer, FLAGS.predict_file, tokenizer, FLAGS.output_dir,
+        trainer, FLAGS.predict_file, predict_examples, tokenizer,
+        FLAGS.output_dir,
         FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
         FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
         FLAGS.do_lower_case, FLAGS.version_2_with_negative,
         FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
-        eval_examples=predict_examples, log_examples=FLAGS.log_examples,
+        log_examples=FLAGS.log_examples,
         dynamic_padding=dynamic_padding)
 
   if FLAGS.export_dir and trainer.is_chief:

@@ -517,16 +517,17 @@ def write_train_features(train_examples, tokenizer, output_file,
   return writer.num_features
 
 
-def predict_windows(trainer, predict_file, tokenizer, output_dir,
+def predict_windows(trainer, eval_examples, tokenizer, output_dir,
                     max_seq_length, doc_stride, max_query_length,
                     predict_batch_size, output_keys, sequence_outputs=(),
-                    answer_verification=False, eval_examples=None,
-                    log_examples=20, dynamic_padding=False):
-  """Windows `predict_file` into `eval.tf_record` and runs the model on it.
+                    answer_verification=False, log_examples=20,
+                    dynamic_padding=False):
+  """Windows the examples into `eval.tf_record` and runs the model on it.
 
   Args:
     trainer: a `Trainer` holding the restored model.
-    predict_file: SQuAD JSON.
+    eval_examples: the `SquadExample`s of the predict file
+      (`read_examples` with `is_training=False`).
     tokenizer: a `FullTokenizer`.
     output_dir: where `eval.tf_record` goes.
     max_seq_length, doc_stride, max_query_length: the window settings.
@@ -534,20 +535,15 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
     output_keys: the model outputs to collect.
     sequence_outputs: those of `output_keys` with a sequence axis.
     answer_verification: feed `p_mask` (`BertSquadV2`).
-    eval_examples: the `SquadExample`s of `predict_file` when already read
-      (`read_examples`), else None.
     log_examples: the features of this many first examples are logged.
     dynamic_padding: run batches of similar lengths cut to their longest
       window (`data.dynamic_padding`); sequence outputs of the cut-off
       padding are `inference.CUT_OFF_LOGIT`, never among the best.
 
   Returns:
-    (examples, features, outputs): the `SquadExample`s, their windows in
-    order, and dict key -> numpy array over the windows of every output
-    key and `unique_ids`.
+    (features, outputs): the examples' windows in order, and dict key ->
+    numpy array over the windows of every output key and `unique_ids`.
   """
-  if eval_examples is None:
-    eval_examples = read_examples(predict_file, tokenizer, is_training=False)
   eval_writer = squad_data.FeatureWriter(
       os.path.join(output_dir, "eval.tf_record"), is_training=False)
   eval_features = []
@@ -577,7 +573,7 @@ def predict_windows(trainer, predict_file, tokenizer, output_dir,
                                  answer_verification=answer_verification),
         output_keys=output_keys, feature_keys=("unique_ids",),
         sequence_outputs=sequence_outputs, seq_length=max_seq_length)
-  return eval_examples, eval_features, outputs
+  return eval_features, outputs
 
 
 def gold_dataset(predict_file):
@@ -613,11 +609,11 @@ def write_eval_results(trainer, output_dir, results, version_2_with_negative):
                                  step=int(trainer.global_step.numpy()))
 
 
-def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
-            doc_stride, max_query_length, predict_batch_size, n_best_size,
-            max_answer_length, do_lower_case, version_2_with_negative=False,
-            null_score_diff_threshold=0.0, verbose_logging=False,
-            eval_examples=None, log_examples=20, dynamic_padding=False):
+def predict(trainer, predict_file, eval_examples, tokenizer, output_dir,
+            max_seq_length, doc_stride, max_query_length, predict_batch_size,
+            n_best_size, max_answer_length, do_lower_case,
+            version_2_with_negative=False, null_score_diff_threshold=0.0,
+            verbose_logging=False, log_examples=20, dynamic_padding=False):
   """Predicts the answers of `predict_file` and writes the original outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
@@ -627,25 +623,25 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
 
   Args:
     trainer: a `Trainer` holding the restored `BertSquad`.
-    predict_file: SQuAD JSON.
+    predict_file: SQuAD JSON (its gold answers, if any, are scored).
+    eval_examples: its `SquadExample`s (`read_examples`).
     tokenizer: a `FullTokenizer`.
     output_dir: where the files go.
     max_seq_length, doc_stride, max_query_length: the window settings.
     predict_batch_size: batch size.
     n_best_size, max_answer_length, do_lower_case, version_2_with_negative,
     null_score_diff_threshold, verbose_logging: see `compute_predictions`.
-    eval_examples, log_examples, dynamic_padding: see `predict_windows`.
+    log_examples, dynamic_padding: see `predict_windows`.
 
   Returns:
     The evaluation results dict, or None without gold answers.
   """
-  eval_examples, eval_features, outputs = predict_windows(
-      trainer, predict_file, tokenizer, output_dir, max_seq_length,
+  eval_features, outputs = predict_windows(
+      trainer, eval_examples, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size,
       ("start_logits", "end_logits"),
       sequence_outputs=("start_logits", "end_logits"),
-      eval_examples=eval_examples, log_examples=log_examples,
-      dynamic_padding=dynamic_padding)
+      log_examples=log_examples, dynamic_padding=dynamic_padding)
   all_results = [
       RawResult(unique_id=int(unique_id),
                 start_logits=[float(x) for x in start.flat],

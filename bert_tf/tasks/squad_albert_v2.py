@@ -261,11 +261,11 @@ def search_null_threshold(dataset, all_examples, all_features, all_results,
                                    null_odds)["best_f1_thresh"]
 
 
-def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
-            doc_stride, max_query_length, predict_batch_size, n_best_size,
-            max_answer_length, start_n_top, end_n_top,
-            null_score_diff_threshold=None, eval_examples=None,
-            log_examples=20, dynamic_padding=False):
+def predict(trainer, predict_file, examples, tokenizer, output_dir,
+            max_seq_length, doc_stride, max_query_length, predict_batch_size,
+            n_best_size, max_answer_length, start_n_top, end_n_top,
+            null_score_diff_threshold=None, log_examples=20,
+            dynamic_padding=False):
   """Predicts with `BertSquadV2` and writes ALBERT's outputs.
 
   Writes `eval.tf_record`, `predictions.json`, `nbest_predictions.json`,
@@ -276,7 +276,8 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
 
   Args:
     trainer: a `Trainer` holding the restored `BertSquadV2`.
-    predict_file: SQuAD JSON.
+    predict_file: SQuAD JSON (its gold answers, if any, are scored).
+    examples: its `SquadExample`s (`squad.read_examples`).
     tokenizer: a SentencePiece `FullTokenizer` (ALBERT's features).
     output_dir: where the files go.
     max_seq_length, doc_stride, max_query_length: the window settings.
@@ -286,18 +287,18 @@ def predict(trainer, predict_file, tokenizer, output_dir, max_seq_length,
     null_score_diff_threshold: the threshold on the null odds; None for
       ALBERT's `search_null_threshold` on the gold answers (or, without
       them, 0.0: a "no answer" probability of 1/2).
-    eval_examples, log_examples, dynamic_padding: see
+    log_examples, dynamic_padding: see
       `squad.predict_windows` (the beams are positions in the window, the
       same in a batch cut to its longest window).
 
   Returns:
     The evaluation results dict, or None without gold answers.
   """
-  examples, features, outputs = squad.predict_windows(
-      trainer, predict_file, tokenizer, output_dir, max_seq_length,
+  features, outputs = squad.predict_windows(
+      trainer, examples, tokenizer, output_dir, max_seq_length,
       doc_stride, max_query_length, predict_batch_size, OUTPUT_KEYS,
-      answer_verification=True, eval_examples=eval_examples,
-      log_examples=log_examples, dynamic_padding=dynamic_padding)
+      answer_verification=True, log_examples=log_examples,
+      dynamic_padding=dynamic_padding)
   results = raw_results(outputs)
   dataset = squad.gold_dataset(predict_file)
   threshold = null_score_diff_threshold
