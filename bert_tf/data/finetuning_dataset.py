@@ -40,25 +40,24 @@ def finetuning_dataset(input_file, name_to_features, batch_size, is_training,
   """
   d = tf.data.TFRecordDataset(input_file)
   if dynamic_padding:
-    d = d.enumerate()
+    d = d.enumerate()  # record numbers, before any sharding or shuffling
   if input_context is not None and input_context.num_input_pipelines > 1:
     d = d.shard(input_context.num_input_pipelines,
                 input_context.input_pipeline_id)
   if is_training:
     d = d.repeat()
     d = d.shuffle(buffer_size=100, seed=seed)
-  if not dynamic_padding:
-    d = d.map(
-        lambda record: record_format.decode_record(record, name_to_features),
-        num_parallel_calls=tf.data.AUTOTUNE)
-    return d.batch(batch_size, drop_remainder=drop_remainder)
 
-  def decode(index, record):
-    features = record_format.decode_record(record, name_to_features)
-    features[dynamic_padding_lib.EXAMPLE_INDEX] = index
+  def decode(*element):
+    """(record) or, with dynamic padding, (record number, record)."""
+    features = record_format.decode_record(element[-1], name_to_features)
+    if dynamic_padding:
+      features[dynamic_padding_lib.EXAMPLE_INDEX] = element[0]
     return features
 
   d = d.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if not dynamic_padding:
+    return d.batch(batch_size, drop_remainder=drop_remainder)
   seq_length = name_to_features["input_mask"].shape[0]
   return dynamic_padding_lib.batch_by_length(
       d, batch_size, seq_length, drop_remainder, shuffle=is_training,
