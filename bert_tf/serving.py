@@ -14,8 +14,9 @@ One SavedModel carries three signatures over the same weights:
   `FullTokenizer` (`bert_tf.text.FastBertTokenizer`), then the texts are packed
   as in training (`[CLS] a [SEP] b [SEP]`, the longer text truncated first).
   The classifier and regression types pad a request to its longest packed
-  text, rounded up to a multiple of `TEXT_PAD_MULTIPLE` (at most
-  `max_seq_length`): the same outputs as padding to `max_seq_length` (padding
+  text, rounded up to a multiple of 8 as dynamic padding's batches
+  (`data.dynamic_padding.padded_length`: a few shapes, not one per length;
+  at most `max_seq_length`): the same outputs as padding to `max_seq_length` (padding
   is masked out of attention and these outputs are per example), with less
   work for short texts. Types with per-token or per-position outputs
   (`encoder`, `squad`, `pretraining`) pad to `max_seq_length`, so that their
@@ -38,6 +39,7 @@ import tensorflow as tf
 
 from bert_tf import checkpoints
 from bert_tf import file_io
+from bert_tf.data import dynamic_padding
 from bert_tf.modeling import BertClassifier
 from bert_tf.modeling import BertModel
 from bert_tf.modeling import BertPretrainer
@@ -62,10 +64,6 @@ SIGNATURES = ("serving_default", "serve_examples", "serve_text")
 # Model types whose every output is per example: their `serve_text` pads a
 # request to its longest text (positions past it change no output).
 PER_EXAMPLE_TYPES = ("classifier", "regression")
-# `serve_text` rounds the padded length up to a multiple of this, so that a
-# server sees a few shapes (and oneDNN caches a few kernels), not one per
-# length.
-TEXT_PAD_MULTIPLE = 8
 
 
 def parse_signatures(names):
@@ -194,8 +192,8 @@ def pack_ids(ids_a, ids_b, max_seq_length, cls_id, sep_id,
   else:
     # (0 for an empty batch, where the maximum would be the least int64)
     longest = tf.maximum(tf.reduce_max(input_ids.row_lengths()), 0)
-    shape = tf.stack([batch, tf.minimum(
-        -(-longest // pad_to_multiple) * pad_to_multiple, max_seq_length)])
+    shape = tf.stack([batch, dynamic_padding.padded_length(
+        longest, max_seq_length, pad_to_multiple)])
   return {
       "input_ids": tf.cast(input_ids.to_tensor(0, shape=shape), tf.int32),
       "input_mask": tf.cast(tf.ones_like(input_ids).to_tensor(0, shape=shape),
@@ -257,7 +255,7 @@ class ServingModule(tf.Module):
     self.max_seq_length = max_seq_length
     self.max_predictions_per_seq = max_predictions_per_seq
     self.text_pad_multiple = (
-        TEXT_PAD_MULTIPLE
+        dynamic_padding.LENGTH_MULTIPLE
         if pad_text_to_longest and model_type in PER_EXAMPLE_TYPES else None)
 
   def _outputs(self, features):

@@ -64,12 +64,12 @@ def padded_length(longest, max_seq_length, multiple=LENGTH_MULTIPLE):
   """`longest` rounded up to a multiple of `multiple`, at most max_seq_length.
 
   Args:
-    longest: int32 scalar (Tensor or int): a batch's longest example.
+    longest: integer scalar (Tensor or int): a batch's longest example.
     max_seq_length: the records' padded length.
     multiple: the rounding.
 
   Returns:
-    int32 scalar Tensor: the length the batch is cut to.
+    scalar Tensor of `longest`'s dtype: the length the batch is cut to.
   """
   rounded = (longest + multiple - 1) // multiple * multiple
   return tf.minimum(rounded, max_seq_length)
