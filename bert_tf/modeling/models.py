@@ -10,6 +10,7 @@
   run_squad_v2.py), `bert/*` and `start_logits/*`, `end_logits/*`,
   `answer_class/*`.
 
+Each is a `BertTaskModel` (the encoder, scope `bert`) that adds its head.
 Each builds the encoder and its head at construction, outside the task
 model's own scope (its name is in no variable path), so the variable paths
 are the original checkpoint names. Each is Keras-serializable: its config is
@@ -25,8 +26,36 @@ from bert_tf.modeling import naming
 from bert_tf.modeling.encoder import BertModel
 
 
+class BertTaskModel(layers.ConfigSerializable):
+  """The encoder under its original scope `bert`, for a task model to add a head.
+
+  Mixed in before `keras.Model` (not a model of its own): a task model builds
+  its head in its constructor after this one, and adds its own constructor
+  arguments to `get_config`.
+  """
+
+  def __init__(self, config, use_one_hot_embeddings=False, **kwargs):
+    """Creates the encoder (scope `bert`).
+
+    Args:
+      config: `BertConfig`.
+      use_one_hot_embeddings: see `BertModel`.
+      **kwargs: passed to `keras.Model` (`name`: the Keras name of the task
+        model, not part of any variable name).
+    """
+    super().__init__(**kwargs)
+    self.config = config
+    self.use_one_hot_embeddings = use_one_hot_embeddings
+    self.bert = BertModel(config, use_one_hot_embeddings)
+
+  def get_config(self):
+    config = super().get_config()
+    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
+    return config
+
+
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertPretrainer(layers.ConfigSerializable, keras.Model):
+class BertPretrainer(BertTaskModel, keras.Model):
   """The model of the original run_pretraining.py: encoder + masked LM + NSP.
 
   With `span_boundary` it adds SpanBERT's span boundary objective
@@ -47,12 +76,9 @@ class BertPretrainer(layers.ConfigSerializable, keras.Model):
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
     """
-    super().__init__(name=name, **kwargs)
-    self.config = config
-    self.use_one_hot_embeddings = use_one_hot_embeddings
+    super().__init__(config, use_one_hot_embeddings, name=name, **kwargs)
     self.next_sentence = next_sentence
     self.span_boundary = span_boundary
-    self.bert = BertModel(config, use_one_hot_embeddings)
     self.heads = heads.PretrainingHeads(
         config, self.bert.get_embedding_table(), next_sentence=next_sentence,
         span_boundary=span_boundary)
@@ -87,14 +113,13 @@ class BertPretrainer(layers.ConfigSerializable, keras.Model):
 
   def get_config(self):
     config = super().get_config()
-    config.update(use_one_hot_embeddings=self.use_one_hot_embeddings,
-                  next_sentence=self.next_sentence,
+    config.update(next_sentence=self.next_sentence,
                   span_boundary=self.span_boundary)
     return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertClassifier(layers.ConfigSerializable, keras.Model):
+class BertClassifier(BertTaskModel, keras.Model):
   """The model of the original run_classifier.py: pooled output -> labels."""
 
   def __init__(self, config, num_labels, use_one_hot_embeddings=False,
@@ -108,11 +133,8 @@ class BertClassifier(layers.ConfigSerializable, keras.Model):
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
     """
-    super().__init__(name=name, **kwargs)
-    self.config = config
+    super().__init__(config, use_one_hot_embeddings, name=name, **kwargs)
     self.num_labels = num_labels
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.bert = BertModel(config, use_one_hot_embeddings)
     self.head = heads.ClassifierHead(num_labels, config.hidden_size)
     self.head.build()
 
@@ -133,13 +155,12 @@ class BertClassifier(layers.ConfigSerializable, keras.Model):
 
   def get_config(self):
     config = super().get_config()
-    config.update(num_labels=self.num_labels,
-                  use_one_hot_embeddings=self.use_one_hot_embeddings)
+    config["num_labels"] = self.num_labels
     return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertSquad(layers.ConfigSerializable, keras.Model):
+class BertSquad(BertTaskModel, keras.Model):
   """The model of the original run_squad.py: start and end logits per token."""
 
   def __init__(self, config, use_one_hot_embeddings=False, name="bert_squad",
@@ -152,10 +173,7 @@ class BertSquad(layers.ConfigSerializable, keras.Model):
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
     """
-    super().__init__(name=name, **kwargs)
-    self.config = config
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.bert = BertModel(config, use_one_hot_embeddings)
+    super().__init__(config, use_one_hot_embeddings, name=name, **kwargs)
     self.head = naming.build(heads.SpanHead(config.hidden_size), path="cls")
 
   def call(self, features, training=None):
@@ -173,14 +191,9 @@ class BertSquad(layers.ConfigSerializable, keras.Model):
     start_logits, end_logits = self.head(sequence)
     return {"start_logits": start_logits, "end_logits": end_logits}
 
-  def get_config(self):
-    config = super().get_config()
-    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
-    return config
-
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class BertSquadV2(layers.ConfigSerializable, keras.Model):
+class BertSquadV2(BertTaskModel, keras.Model):
   """The model of ALBERT's run_squad_v2.py: a start-end beam and an answer class."""
 
   def __init__(self, config, start_n_top=5, end_n_top=5, dropout_prob=0.1,
@@ -194,10 +207,7 @@ class BertSquadV2(layers.ConfigSerializable, keras.Model):
       name: Keras name of this wrapper (not part of any variable name).
       **kwargs: passed to `keras.Model`.
     """
-    super().__init__(name=name, **kwargs)
-    self.config = config
-    self.use_one_hot_embeddings = use_one_hot_embeddings
-    self.bert = BertModel(config, use_one_hot_embeddings)
+    super().__init__(config, use_one_hot_embeddings, name=name, **kwargs)
     self.head = heads.SquadV2Head(config, start_n_top, end_n_top,
                                   dropout_prob)
     self.head.build()
@@ -223,6 +233,5 @@ class BertSquadV2(layers.ConfigSerializable, keras.Model):
     config = super().get_config()
     config.update(start_n_top=self.head.start_n_top,
                   end_n_top=self.head.end_n_top,
-                  dropout_prob=self.head.dropout_prob,
-                  use_one_hot_embeddings=self.use_one_hot_embeddings)
+                  dropout_prob=self.head.dropout_prob)
     return config

@@ -159,21 +159,26 @@ def wordpiece_answer_text(example, feature, start_index, end_index,
   return get_final_text(tok_text, orig_text, do_lower_case, verbose_logging)
 
 
-def index_windows(all_features, all_results):
-  """The windows of each example and the result of each window.
+def windows_by_example(all_examples, all_features, all_results):
+  """Each example with its windows and their results, in input order.
 
   Args:
-    all_features: list of `InputFeatures`.
+    all_examples: list of examples.
+    all_features: list of features (windows) with `example_index` and
+      `unique_id`.
     all_results: list of raw results with `unique_id`.
 
-  Returns:
-    (example index -> its features in order, unique id -> result).
+  Yields:
+    (example, windows): `windows` is the list of (feature, result) of the
+    example's windows, in order.
   """
-  example_index_to_features = collections.defaultdict(list)
+  features_of = collections.defaultdict(list)
   for feature in all_features:
-    example_index_to_features[feature.example_index].append(feature)
-  return example_index_to_features, {result.unique_id: result
-                                     for result in all_results}
+    features_of[feature.example_index].append(feature)
+  result_of = {result.unique_id: result for result in all_results}
+  for example_index, example in enumerate(all_examples):
+    yield example, [(feature, result_of[feature.unique_id])
+                    for feature in features_of[example_index]]
 
 
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
@@ -208,23 +213,19 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer_text_fn = functools.partial(wordpiece_answer_text,
                                        do_lower_case=do_lower_case,
                                        verbose_logging=verbose_logging)
-  example_index_to_features, unique_id_to_result = index_windows(
-      all_features, all_results)
-
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
   scores_diff_json = collections.OrderedDict()
 
-  for example_index, example in enumerate(all_examples):
-    features = example_index_to_features[example_index]
+  for example, windows in windows_by_example(all_examples, all_features,
+                                             all_results):
     prelim_predictions = []
     # The smallest null score (start+end logits of [CLS]) over the windows.
     score_null = 1000000
     min_null_feature_index = 0
     null_start_logit = 0
     null_end_logit = 0
-    for feature_index, feature in enumerate(features):
-      result = unique_id_to_result[feature.unique_id]
+    for feature_index, (feature, result) in enumerate(windows):
       start_indexes = _get_best_indexes(result.start_logits, n_best_size)
       end_indexes = _get_best_indexes(result.end_logits, n_best_size)
       if version_2_with_negative:
@@ -265,7 +266,7 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     for pred in prelim_predictions:
       if len(nbest) >= n_best_size:
         break
-      feature = features[pred.feature_index]
+      feature = windows[pred.feature_index][0]
       if pred.start_index > 0:  # A non-null span.
         final_text = answer_text_fn(example, feature, pred.start_index,
                                     pred.end_index)

@@ -187,18 +187,14 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer text, the n-best list (dicts with `text`, `probability`,
     `start_log_prob`, `end_log_prob`) and the null odds.
   """
-  example_index_to_features, unique_id_to_result = squad.index_windows(
-      all_features, all_results)
-
   all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
   null_odds = collections.OrderedDict()
-  for example_index, example in enumerate(all_examples):
-    features = example_index_to_features[example_index]
+  for example, windows in squad.windows_by_example(all_examples, all_features,
+                                                   all_results):
     score_null = _NO_WINDOW_NULL_ODDS
     prelim_predictions = []
-    for feature_index, feature in enumerate(features):
-      result = unique_id_to_result[feature.unique_id]
+    for feature_index, (feature, result) in enumerate(windows):
       score_null = min(score_null, result.cls_logits)
       prelim_predictions.extend(
           _PrelimPrediction(feature_index, *candidate)
@@ -213,7 +209,7 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
       if len(nbest) >= n_best_size:
         break
       final_text = squad_sentencepiece.answer_text(
-          example, features[pred.feature_index], pred.start_index,
+          example, windows[pred.feature_index][0], pred.start_index,
           pred.end_index)
       if final_text in seen_predictions:
         continue
