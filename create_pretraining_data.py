@@ -230,6 +230,16 @@ def masking_from_flags(flag_values):
   return pretraining.MASKING_STRATEGIES[name](sentencepiece=sentencepiece)
 
 
+# The fields of `InstanceOptions` and of `RunOptions` that are the flags of
+# the same name.
+_INSTANCE_FLAGS = ("max_seq_length", "max_predictions_per_seq",
+                   "masked_lm_prob", "short_seq_prob")
+_RUN_FLAGS = ("input_file", "output_file", "vocab_file", "do_lower_case",
+              "random_seed", "dupe_factor", "num_workers", "fast_tokenizer",
+              "tokenizer_cache_size", "spm_model_file", "beam_runner",
+              "beam_pipeline_options", "num_output_shards", "beam_group_size")
+
+
 def options_from_flags(flag_values):
   """Returns the `RunOptions` of parsed flags.
 
@@ -243,29 +253,17 @@ def options_from_flags(flag_values):
       if flag_values[flag].present:
         raise ValueError("--%s applies to --beam_runner only" % flag)
   instance = pretraining.InstanceOptions(
-      max_seq_length=flag_values.max_seq_length,
-      max_predictions_per_seq=flag_values.max_predictions_per_seq,
-      masked_lm_prob=flag_values.masked_lm_prob,
-      short_seq_prob=flag_values.short_seq_prob,
       masking=masking_from_flags(flag_values),
-      sentence_task=pretraining.SENTENCE_TASKS[flag_values.sentence_task]())
+      sentence_task=pretraining.SENTENCE_TASKS[flag_values.sentence_task](),
+      **_values(flag_values, _INSTANCE_FLAGS))
   return pretraining.RunOptions(
-      input_file=flag_values.input_file,
-      output_file=flag_values.output_file,
-      vocab_file=flag_values.vocab_file,
-      do_lower_case=flag_values.do_lower_case,
-      instance=instance,
-      random_seed=flag_values.random_seed,
-      dupe_factor=flag_values.dupe_factor,
-      num_workers=flag_values.num_workers,
-      fast_tokenizer=flag_values.fast_tokenizer,
-      num_logged_examples=flag_values.log_examples,
-      tokenizer_cache_size=flag_values.tokenizer_cache_size,
-      spm_model_file=flag_values.spm_model_file,
-      beam_runner=flag_values.beam_runner,
-      beam_pipeline_options=flag_values.beam_pipeline_options,
-      num_output_shards=flag_values.num_output_shards,
-      beam_group_size=flag_values.beam_group_size)
+      instance=instance, num_logged_examples=flag_values.log_examples,
+      **_values(flag_values, _RUN_FLAGS))
+
+
+def _values(flag_values, names):
+  """{name: value} of the flags `names`."""
+  return {name: flag_values[name].value for name in names}
 
 
 def main(_):

@@ -18,7 +18,6 @@ from bert_tf import file_io
 from bert_tf import serving
 from bert_tf import tokenization
 from bert_tf.data import glue
-from bert_tf.data import record_format
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import classifier
 from bert_tf.training import script_flags
@@ -111,19 +110,14 @@ def _run(config, processor, tokenizer, strategy, train_examples, dev_examples,
     train_file = os.path.join(FLAGS.output_dir, "train.tf_record")
     classifier.write_examples(train_examples, processor, FLAGS.max_seq_length,
                               tokenizer, train_file, FLAGS.log_examples)
-    logging.info("***** Running training *****")
-    logging.info("  Num examples = %d", len(train_examples))
-    logging.info("  Batch size = %d", FLAGS.train_batch_size)
-    logging.info("  Num steps = %d", num_train_steps)
-    with record_format.corrupt_files_named([train_file]):
-      trainer.train(
-          lambda context, start_step: glue.file_based_dataset(
-              train_file, FLAGS.max_seq_length,
-              context.get_per_replica_batch_size(FLAGS.train_batch_size),
-              is_training=True, drop_remainder=True,
-              is_regression=processor.is_regression, input_context=context,
-              seed=FLAGS.seed, dynamic_padding=dynamic_padding),
-          num_train_steps)
+    script_flags.train_on_records(
+        trainer, train_file,
+        lambda batch_size, context: glue.file_based_dataset(
+            train_file, FLAGS.max_seq_length, batch_size, is_training=True,
+            drop_remainder=True, is_regression=processor.is_regression,
+            input_context=context, seed=FLAGS.seed,
+            dynamic_padding=dynamic_padding),
+        num_train_steps, [("Num examples", len(train_examples))])
 
   if FLAGS.do_eval:
     classifier.evaluate(trainer, dev_examples, processor, FLAGS.task_name,

@@ -32,7 +32,6 @@ from bert_tf import cli
 from bert_tf import file_io
 from bert_tf import serving
 from bert_tf import tokenization
-from bert_tf.data import record_format
 from bert_tf.data import squad as squad_data
 from bert_tf.modeling import BertConfig
 from bert_tf.tasks import squad
@@ -195,42 +194,31 @@ def _run(config, tokenizer, strategy, train_examples, predict_examples):
     num_features = squad.write_train_features(
         train_examples, tokenizer, train_record, FLAGS.max_seq_length,
         FLAGS.doc_stride, FLAGS.max_query_length, FLAGS.log_examples)
-    logging.info("***** Running training *****")
-    logging.info("  Num orig examples = %d", len(train_examples))
-    logging.info("  Num split examples = %d", num_features)
-    logging.info("  Batch size = %d", FLAGS.train_batch_size)
-    logging.info("  Num steps = %d", num_train_steps)
-    with record_format.corrupt_files_named([train_record]):
-      trainer.train(
-          lambda context, start_step: squad_data.squad_dataset(
-              train_record, FLAGS.max_seq_length,
-              context.get_per_replica_batch_size(FLAGS.train_batch_size),
-              is_training=True, drop_remainder=True, input_context=context,
-              seed=FLAGS.seed, dynamic_padding=dynamic_padding,
-              answer_verification=albert_v2),
-          num_train_steps)
+    script_flags.train_on_records(
+        trainer, train_record,
+        lambda batch_size, context: squad_data.squad_dataset(
+            train_record, FLAGS.max_seq_length, batch_size, is_training=True,
+            drop_remainder=True, input_context=context, seed=FLAGS.seed,
+            dynamic_padding=dynamic_padding, answer_verification=albert_v2),
+        num_train_steps, [("Num orig examples", len(train_examples)),
+                          ("Num split examples", num_features)])
 
-  if FLAGS.do_predict and albert_v2:
-    squad_albert_v2.predict(
-        trainer, FLAGS.predict_file, predict_examples, tokenizer,
-        FLAGS.output_dir,
-        FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
-        FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
-        FLAGS.start_n_top, FLAGS.end_n_top,
-        FLAGS.null_score_diff_threshold
-        if FLAGS["null_score_diff_threshold"].present else None,
-        log_examples=FLAGS.log_examples,
-        dynamic_padding=dynamic_padding)
-  elif FLAGS.do_predict:
-    squad.predict(
-        trainer, FLAGS.predict_file, predict_examples, tokenizer,
-        FLAGS.output_dir,
-        FLAGS.max_seq_length, FLAGS.doc_stride, FLAGS.max_query_length,
-        FLAGS.predict_batch_size, FLAGS.n_best_size, FLAGS.max_answer_length,
-        FLAGS.do_lower_case, FLAGS.version_2_with_negative,
-        FLAGS.null_score_diff_threshold, FLAGS.verbose_logging,
-        log_examples=FLAGS.log_examples,
-        dynamic_padding=dynamic_padding)
+  if FLAGS.do_predict:
+    shared_args = (trainer, FLAGS.predict_file, predict_examples, tokenizer,
+                   FLAGS.output_dir, FLAGS.max_seq_length, FLAGS.doc_stride,
+                   FLAGS.max_query_length, FLAGS.predict_batch_size,
+                   FLAGS.n_best_size, FLAGS.max_answer_length)
+    options = dict(log_examples=FLAGS.log_examples,
+                   dynamic_padding=dynamic_padding)
+    if albert_v2:
+      squad_albert_v2.predict(
+          *shared_args, FLAGS.start_n_top, FLAGS.end_n_top,
+          FLAGS.null_score_diff_threshold
+          if FLAGS["null_score_diff_threshold"].present else None, **options)
+    else:
+      squad.predict(
+          *shared_args, FLAGS.do_lower_case, FLAGS.version_2_with_negative,
+          FLAGS.null_score_diff_threshold, FLAGS.verbose_logging, **options)
 
   if FLAGS.export_dir and trainer.is_chief:
     serving.export(config, None, FLAGS.vocab_file, FLAGS.do_lower_case,

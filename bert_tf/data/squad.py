@@ -19,7 +19,9 @@ writer.
 """
 
 import collections
+import dataclasses
 import json
+from typing import Optional
 
 from absl import logging
 import tensorflow as tf
@@ -33,7 +35,8 @@ from bert_tf.data import record_format
 FIRST_UNIQUE_ID = 1000000000
 
 
-class SquadExample(object):
+@dataclasses.dataclass(eq=False)
+class SquadExample:
   """One question on one context; answers as word positions in `doc_tokens`.
 
   Attributes:
@@ -50,18 +53,15 @@ class SquadExample(object):
       `answer_start`) when training, -1 when impossible, else None.
   """
 
-  def __init__(self, qas_id, question_text, doc_tokens, orig_answer_text=None,
-               start_position=None, end_position=None, is_impossible=False,
-               paragraph_text=None, start_char=None):
-    self.qas_id = qas_id
-    self.question_text = question_text
-    self.doc_tokens = doc_tokens
-    self.paragraph_text = paragraph_text
-    self.start_char = start_char
-    self.orig_answer_text = orig_answer_text
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
+  qas_id: str
+  question_text: str
+  doc_tokens: list
+  orig_answer_text: Optional[str] = None
+  start_position: Optional[int] = None
+  end_position: Optional[int] = None
+  is_impossible: bool = False
+  paragraph_text: Optional[str] = None
+  start_char: Optional[int] = None
 
   def __repr__(self):
     return ("SquadExample(qas_id=%r, question_text=%r, start_position=%r, "
@@ -70,7 +70,8 @@ class SquadExample(object):
              self.end_position, self.is_impossible))
 
 
-class InputFeatures(object):
+@dataclasses.dataclass(eq=False)
+class InputFeatures:
   """One window of one example.
 
   Attributes:
@@ -90,23 +91,19 @@ class InputFeatures(object):
       answer (question, [SEP], padding), 0 for [CLS] and the window; None.
   """
 
-  def __init__(self, unique_id, example_index, doc_span_index, tokens,
-               token_to_orig_map, token_is_max_context, input_ids, input_mask,
-               segment_ids, start_position=None, end_position=None,
-               is_impossible=None, p_mask=None):
-    self.unique_id = unique_id
-    self.example_index = example_index
-    self.doc_span_index = doc_span_index
-    self.tokens = tokens
-    self.token_to_orig_map = token_to_orig_map
-    self.token_is_max_context = token_is_max_context
-    self.input_ids = input_ids
-    self.input_mask = input_mask
-    self.segment_ids = segment_ids
-    self.start_position = start_position
-    self.end_position = end_position
-    self.is_impossible = is_impossible
-    self.p_mask = p_mask
+  unique_id: int
+  example_index: int
+  doc_span_index: int
+  tokens: list
+  token_to_orig_map: dict
+  token_is_max_context: dict
+  input_ids: list
+  input_mask: list
+  segment_ids: list
+  start_position: Optional[int] = None
+  end_position: Optional[int] = None
+  is_impossible: Optional[bool] = None
+  p_mask: Optional[list] = None
 
 
 DocSpan = collections.namedtuple("DocSpan", ["start", "length"])

@@ -253,9 +253,8 @@ def read(path, config=None):
   """Reads a Model Garden encoder checkpoint into `BertWeights`.
 
   Args:
-    path: see `checkpoint_prefix`.
-    config: `BertConfig`, or None to read `bert_config.json` (or
-      `albert_config.json`) beside the checkpoint.
+    path, config: as `tf1.read` (`path` a TF2 checkpoint, see
+      `checkpoint_prefix`).
 
   Returns:
     `BertWeights` with the encoder, and the tokenizer files beside it.

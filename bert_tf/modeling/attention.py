@@ -59,11 +59,14 @@ def attention_mask_adder(attention_mask):
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class SelfAttention(keras.layers.Layer):
+class SelfAttention(layers.ArgumentsSerializable, keras.layers.Layer):
   """Scaled dot-product multi-head self-attention (scope `attention/self`).
 
   Variables: `query`, `key`, `value` Dense layers (kernel [width, width], bias).
   """
+
+  config_arguments = ("num_heads", "size_per_head", "dropout_rate",
+                      "initializer_range", "scale_factor", "chunk_size")
 
   def __init__(self, num_heads, size_per_head, dropout_rate, initializer_range,
                scale_factor=1, chunk_size=None, name="self", **kwargs):
@@ -169,14 +172,6 @@ class SelfAttention(keras.layers.Layer):
       seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
     return chunked_attention(self._scaled(q), k, v, adder, attention_bias,
                              self.chunk_size, rate, seed)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(num_heads=self.num_heads, size_per_head=self.size_per_head,
-                  dropout_rate=self.dropout_rate,
-                  initializer_range=self.initializer_range,
-                  scale_factor=self.scale_factor, chunk_size=self.chunk_size)
-    return config
 
 
 def _query_rows(tensor, start, size):

@@ -99,6 +99,8 @@ class BertEmbeddings(layers.ConfigSerializable, keras.layers.Layer):
   `LayerNorm/*`.
   """
 
+  config_arguments = ("use_one_hot_embeddings",)
+
   def __init__(self, config, use_one_hot_embeddings=False,
                name="embeddings", **kwargs):
     """Creates the layer.
@@ -217,8 +219,3 @@ class BertEmbeddings(layers.ConfigSerializable, keras.layers.Layer):
                            [1, seq_length, self.width])
     output = self.layer_norm(output)
     return layers.dropout(output, self.config.hidden_dropout_prob, training)
-
-  def get_config(self):
-    config = super().get_config()
-    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
-    return config

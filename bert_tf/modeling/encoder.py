@@ -62,6 +62,8 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
   variable names (`scopes`, see `BERT_BLOCK_SCOPES`, `ALBERT_BLOCK_SCOPES`).
   """
 
+  config_arguments = ("scopes",)
+
   def __init__(self, config, scopes=None, **kwargs):
     """Creates the block.
 
@@ -153,11 +155,6 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
                        self.dropout_rate, training)
     y = layer_norm(y, layers.to_matrix(residual))
     return tf.reshape(y, tf.shape(residual))
-
-  def get_config(self):
-    config = super().get_config()
-    config["scopes"] = dict(self.scopes)
-    return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -258,6 +255,8 @@ class BertModel(layers.ConfigSerializable, keras.Model):
   ```
   """
 
+  config_arguments = ("use_one_hot_embeddings",)
+
   def __init__(self, config, use_one_hot_embeddings=False, name="bert",
                **kwargs):
     """Creates the model and its variables under the original names.
@@ -336,8 +335,3 @@ class BertModel(layers.ConfigSerializable, keras.Model):
   def get_embedding_table(self):
     """The word embedding variable [vocab_size, width] (tied to the MLM output)."""
     return self.embeddings.word_embeddings
-
-  def get_config(self):
-    config = super().get_config()
-    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
-    return config

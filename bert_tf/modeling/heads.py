@@ -115,6 +115,8 @@ class MaskedLMHead(layers.ConfigSerializable, keras.layers.Layer):
 class HeadTransform(layers.ConfigSerializable, keras.layers.Layer):
   """The `cls/predictions/transform` scope: dense (hidden_act) then LayerNorm."""
 
+  config_arguments = ("units",)
+
   def __init__(self, config, units=None, name="transform", **kwargs):
     """Creates `dense` and `LayerNorm`.
 
@@ -139,11 +141,6 @@ class HeadTransform(layers.ConfigSerializable, keras.layers.Layer):
   def call(self, x):
     """[N, in] -> [N, units]."""
     return self.layer_norm(self.dense(x))
-
-  def get_config(self):
-    config = super().get_config()
-    config["units"] = self.units
-    return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -253,6 +250,8 @@ class PretrainingHeads(layers.ConfigSerializable, keras.layers.Layer):
   task drop `seq_relationship` and add `span_boundary`.
   """
 
+  config_arguments = ("next_sentence",)
+
   def __init__(self, config, embedding_table=None, next_sentence=True,
                span_boundary=False, name="cls", **kwargs):
     """Creates the heads.
@@ -307,13 +306,13 @@ class PretrainingHeads(layers.ConfigSerializable, keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update(next_sentence=self.next_sentence,
-                  span_boundary=self.span_boundary_objective)
+    # `self.span_boundary` is the head, the argument its presence.
+    config["span_boundary"] = self.span_boundary_objective
     return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class ClassifierHead(keras.layers.Layer):
+class ClassifierHead(layers.ArgumentsSerializable, keras.layers.Layer):
   """run_classifier's head: top-level `output_weights` [num_labels, hidden], `output_bias`.
 
   Dropout 0.1 on the pooled output while training, then a linear layer. The
@@ -321,6 +320,8 @@ class ClassifierHead(keras.layers.Layer):
   at the root of the checkpoint (`naming.variable(path="/")`), not in this
   layer's scope, and are not autocast (the head casts them where needed).
   """
+
+  config_arguments = ("num_labels", "hidden_size", "dropout_rate")
 
   def __init__(self, num_labels, hidden_size, dropout_rate=0.1,
                name="classifier_head", **kwargs):
@@ -346,20 +347,16 @@ class ClassifierHead(keras.layers.Layer):
                        transpose_b=True)
     return tf.cast(logits, tf.float32) + self.output_bias
 
-  def get_config(self):
-    config = super().get_config()
-    config.update(num_labels=self.num_labels, hidden_size=self.hidden_size,
-                  dropout_rate=self.dropout_rate)
-    return config
-
 
 @keras.saving.register_keras_serializable(package="bert_tf")
-class SpanHead(keras.layers.Layer):
+class SpanHead(layers.ArgumentsSerializable, keras.layers.Layer):
   """run_squad's head (scope `cls/squad`): start and end logits of every token.
 
   Variables `cls/squad/output_weights` [2, hidden] and `cls/squad/output_bias`
   [2] (`BertSquad` builds it under `cls`); no dropout, as the original.
   """
+
+  config_arguments = ("hidden_size",)
 
   def __init__(self, hidden_size, name="squad", **kwargs):
     super().__init__(name=name, **kwargs)
@@ -378,11 +375,6 @@ class SpanHead(keras.layers.Layer):
                        tf.cast(self.output_weights, sequence_output.dtype))
     logits = tf.cast(logits, tf.float32) + self.output_bias  # [B, S, 2]
     return logits[:, :, 0], logits[:, :, 1]
-
-  def get_config(self):
-    config = super().get_config()
-    config["hidden_size"] = self.hidden_size
-    return config
 
 
 # Added to the logits of positions that cannot hold an answer (ALBERT's
@@ -418,6 +410,8 @@ class SquadV2Head(layers.ConfigSerializable, keras.layers.Layer):
   `initializer_range`, biases zero. The logits are masked and normalized in
   float32 whatever the compute dtype.
   """
+
+  config_arguments = ("start_n_top", "end_n_top", "dropout_prob")
 
   def __init__(self, config, start_n_top=5, end_n_top=5, dropout_prob=0.1,
                name="squad_v2", **kwargs):
@@ -535,12 +529,6 @@ class SquadV2Head(layers.ConfigSerializable, keras.layers.Layer):
     outputs["cls_logits"] = tf.cast(self.answer_dense_1(hidden)[:, 0],
                                     tf.float32)
     return outputs
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(start_n_top=self.start_n_top, end_n_top=self.end_n_top,
-                  dropout_prob=self.dropout_prob)
-    return config
 
 
 def _mask_logits(logits, p_mask):

@@ -293,8 +293,47 @@ def _layer_norm_fused(x, residual, gamma, beta, epsilon):
   return forward(x, residual, gamma, beta)
 
 
+class ArgumentsSerializable(object):
+  """Keras serialization of a layer or model by its constructor arguments.
+
+  Mixed in before the Keras base class. `get_config` writes the constructor
+  arguments named in `config_arguments`, each the attribute of the same name;
+  Keras's `from_config` passes them back to the constructor.
+  """
+
+  config_arguments = ()
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({name: getattr(self, name)
+                   for name in self.config_arguments})
+    return config
+
+
+class ConfigSerializable(ArgumentsSerializable):
+  """Keras serialization of a layer or model made from a model config.
+
+  As `ArgumentsSerializable`; besides, the constructor argument `config` (a
+  `config_class`: `BertConfig`, or `TransformerXLConfig`) is written by
+  `get_config` as its dict and read back by `from_config`.
+  """
+
+  config_class = BertConfig
+
+  def get_config(self):
+    config = super().get_config()
+    config["config"] = self.config.to_dict()
+    return config
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    config["config"] = cls.config_class.from_dict(config["config"])
+    return super().from_config(config)
+
+
 @keras.saving.register_keras_serializable(package="bert_tf")
-class LayerNorm(keras.layers.Layer):
+class LayerNorm(ArgumentsSerializable, keras.layers.Layer):
   """Layer normalization over the last axis, named and computed as the original.
 
   Variables: `gamma` and `beta` of shape [width]. Statistics are computed in
@@ -333,11 +372,6 @@ class LayerNorm(keras.layers.Layer):
     if residual is None:
       residual = tf.zeros_like(x)
     return _layer_norm_fused(x, residual, gamma, beta, self.epsilon)
-
-  def get_config(self):
-    config = super().get_config()
-    config["epsilon"] = self.epsilon
-    return config
 
 
 def dense_layer(units, initializer_range, activation=None, name="dense"):
@@ -392,26 +426,3 @@ def training_activation(activation, training):
   if activation is gelu:
     return lambda y: gelu(y, training)
   return activation
-
-
-class ConfigSerializable(object):
-  """Keras serialization of a layer or model made from a model config.
-
-  Mixed in before the Keras base class. The constructor argument `config`
-  (a `config_class`: `BertConfig`, or `TransformerXLConfig`) is written by
-  `get_config` as its dict and read back by `from_config`; subclasses add
-  their other constructor arguments to `get_config`.
-  """
-
-  config_class = BertConfig
-
-  def get_config(self):
-    config = super().get_config()
-    config["config"] = self.config.to_dict()
-    return config
-
-  @classmethod
-  def from_config(cls, config):
-    config = dict(config)
-    config["config"] = cls.config_class.from_dict(config["config"])
-    return super().from_config(config)

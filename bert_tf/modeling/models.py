@@ -32,7 +32,14 @@ class BertTaskModel(layers.ConfigSerializable):
   Mixed in before `keras.Model` (not a model of its own): a task model builds
   its head in its constructor after this one, and adds its own constructor
   arguments to `get_config`.
+
+  A task model is called on `features`, a dict with `input_ids`,
+  `input_mask`, `segment_ids` [batch, seq] and what its head reads, and
+  `training` (whether dropout is active). It returns a dict of outputs; labels
+  are not read, the task (`bert_tf.tasks`) computes the loss from the outputs.
   """
+
+  config_arguments = ("use_one_hot_embeddings",)
 
   def __init__(self, config, use_one_hot_embeddings=False, **kwargs):
     """Creates the encoder (scope `bert`).
@@ -48,11 +55,6 @@ class BertTaskModel(layers.ConfigSerializable):
     self.use_one_hot_embeddings = use_one_hot_embeddings
     self.bert = BertModel(config, use_one_hot_embeddings)
 
-  def get_config(self):
-    config = super().get_config()
-    config["use_one_hot_embeddings"] = self.use_one_hot_embeddings
-    return config
-
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class BertPretrainer(BertTaskModel, keras.Model):
@@ -62,6 +64,9 @@ class BertPretrainer(BertTaskModel, keras.Model):
   (`cls/span_boundary`); without `next_sentence` it has no NSP head
   (SpanBERT's single segments).
   """
+
+  config_arguments = BertTaskModel.config_arguments + ("next_sentence",
+                                                     "span_boundary")
 
   def __init__(self, config, use_one_hot_embeddings=False, next_sentence=True,
                span_boundary=False, name="bert_pretrainer", **kwargs):
@@ -111,16 +116,12 @@ class BertPretrainer(BertTaskModel, keras.Model):
                               outputs["pooled_output"], features))
     return outputs
 
-  def get_config(self):
-    config = super().get_config()
-    config.update(next_sentence=self.next_sentence,
-                  span_boundary=self.span_boundary)
-    return config
-
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class BertClassifier(BertTaskModel, keras.Model):
   """The model of the original run_classifier.py: pooled output -> labels."""
+
+  config_arguments = BertTaskModel.config_arguments + ("num_labels",)
 
   def __init__(self, config, num_labels, use_one_hot_embeddings=False,
                name="bert_classifier", **kwargs):
@@ -139,12 +140,7 @@ class BertClassifier(BertTaskModel, keras.Model):
     self.head.build()
 
   def call(self, features, training=None):
-    """Classifies a batch.
-
-    Args:
-      features: dict with `input_ids`, `input_mask`, `segment_ids` (the
-        classifier task computes the loss from the logits).
-      training: whether dropout is active.
+    """Classifies a batch (inputs: see `BertTaskModel`).
 
     Returns:
       A dict with `logits` [batch, num_labels] and `probabilities`.
@@ -152,11 +148,6 @@ class BertClassifier(BertTaskModel, keras.Model):
     pooled = self.bert(features, training=training)["pooled_output"]
     logits = self.head(pooled, training=training)
     return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
-
-  def get_config(self):
-    config = super().get_config()
-    config["num_labels"] = self.num_labels
-    return config
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
@@ -177,15 +168,11 @@ class BertSquad(BertTaskModel, keras.Model):
     self.head = naming.build(heads.SpanHead(config.hidden_size), path="cls")
 
   def call(self, features, training=None):
-    """Scores every token as the start and the end of the answer.
-
-    Args:
-      features: dict with `input_ids`, `input_mask`, `segment_ids` (the
-        SQuAD task computes the loss from the logits).
-      training: whether dropout is active.
+    """Scores of each token as the start and as the end of the answer.
 
     Returns:
-      A dict with `start_logits`, `end_logits` [batch, seq].
+      A dict with `start_logits`, `end_logits` [batch, seq] (inputs: see
+      `BertTaskModel`).
     """
     sequence = self.bert(features, training=training)["sequence_output"]
     start_logits, end_logits = self.head(sequence)
@@ -195,6 +182,9 @@ class BertSquad(BertTaskModel, keras.Model):
 @keras.saving.register_keras_serializable(package="bert_tf")
 class BertSquadV2(BertTaskModel, keras.Model):
   """The model of ALBERT's run_squad_v2.py: a start-end beam and an answer class."""
+
+  config_arguments = BertTaskModel.config_arguments + (
+      "start_n_top", "end_n_top", "dropout_prob")
 
   def __init__(self, config, start_n_top=5, end_n_top=5, dropout_prob=0.1,
                use_one_hot_embeddings=False, name="bert_squad_v2", **kwargs):
@@ -208,6 +198,9 @@ class BertSquadV2(BertTaskModel, keras.Model):
       **kwargs: passed to `keras.Model`.
     """
     super().__init__(config, use_one_hot_embeddings, name=name, **kwargs)
+    self.start_n_top = start_n_top
+    self.end_n_top = end_n_top
+    self.dropout_prob = dropout_prob
     self.head = heads.SquadV2Head(config, start_n_top, end_n_top,
                                   dropout_prob)
     self.head.build()
@@ -228,10 +221,3 @@ class BertSquadV2(BertTaskModel, keras.Model):
     sequence = self.bert(features, training=training)["sequence_output"]
     return self.head(sequence, features["p_mask"],
                      features.get("start_positions"), training=training)
-
-  def get_config(self):
-    config = super().get_config()
-    config.update(start_n_top=self.head.start_n_top,
-                  end_n_top=self.head.end_n_top,
-                  dropout_prob=self.head.dropout_prob)
-    return config

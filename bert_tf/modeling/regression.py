@@ -10,11 +10,15 @@ error).
 import keras
 
 from bert_tf.modeling.models import BertClassifier
+from bert_tf.modeling.models import BertTaskModel
 
 
 @keras.saving.register_keras_serializable(package="bert_tf")
 class BertRegressor(BertClassifier):
   """Pooled output -> one real value."""
+
+  # Not `num_labels`: always 1.
+  config_arguments = BertTaskModel.config_arguments
 
   def __init__(self, config, use_one_hot_embeddings=False,
                name="bert_regressor", **kwargs):
@@ -41,8 +45,3 @@ class BertRegressor(BertClassifier):
     pooled = self.bert(features, training=training)["pooled_output"]
     logits = self.head(pooled, training=training)
     return {"logits": logits, "predictions": logits[:, 0]}
-
-  def get_config(self):
-    config = super().get_config()
-    del config["num_labels"]  # always 1
-    return config

@@ -181,6 +181,35 @@ def windows_by_example(all_examples, all_features, all_results):
                     for feature in features_of[example_index]]
 
 
+def distinct_answers(prelim_predictions, n_best_size, answer_text,
+                     is_null=None):
+  """The best candidates whose answer texts are not repeats, best first.
+
+  Args:
+    prelim_predictions: the candidates, best first.
+    n_best_size: how many to keep at most.
+    answer_text: `fn(candidate)` -> its answer text.
+    is_null: `fn(candidate)` -> whether it is the null answer, whose text is
+      "" and which is kept without the repeat check (BERT's); None if no
+      candidate is.
+
+  Returns:
+    A list of (candidate, text).
+  """
+  seen = set()
+  kept = []
+  for pred in prelim_predictions:
+    if len(kept) >= n_best_size:
+      break
+    null = is_null is not None and is_null(pred)
+    text = "" if null else answer_text(pred)
+    if text in seen and not null:
+      continue
+    seen.add(text)
+    kept.append((pred, text))
+  return kept
+
+
 def compute_predictions(all_examples, all_features, all_results, n_best_size,
                         max_answer_length, do_lower_case,
                         version_2_with_negative=False,
@@ -261,25 +290,17 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
                                 key=lambda x: x.start_logit + x.end_logit,
                                 reverse=True)
 
-    seen_predictions = set()
-    nbest = []
-    for pred in prelim_predictions:
-      if len(nbest) >= n_best_size:
-        break
-      feature = windows[pred.feature_index][0]
-      if pred.start_index > 0:  # A non-null span.
-        final_text = answer_text_fn(example, feature, pred.start_index,
-                                    pred.end_index)
-        if final_text in seen_predictions:
-          continue
-      else:
-        final_text = ""
-      seen_predictions.add(final_text)
-      nbest.append(_NbestPrediction(text=final_text,
-                                    start_logit=pred.start_logit,
-                                    end_logit=pred.end_logit))
+    nbest = [
+        _NbestPrediction(text=text, start_logit=pred.start_logit,
+                         end_logit=pred.end_logit)
+        for pred, text in distinct_answers(
+            prelim_predictions, n_best_size,
+            lambda pred: answer_text_fn(
+                example, windows[pred.feature_index][0], pred.start_index,
+                pred.end_index),
+            is_null=lambda pred: pred.start_index == 0)]
 
-    if version_2_with_negative and "" not in seen_predictions:
+    if version_2_with_negative and all(entry.text for entry in nbest):
       nbest.append(_NbestPrediction(text="", start_logit=null_start_logit,
                                     end_logit=null_end_logit))
     # In rare cases no span is valid; a placeholder avoids a failure.

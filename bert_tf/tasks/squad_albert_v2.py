@@ -203,19 +203,13 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     prelim_predictions.sort(key=lambda x: x.start_log_prob + x.end_log_prob,
                             reverse=True)
 
-    seen_predictions = set()
-    nbest = []
-    for pred in prelim_predictions:
-      if len(nbest) >= n_best_size:
-        break
-      final_text = squad_sentencepiece.answer_text(
-          example, windows[pred.feature_index][0], pred.start_index,
-          pred.end_index)
-      if final_text in seen_predictions:
-        continue
-      seen_predictions.add(final_text)
-      nbest.append(_NbestPrediction(final_text, pred.start_log_prob,
-                                    pred.end_log_prob))
+    nbest = [
+        _NbestPrediction(text, pred.start_log_prob, pred.end_log_prob)
+        for pred, text in squad.distinct_answers(
+            prelim_predictions, n_best_size,
+            lambda pred: squad_sentencepiece.answer_text(
+                example, windows[pred.feature_index][0], pred.start_index,
+                pred.end_index))]
     if not nbest:
       nbest.append(_NbestPrediction("", _EMPTY_LOG_PROB, _EMPTY_LOG_PROB))
 

@@ -13,6 +13,7 @@ from absl import logging
 import keras
 import tensorflow as tf
 
+from bert_tf.data import record_format
 from bert_tf.training import distribution
 from bert_tf.training import optimization
 from bert_tf.training import trainer as trainer_lib
@@ -270,6 +271,35 @@ def finetuning_trainer(strategy, model_fn, loss_fn, num_train_examples):
                      "has none and --init_checkpoint is not set" %
                      FLAGS.output_dir)
   return trainer, num_train_steps
+
+
+def train_on_records(trainer, record_file, dataset_fn, num_train_steps,
+                     counts):
+  """Trains a fine-tuning script's model on its training records.
+
+  Logs the original "Running training" lines, then trains; a corrupt or
+  truncated `record_file` fails with its name.
+
+  Args:
+    trainer: the `Trainer` (`finetuning_trainer`).
+    record_file: path of the training TFRecord file.
+    dataset_fn: `fn(batch_size, input_context)` -> the `tf.data.Dataset` of
+      training batches of `record_file` of a replica's `batch_size`.
+    num_train_steps: steps to train to.
+    counts: list of (label, number) logged first, as the original script
+      (e.g. [("Num examples", 3668)]).
+  """
+  logging.info("***** Running training *****")
+  for label, number in counts:
+    logging.info("  %s = %d", label, number)
+  logging.info("  Batch size = %d", FLAGS.train_batch_size)
+  logging.info("  Num steps = %d", num_train_steps)
+  with record_format.corrupt_files_named([record_file]):
+    trainer.train(
+        lambda context, start_step: dataset_fn(
+            context.get_per_replica_batch_size(FLAGS.train_batch_size),
+            context),
+        num_train_steps)
 
 
 def trainer_options():

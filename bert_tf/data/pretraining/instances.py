@@ -16,36 +16,35 @@ batches of ids (`batches.InstanceBatcher`). The schemes plug in through
 """
 
 import dataclasses
+from typing import Optional
 
 from bert_tf.data.pretraining import masking as masking_lib
 from bert_tf.data.pretraining import randomness
 from bert_tf.data.pretraining import sentence_tasks
 
 
-class TrainingInstance(object):
-  """A single training instance (a sentence pair, or one segment)."""
+@dataclasses.dataclass(eq=False)
+class TrainingInstance:
+  """A single training instance (a sentence pair, or one segment).
 
-  def __init__(self, tokens, segment_ids, masked_lm_positions, masked_lm_labels,
-               is_random_next, masked_lm_spans=None):
-    """Holds one instance.
+  Attributes:
+    tokens: list of token strings, with `[CLS]`/`[SEP]` and masks applied.
+    segment_ids: list of ints (0 for A, 1 for B), same length as `tokens`.
+    masked_lm_positions: sorted list of masked positions.
+    masked_lm_labels: the original tokens at those positions.
+    is_random_next: the sentence task's label (True = 1), or None for a
+      task without a label (no `next_sentence_labels` feature is written).
+    masked_lm_spans: None, or for each masked position the (first, last)
+      positions of the masked span that holds it, for the span boundary
+      objective (SpanBERT).
+  """
 
-    Args:
-      tokens: list of token strings, with `[CLS]`/`[SEP]` and masks applied.
-      segment_ids: list of ints (0 for A, 1 for B), same length as `tokens`.
-      masked_lm_positions: sorted list of masked positions.
-      masked_lm_labels: the original tokens at those positions.
-      is_random_next: the sentence task's label (True = 1), or None for a
-        task without a label (no `next_sentence_labels` feature is written).
-      masked_lm_spans: None, or for each masked position the (first, last)
-        positions of the masked span that holds it, for the span boundary
-        objective (SpanBERT).
-    """
-    self.tokens = tokens
-    self.segment_ids = segment_ids
-    self.masked_lm_positions = masked_lm_positions
-    self.masked_lm_labels = masked_lm_labels
-    self.is_random_next = is_random_next
-    self.masked_lm_spans = masked_lm_spans
+  tokens: list
+  segment_ids: list
+  masked_lm_positions: list
+  masked_lm_labels: list
+  is_random_next: Optional[bool]
+  masked_lm_spans: Optional[list] = None
 
   def __str__(self):
     return ("tokens: %s\nsegment_ids: %s\nis_random_next: %s\n"
