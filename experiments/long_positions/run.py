@@ -33,7 +33,8 @@ Writes beside this file `runs/` (the base checkpoint and one JSON per model;
 a model whose JSON exists is not trained again, so an interrupted command
 resumes), `results.json`, `accuracy.png` and `results.md`.
 
-Usage (about 35 minutes on 2 cores shared with other jobs, load 8-16):
+Usage (about 40 minutes on 2 cores shared with other jobs, load 8-12: the base
+21, the entry check 1, the three 512-token models 17, three at a time):
   PYTHONPATH=. python experiments/long_positions/run.py
 """
 
@@ -353,8 +354,8 @@ def report_base(base, settings):
   lines = [
       "# From 128 to 512 positions: hierarchical vs new vs repeated rows",
       "",
-      "Command: `PYTHONPATH=. python experiments/long_positions/run.py %s`." %
-      settings["command"],
+      "Command: `PYTHONPATH=. python experiments/long_positions/run.py%s`." %
+      (" " + settings["command"]).rstrip(),
       "",
       "Base: %d layers, hidden %d, %d heads, %d learned positions, "
       "initializer_range %g, pretrained (masked LM only, dynamic masking "
