@@ -33,8 +33,8 @@ Writes beside this file `runs/` (the base checkpoint and one JSON per model;
 a model whose JSON exists is not trained again, so an interrupted command
 resumes), `results.json`, `accuracy.png` and `results.md`.
 
-Usage (about 40 minutes on 2 cores shared with other jobs, load 8-12: the base
-21, the entry check 1, the three 512-token models 17, three at a time):
+Usage (about 45 minutes on 2 cores shared with other jobs, load 8-12: the base
+21, the entry check 1, the three 512-token models 23, three at a time):
   PYTHONPATH=. python experiments/long_positions/run.py
 """
 
@@ -361,7 +361,7 @@ def report_base(base, settings):
       "initializer_range %g, pretrained (masked LM only, dynamic masking "
       "15%%, the original optimizer, peak lr %g, 10%% warmup, linear decay) "
       "for %d steps of batch %d x %d tokens on WikiText-2 (test split, "
-      "vocabulary cut to %d pieces, %d sequences) in %.0f min. "
+      "vocabulary cut to %d pieces, %d sequences) in %.0f min of training. "
       "Validation: WikiText-2 valid, %d sequences of 128 tokens, masked once "
       "(%d masked tokens). Its final validation MLM accuracy at 128 tokens, "
       "the target: **%.4f** +- %.4f (2 sigma; loss %.4f)." % (
@@ -407,7 +407,8 @@ def report_arms(base, arms, settings):
   lines = [
       "Each 512-token model starts from the base checkpoint and trains on for "
       "%d steps of batch %d x %d tokens (peak lr %g, 10%% warmup, linear "
-      "decay; %.0f min for the three), validated every %d steps on %d "
+      "decay; %.0f min of training summed over the three), validated every %d "
+      "steps on %d "
       "sequences of %d tokens of WikiText-2 valid (masked once, the same for "
       "the three: %d masked tokens, %d of them past position 127; +-2 sigma "
       "at accuracy %.2f: %.4f and %.4f)." % (
@@ -451,7 +452,7 @@ def main():
   parser.add_argument("--base_batch_size", type=int, default=16)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--long_length", type=int, default=512)
-  parser.add_argument("--long_steps", type=int, default=240)
+  parser.add_argument("--long_steps", type=int, default=480)
   parser.add_argument("--long_batch_size", type=int, default=4)
   parser.add_argument("--long_learning_rate", type=float, default=5e-4)
   parser.add_argument("--num_valid_128", type=int, default=512)
