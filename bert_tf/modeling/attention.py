@@ -19,6 +19,8 @@ Options, all off by default (the original numbers):
   fixed chunk size in training as in inference. Dropout on the chunks'
   probabilities is stateless (seeded per call and chunk), a different random
   stream from full attention's `tf.nn.dropout` with the same distribution.
+  The caller may pass the call's seed (`dropout_seed`): the Transformer block
+  does, to recompute itself in the backward pass (`encoder.TransformerLayer`).
 """
 
 import math
@@ -97,7 +99,8 @@ class SelfAttention(keras.layers.Layer):
     for dense in (self.query, self.key, self.value):
       dense.build(input_shape)
 
-  def call(self, x, attention_mask=None, attention_bias=None, training=None):
+  def call(self, x, attention_mask=None, attention_bias=None, training=None,
+           dropout_seed=None):
     """Attends from every position of `x` to every unmasked position.
 
     Args:
@@ -107,6 +110,9 @@ class SelfAttention(keras.layers.Layer):
       attention_bias: optional float Tensor of rank 4 broadcastable to
         [batch, N, seq, seq], added to the scaled logits (TUPE).
       training: whether dropout is active.
+      dropout_seed: None, or an int32 Tensor [2] (`layers.dropout_seed`) that
+        makes the dropout on the probabilities stateless, a function of the
+        seed (chunked attention draws its own seed per call when None).
 
     Returns:
       float Tensor [batch, seq, N*H]: the heads' contexts, concatenated.
@@ -122,10 +128,11 @@ class SelfAttention(keras.layers.Layer):
     num_queries = x.shape[1]
     if self.chunk_size is None or (num_queries is not None and
                                    num_queries <= self.chunk_size):
-      context = self._attend(q, k, v, attention_mask, attention_bias, training)
+      context = self._attend(q, k, v, attention_mask, attention_bias, training,
+                             dropout_seed)
     else:
       context = self._attend_in_chunks(q, k, v, attention_mask, attention_bias,
-                                       training)
+                                       training, dropout_seed)
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, H]
     return tf.reshape(context, [batch, seq,
                                 self.num_heads * self.size_per_head])
@@ -134,7 +141,8 @@ class SelfAttention(keras.layers.Layer):
     """q / sqrt(scale_factor * size_per_head)."""
     return q * (1.0 / math.sqrt(float(self.scale_factor * self.size_per_head)))
 
-  def _attend(self, q, k, v, attention_mask, attention_bias, training):
+  def _attend(self, q, k, v, attention_mask, attention_bias, training,
+              dropout_seed):
     """Scaled dot-product attention of q [B, N, F, H] to k, v [B, N, T, H].
 
     The query is scaled before the product, on [B, N, F, H] rather than on the
@@ -150,11 +158,11 @@ class SelfAttention(keras.layers.Layer):
     if attention_mask is not None:
       logits += tf.cast(attention_mask_adder(attention_mask), logits.dtype)
     probs = tf.nn.softmax(logits)
-    probs = layers.dropout(probs, self.dropout_rate, training)
+    probs = layers.dropout(probs, self.dropout_rate, training, dropout_seed)
     return tf.matmul(probs, v)  # [B, N, F, H]
 
   def _attend_in_chunks(self, q, k, v, attention_mask, attention_bias,
-                        training):
+                        training, dropout_seed):
     """`_attend` over `chunk_size` queries at a time (`chunked_attention`)."""
     adder = None
     if attention_mask is not None:
@@ -166,7 +174,9 @@ class SelfAttention(keras.layers.Layer):
       rate = self.dropout_rate
       if training is not True:
         rate *= tf.cast(training, q.dtype)
-      seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+      seed = dropout_seed
+      if seed is None:
+        seed = layers.dropout_seed(training)
     return chunked_attention(self._scaled(q), k, v, adder, attention_bias,
                              self.chunk_size, rate, seed)
 

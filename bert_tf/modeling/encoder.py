@@ -113,8 +113,21 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
       naming.build(getattr(self, sub_layer), shape,
                    self.scopes[sub_layer].rpartition("/")[0])
 
-  def call(self, x, attention_mask=None, attention_bias=None, training=None):
-    """Applies the block.
+  def call(self, x, attention_mask=None, attention_bias=None, training=None,
+           dropout_seed=None):
+    """Applies the block; recomputes it in the gradient for long inputs.
+
+    With `attention_chunk_size` in the config (the long-input mode) and
+    `training` not False or None, the block is wrapped in `tf.recompute_grad`:
+    the forward pass keeps only its inputs, and the backward pass runs the
+    block again (under a tape) to take its gradient, so a training step holds
+    one block's activations at a time instead of every block's (about twenty
+    hidden-wide vectors per token and block). Its three dropouts (attention
+    probabilities and the two hidden ones) are then stateless, split from
+    one seed per call (`dropout_seed`, or drawn by `layers.dropout_seed`), so
+    the recomputation drops exactly the values the forward pass dropped.
+    Without chunks the block is the original's ops, differentiated as they
+    are.
 
     Args:
       x: float Tensor [batch, seq, hidden].
@@ -122,21 +135,57 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
       attention_bias: float Tensor [1, heads, seq, seq] added to the attention
         logits (TUPE), or None.
       training: whether dropout is active.
+      dropout_seed: with chunks, None (a seed drawn per call) or the call's
+        int32 Tensor [2] seed; unused without chunks.
 
     Returns:
       float Tensor [batch, seq, hidden].
     """
+    if (self.config.attention_chunk_size is None or training is False or
+        training is None):
+      return self._block(x, attention_mask, attention_bias, training)
+    seed = dropout_seed
+    if seed is None:
+      seed = layers.dropout_seed(training)
+
+    def block(x, *bias):  # only differentiable Tensors as arguments
+      return self._block(x, attention_mask, bias[0] if bias else None,
+                         training, seed)
+
+    bias = [] if attention_bias is None else [attention_bias]
+    return tf.recompute_grad(block)(x, *bias)
+
+  def _block(self, x, attention_mask, attention_bias, training, seed=None):
+    """The block's ops (`call`'s arguments).
+
+    Args:
+      x: float Tensor [batch, seq, hidden].
+      attention_mask: 0/1 float Tensor [batch, 1, 1, seq] or None.
+      attention_bias: float Tensor [1, heads, seq, seq] or None.
+      training: whether dropout is active.
+      seed: None (stateful dropouts), or an int32 Tensor [2] from which the
+        three dropouts' stateless seeds are split.
+
+    Returns:
+      float Tensor [batch, seq, hidden].
+    """
+    seeds = [None] * 3
+    if seed is not None:
+      seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     context = self.self_attention(x, attention_mask, attention_bias,
-                                  training=training)
+                                  training=training, dropout_seed=seeds[0])
     attention_output = self._residual_output(
-        self.attention_dense, self.attention_layer_norm, context, x, training)
+        self.attention_dense, self.attention_layer_norm, context, x, training,
+        seeds[1])
     intermediate = layers.apply_dense(
         layers.to_matrix(attention_output), [self.intermediate],
         layers.training_activation(self.intermediate.activation, training))
     return self._residual_output(self.output_dense, self.output_layer_norm,
-                                 intermediate, attention_output, training)
+                                 intermediate, attention_output, training,
+                                 seeds[2])
 
-  def _residual_output(self, dense, layer_norm, x, residual, training):
+  def _residual_output(self, dense, layer_norm, x, residual, training,
+                       seed):
     """LayerNorm(dropout(dense(x)) + residual), computed on matrices.
 
     Args:
@@ -145,12 +194,13 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
       x: float Tensor [batch, seq, in] or [batch * seq, in].
       residual: float Tensor [batch, seq, hidden].
       training: whether dropout is active.
+      seed: None, or the dropout's stateless seed (int32 Tensor [2]).
 
     Returns:
       float Tensor [batch, seq, hidden].
     """
     y = layers.dropout(layers.apply_dense(layers.to_matrix(x), [dense]),
-                       self.dropout_rate, training)
+                       self.dropout_rate, training, seed)
     y = layer_norm(y, layers.to_matrix(residual))
     return tf.reshape(y, tf.shape(residual))
 

@@ -157,23 +157,48 @@ def create_initializer(initializer_range=0.02):
   return keras.initializers.TruncatedNormal(stddev=initializer_range)
 
 
-def dropout(x, rate, training):
+def dropout_seed(training):
+  """A fresh seed for the stateless dropouts of one call, while training.
+
+  A stateless dropout's mask is a function of its seed alone, so a gradient
+  that recomputes the forward pass (`attention.chunked_attention`, the
+  recomputed blocks of `encoder.TransformerLayer`) regenerates exactly the
+  forward pass's masks. A new seed is drawn at every call, so each step still
+  drops different values.
+
+  Args:
+    training: Python bool or bool Tensor (whether dropout is active), or None.
+
+  Returns:
+    int32 Tensor [2], or None when `training` is False or None.
+  """
+  if training is False or training is None:
+    return None
+  return tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+
+
+def dropout(x, rate, training, seed=None):
   """Applies dropout with `rate` only while training (as `tf.nn.dropout`).
 
   Args:
     x: float Tensor.
     rate: probability of dropping a value (0 means identity).
     training: Python bool or bool Tensor.
+    seed: None for `tf.nn.dropout`'s random stream, or an int32 Tensor [2]
+      (`dropout_seed`) for a stateless dropout whose mask the seed determines.
 
   Returns:
     `x`, with dropout applied when training and rate > 0.
   """
   if not rate or training is False or training is None:
     return x
+  if seed is None:
+    drop = lambda: tf.nn.dropout(x, rate=rate)
+  else:
+    drop = lambda: tf.nn.experimental.stateless_dropout(x, rate, seed)
   if training is True:
-    return tf.nn.dropout(x, rate=rate)
-  return tf.cond(tf.cast(training, tf.bool),
-                 lambda: tf.nn.dropout(x, rate=rate), lambda: x)
+    return drop()
+  return tf.cond(tf.cast(training, tf.bool), drop, lambda: x)
 
 
 def _layer_norm_grads(dy, x, mean, inv_std, gamma):
