@@ -13,6 +13,11 @@ ALBERT's encoder and names (`bert/encoder/embedding_hidden_mapping_in/...`,
 With `tupe` in the config, the encoder also holds the `tupe` scope
 (`bert/encoder/tupe/...`, see `tupe.py`): its positional bias is computed once
 per call and added to the attention logits of every layer.
+
+With `attention_chunk_size` (the long-input mode), training recomputes each
+Transformer block in the backward pass instead of keeping its activations
+(`TransformerLayer.call`); without it, the blocks are differentiated as the
+original's ops.
 """
 
 import keras
