@@ -140,8 +140,9 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
       attention_bias: float Tensor [1, heads, seq, seq] added to the attention
         logits (TUPE), or None.
       training: whether dropout is active.
-      dropout_seed: with chunks, None (a seed drawn per call) or the call's
-        int32 Tensor [2] seed; unused without chunks.
+      dropout_seed: with chunks, None (a seed drawn per call when the block
+        has dropout) or the call's int32 Tensor [2] seed; unused without
+        chunks.
 
     Returns:
       float Tensor [batch, seq, hidden].
@@ -150,7 +151,8 @@ class TransformerLayer(layers.ConfigSerializable, keras.layers.Layer):
         training is None):
       return self._block(x, attention_mask, attention_bias, training)
     seed = dropout_seed
-    if seed is None:
+    if seed is None and (self.dropout_rate or
+                         self.self_attention.dropout_rate):
       seed = layers.dropout_seed(training)
 
     def block(x, *bias):  # only differentiable Tensors as arguments
