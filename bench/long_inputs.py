@@ -28,6 +28,7 @@ Usage:
   PYTHONPATH=. python bench/long_inputs.py            # writes bench/long_inputs.md
   PYTHONPATH=. python bench/long_inputs.py --models small --modes training \\
       --lengths 1024,6144 --output /tmp/long.md
+  PYTHONPATH=. python bench/long_inputs.py --attention chunked ...  # one column
 """
 
 import argparse
@@ -195,6 +196,8 @@ def main():
   parser.add_argument("--modes", default="inference,training")
   parser.add_argument("--lengths", default="1024,2048,4096,6144,8192")
   parser.add_argument("--chunk_size", type=int, default=512)
+  parser.add_argument("--attention", default="full,chunked",
+                      help="the columns to measure: full and/or chunked")
   parser.add_argument("--repeats", type=int, default=3,
                       help="timed runs per cell up to 4,096 tokens (then 1)")
   parser.add_argument("--output", default=os.path.join(HERE, "long_inputs.md"))
@@ -214,6 +217,9 @@ def main():
         repeats = args.repeats if length <= 4096 else 1
         pair = {}
         for label, chunk in (("full", 0), ("chunked", args.chunk_size)):
+          if label not in args.attention.split(","):
+            pair[label] = {"error": "not measured"}
+            continue
           need = full_attention_gb(model_name, mode, length)
           if label == "full" and need > available_gb():
             pair[label] = {"error": "skipped: full attention needs about "

@@ -1,4 +1,11 @@
-"""Memory-bounded (query-chunked) attention gives the numbers of full attention."""
+"""Memory-bounded (query-chunked) attention gives the numbers of full attention.
+
+And with chunks, training recomputes every Transformer block in the backward
+pass (`TransformerLayer` under `tf.recompute_grad`): its gradients must be
+those of the block differentiated as it is, and of full attention, for every
+variable, the input and TUPE's bias; with dropout on, those of plain autodiff
+through the same stateless masks.
+"""
 
 import math
 
@@ -8,20 +15,26 @@ import tensorflow as tf
 from bert_tf import checkpoints
 from bert_tf.modeling import BertConfig, BertModel
 from bert_tf.modeling import attention
+from bert_tf.modeling import encoder
+
+
+def _same_weights(layers):
+  """Builds `layers` on inputs of width 12; all get the first one's weights."""
+  for layer in layers:
+    layer.build((None, None, 12))
+  for layer in layers[1:]:
+    for source, target in zip(layers[0].weights, layer.weights):
+      target.assign(source)
+  return layers
 
 
 def _pair(chunk_size, scale_factor=1):
   """Two attention layers with the same weights: full and chunked."""
-  layers = []
-  for chunk in (None, chunk_size):
-    layer = attention.SelfAttention(num_heads=3, size_per_head=4,
-                                    dropout_rate=0.0, initializer_range=0.5,
-                                    scale_factor=scale_factor, chunk_size=chunk)
-    layer.build((None, None, 12))
-    layers.append(layer)
-  for source, target in zip(layers[0].weights, layers[1].weights):
-    target.assign(source)
-  return layers
+  return _same_weights([
+      attention.SelfAttention(num_heads=3, size_per_head=4, dropout_rate=0.0,
+                              initializer_range=0.5,
+                              scale_factor=scale_factor, chunk_size=chunk)
+      for chunk in (None, chunk_size)])
 
 
 def _inputs(length, seed=0):
@@ -76,12 +89,15 @@ def _assert_gradients_equal(got, expected, name=""):
                              err_msg=name)
 
 
-def _gradients(layer, x, mask, bias):
-  """d loss / (weights, x, bias) of a nonlinear loss of the layer's output."""
+def _gradients(layer, x, mask, bias, apply=None):
+  """d loss / (weights, x, bias) of a nonlinear loss of the layer's output.
+
+  `apply(x, mask, bias)` computes the output (`layer` itself by default).
+  """
   x, bias = tf.convert_to_tensor(x), tf.convert_to_tensor(bias)
   with tf.GradientTape() as tape:
     tape.watch([x, bias])
-    loss = tf.reduce_sum(tf.sin(layer(x, mask, bias)))
+    loss = tf.reduce_sum(tf.sin((apply or layer)(x, mask, bias)))
   return tape.gradient(loss, layer.trainable_weights + [x, bias])
 
 
@@ -178,3 +194,127 @@ def test_model_with_chunks_and_hierarchical_positions_equals_full(
     outputs.append(model(inputs)["sequence_output"].numpy())
   np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-5)
   assert np.abs(outputs[0]).max() > 0.5
+
+
+class CountingLayer(encoder.TransformerLayer):
+  """A `TransformerLayer` that counts how often its block's ops run."""
+
+  runs = 0
+
+  def _block(self, *args, **kwargs):
+    self.runs += 1
+    return super()._block(*args, **kwargs)
+
+
+def _block_config(chunk_size, dropout=0.0, **extra):
+  """A config of width 12 and 3 heads (as `_inputs`)."""
+  return BertConfig.from_dict(dict({
+      "vocab_size": 30, "hidden_size": 12, "num_hidden_layers": 2,
+      "num_attention_heads": 3, "intermediate_size": 20,
+      "max_position_embeddings": 64, "attention_chunk_size": chunk_size,
+      "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+      "initializer_range": 0.5}, **extra))
+
+
+def _block_pair(dropout=0.0):
+  """Two Transformer blocks with the same weights: full, and chunks of 8."""
+  return _same_weights([CountingLayer(_block_config(chunk, dropout),
+                                      name="layer_0") for chunk in (None, 8)])
+
+
+def _assert_all_gradients_equal(layer, got, expected):
+  names = [w.path for w in layer.trainable_weights] + ["x", "bias"]
+  assert len(got) == len(expected) == len(names)
+  for name, a, b in zip(names, got, expected):
+    _assert_gradients_equal(a, b, name)
+
+
+def _training(layer, **kwargs):
+  return lambda *inputs: layer(*inputs, training=True, **kwargs)
+
+
+def _plain(layer, seed=None):
+  """The block's ops differentiated as they are (no recomputation)."""
+  return lambda *inputs: layer._block(*inputs, True, seed)
+
+
+def test_recomputed_block_gradients_equal_plain_and_full_gradients():
+  full, chunked = _block_pair()
+  x, mask, bias = _inputs(21)  # 2 chunks of 8 and one of 5
+  recomputed = _gradients(chunked, x, mask, bias, _training(chunked))
+  # The forward pass, then the recomputation in the backward pass.
+  assert chunked.runs == 2
+  plain = _gradients(chunked, x, mask, bias, _plain(chunked))
+  expected = _gradients(full, x, mask, bias, _training(full))
+  assert full.runs == 1  # without chunks, nothing is recomputed
+  _assert_all_gradients_equal(chunked, recomputed, plain)
+  _assert_all_gradients_equal(chunked, recomputed, expected)
+  for weight, gradient in zip(full.trainable_weights, expected):
+    # The key bias shifts a query's logits alike: its gradient is zero.
+    assert (weight.path.endswith("key/bias") or
+            np.abs(gradient).max() > 1e-3), weight.path
+
+
+def test_recomputed_block_dropout_equals_autodiff_through_the_same_masks():
+  chunked = _block_pair(dropout=0.3)[1]
+  x, mask, bias = _inputs(21, seed=1)
+  seed = tf.constant([5, 9])
+  _assert_all_gradients_equal(
+      chunked,
+      _gradients(chunked, x, mask, bias, _training(chunked, dropout_seed=seed)),
+      _gradients(chunked, x, mask, bias, _plain(chunked, seed)))
+  # The dropouts did act, and a call without a seed draws new masks.
+  outputs = [chunked(x, mask, bias, training=training).numpy()
+             for training in (False, True, True)]
+  assert np.abs(outputs[1] - outputs[0]).max() > 0.1
+  assert np.abs(outputs[2] - outputs[1]).max() > 0.1
+
+
+def test_recomputed_block_gradients_in_a_graph_with_dynamic_length():
+  full, chunked = _block_pair()
+  dropped = _block_pair(dropout=0.3)[1]
+  seed = tf.constant([3, 4])
+  spec = [tf.TensorSpec([None, None, 12]), tf.TensorSpec([None, 1, 1, None]),
+          tf.TensorSpec([1, 3, None, None])]
+
+  def graph(layer, apply):
+    return tf.function(lambda *a: _gradients(layer, *a, apply),
+                       input_signature=spec)
+
+  run_full, run_chunked = [graph(layer, _training(layer))
+                           for layer in (full, chunked)]
+  run_recomputed = graph(dropped, _training(dropped, dropout_seed=seed))
+  run_plain = graph(dropped, _plain(dropped, seed))
+  for length in (17, 50):
+    inputs = _inputs(length, seed=length)
+    _assert_all_gradients_equal(chunked, run_chunked(*inputs),
+                                run_full(*inputs))
+    _assert_all_gradients_equal(dropped, run_recomputed(*inputs),
+                                run_plain(*inputs))
+
+
+def test_recomputed_model_gradients_reach_shared_albert_blocks_and_tupe():
+  ids = np.random.RandomState(4).randint(0, 30, [2, 40]).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[0, 30:] = 0
+  inputs = {"input_ids": ids, "input_mask": mask}
+  models, gradients = [], []
+  for chunk in (None, 16):
+    # ALBERT: 3 layers sharing one group of 2 inner blocks; TUPE's bias.
+    models.append(BertModel(_block_config(
+        chunk, num_hidden_layers=3, embedding_size=6, num_hidden_groups=1,
+        inner_group_num=2, tupe="relative")))
+    for source, target in zip(models[0].weights, models[-1].weights):
+      target.assign(source)
+    with tf.GradientTape() as tape:
+      outputs = models[-1](inputs, training=True)
+      loss = (tf.reduce_sum(tf.sin(outputs["sequence_output"])) +
+              tf.reduce_sum(tf.sin(outputs["pooled_output"])))
+    gradients.append(tape.gradient(loss, models[-1].trainable_weights))
+  names = [w.path for w in models[0].trainable_weights]
+  assert any("inner_group_1" in name for name in names)
+  assert any("tupe" in name for name in names)
+  for name, a, b in zip(names, *gradients):
+    assert a is not None and b is not None, name
+    _assert_gradients_equal(tf.convert_to_tensor(b), tf.convert_to_tensor(a),
+                            name)
