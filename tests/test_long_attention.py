@@ -127,17 +127,36 @@ def test_chunked_gradients_equal_full_in_a_graph_with_dynamic_length():
       _assert_gradients_equal(b, a)
 
 
+def test_chunked_attention_compiles_under_xla():
+  # Under jit_compile every chunk must have one shape: the queries are padded
+  # to whole chunks (21 = 2 chunks of 8 and 5 rows of padding).
+  full, chunked = _pair(chunk_size=8, scale_factor=2)
+  x, mask, bias = _inputs(21)
+  run = tf.function(lambda *a: (chunked(*a), _gradients(chunked, *a)),
+                    jit_compile=True)
+  context, gradients = run(x, mask, bias)
+  np.testing.assert_allclose(context, full(x, mask, bias), rtol=0, atol=1e-5)
+  for a, b in zip(_gradients(full, x, mask, bias), gradients):
+    _assert_gradients_equal(b, a)
+
+
 def _chunked_with_dropout_by_autodiff(q, k, v, adder, bias, chunk_size, rate,
                                       seed):
-  """`chunked_attention` written plainly, differentiated by TensorFlow."""
+  """`chunked_attention` written plainly, differentiated by TensorFlow.
+
+  Every chunk's mask is drawn for `chunk_size` rows, the last chunk's too
+  (`chunked_attention` pads the queries to whole chunks).
+  """
   contexts = []
   for index, start in enumerate(range(0, q.shape[2], chunk_size)):
     rows = slice(start, start + chunk_size)
     probs = tf.nn.softmax(tf.matmul(q[:, :, rows], k, transpose_b=True) +
                           bias[:, :, rows] + adder)
+    num_rows = probs.shape[2]
+    probs = tf.pad(probs, [[0, 0], [0, 0], [0, chunk_size - num_rows], [0, 0]])
     probs = tf.nn.experimental.stateless_dropout(
         probs, rate, tf.random.experimental.stateless_fold_in(seed, index))
-    contexts.append(tf.matmul(probs, v))
+    contexts.append(tf.matmul(probs[:, :, :num_rows], v))
   return tf.concat(contexts, 2)
 
 

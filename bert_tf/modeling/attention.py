@@ -195,7 +195,7 @@ def _query_rows(tensor, start, size):
 
   Returns:
     `tensor` itself if it is None or has one row, else its rows
-    [b, n, <= size, to_seq].
+    [b, n, size, to_seq] (the rows padded to whole chunks).
   """
   if tensor is None or tensor.shape[-2] == 1:
     return tensor
@@ -223,7 +223,11 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
     dq = dlogits k,  dk += dlogits^T q,  dbias = dlogits (summed where
     the bias broadcasts).
   Dropout is stateless, its mask a function of (`seed`, chunk index), so the
-  backward pass regenerates exactly the forward pass's mask.
+  backward pass regenerates exactly the forward pass's mask. The queries (and
+  the rows of a per-query mask or bias) are padded with zero rows to whole
+  chunks, so every chunk has the same shape and the loops compile under XLA
+  (`jit_compile`, TPUs); the padding rows are dropped from the outputs and
+  give no gradient.
 
   Args:
     q: float Tensor [batch, heads, from_seq, size_per_head], already scaled.
@@ -243,16 +247,32 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
   Returns:
     The context, float Tensor [batch, heads, from_seq, size_per_head].
   """
-  num_chunks = (tf.shape(q)[2] + chunk_size - 1) // chunk_size
+  from_seq = tf.shape(q)[2]
+  num_chunks = (from_seq + chunk_size - 1) // chunk_size
 
-  def chunk_probs(q, k, index):
-    """The probabilities of chunk `index` [B, N, C, T] and its query rows."""
+  def whole_chunks(tensor):
+    """[b, n, from_seq, x] -> [b, n, num_chunks * chunk_size, x], zero rows."""
+    return tf.pad(tensor, [[0, 0], [0, 0],
+                           [0, num_chunks * chunk_size - from_seq], [0, 0]])
+
+  def query_rows(term):
+    """A mask or bias term with per-query rows padded as the queries."""
+    return term if term is None or term.shape[-2] == 1 else whole_chunks(term)
+
+  def chunk_probs(q, k, terms, index):
+    """The probabilities of chunk `index` [B, N, C, T] and its query rows.
+
+    Args:
+      q: the queries padded to whole chunks.
+      k: the keys.
+      terms: the (padded) bias and mask terms added to the logits.
+      index: the chunk's index (int32 scalar Tensor).
+    """
     start = index * chunk_size
     q_rows = q[:, :, start:start + chunk_size]
     logits = tf.matmul(q_rows, k, transpose_b=True)
-    for term in (bias, adder):
-      if term is not None:
-        logits += _query_rows(term, start, chunk_size)
+    for term in terms:
+      logits += _query_rows(term, start, chunk_size)
     return tf.nn.softmax(logits), q_rows
 
   def dropout(x, index):
@@ -275,25 +295,36 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
     """[b, n, rows, x] -> [rows, b, n, x] (chunks stack along rows)."""
     return tf.transpose(tensor, [2, 0, 1, 3])
 
+  def chunk_array():
+    """A TensorArray for one `rows_first` Tensor per chunk."""
+    return tf.TensorArray(q.dtype, size=num_chunks)
+
   def rows_back(chunks):
-    """A TensorArray of `rows_first` chunks -> [b, n, rows, x]."""
-    return tf.transpose(chunks.concat(), [1, 2, 0, 3])
+    """A TensorArray of `rows_first` chunks -> [b, n, chunks' rows, x]."""
+    stacked = chunks.stack()  # [chunks, rows, b, n, x]
+    rows = tf.reshape(stacked, tf.concat([[-1], tf.shape(stacked)[2:]], 0))
+    return tf.transpose(rows, [1, 2, 0, 3])
 
   @tf.custom_gradient
   def attend(q, k, v, *biases):
+    padded_q = whole_chunks(q)
+    terms = [query_rows(term) for term in list(biases) + [adder]
+             if term is not None]
+
     def forward(index, contexts):
-      probs, _ = chunk_probs(q, k, index)
+      probs, _ = chunk_probs(padded_q, k, terms, index)
       return (contexts.write(index, rows_first(tf.matmul(dropout(probs, index),
                                                          v))),)
 
-    contexts, = loop(forward, (tf.TensorArray(q.dtype, size=num_chunks,
-                                              infer_shape=False),))
+    contexts, = loop(forward, (chunk_array(),))
 
     def grad(dcontext):
+      padded_dcontext = whole_chunks(dcontext)  # no gradient on padding rows
+
       def backward(index, dq, dk, dv, dbias):
-        probs, q_rows = chunk_probs(q, k, index)
+        probs, q_rows = chunk_probs(padded_q, k, terms, index)
         start = index * chunk_size
-        dcontext_rows = dcontext[:, :, start:start + chunk_size]
+        dcontext_rows = padded_dcontext[:, :, start:start + chunk_size]
         dv += tf.cast(tf.matmul(dropout(probs, index), dcontext_rows,
                                 transpose_a=True), tf.float32)
         dprobs = dropout(tf.matmul(dcontext_rows, v, transpose_b=True), index)
@@ -302,7 +333,7 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
         dq = dq.write(index, rows_first(tf.matmul(dlogits, k)))
         dk += tf.cast(tf.matmul(dlogits, q_rows, transpose_a=True), tf.float32)
         if biases:
-          bias_rows = _query_rows(bias, start, chunk_size)
+          bias_rows = _query_rows(terms[0], start, chunk_size)
           reduce_axes, _ = tf.raw_ops.BroadcastGradientArgs(
               s0=tf.shape(bias_rows), s1=tf.shape(dlogits))
           dbias = dbias.write(index, rows_first(tf.reshape(
@@ -311,20 +342,20 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
         dv.set_shape(v.shape)
         return dq, dk, dv, dbias
 
-      def chunks():
-        return tf.TensorArray(q.dtype, size=num_chunks, infer_shape=False)
-
       dq, dk, dv, dbias = loop(backward, (
-          chunks(), tf.zeros_like(k, tf.float32), tf.zeros_like(v, tf.float32),
-          chunks()))
-      grads = [rows_back(dq), tf.cast(dk, k.dtype), tf.cast(dv, v.dtype)]
+          chunk_array(), tf.zeros_like(k, tf.float32),
+          tf.zeros_like(v, tf.float32), chunk_array()))
+      grads = [rows_back(dq)[:, :, :from_seq], tf.cast(dk, k.dtype),
+               tf.cast(dv, v.dtype)]
       if biases:
         dbias = rows_back(dbias)
         if bias.shape[-2] == 1:  # one row for every query: sum the chunks'
           dbias = tf.reduce_sum(dbias, 2, keepdims=True)
+        else:
+          dbias = dbias[:, :, :from_seq]
         grads.append(dbias)
       return grads
 
-    return rows_back(contexts), grad
+    return rows_back(contexts)[:, :, :from_seq], grad
 
   return attend(q, k, v, *([] if bias is None else [bias]))
