@@ -260,7 +260,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--corpora", default=",".join(CORPORA))
   parser.add_argument("--seeds", default="1,2,3")
-  parser.add_argument("--steps", type=int, default=2000)
+  parser.add_argument("--steps", type=int, default=1500)
   parser.add_argument("--warmup_steps", type=int, default=150)
   parser.add_argument("--learning_rate", type=float, default=2e-3)
   parser.add_argument("--batch_size", type=int, default=64)
