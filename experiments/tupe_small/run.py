@@ -86,20 +86,33 @@ def complete_seeds(runs, corpus, seeds):
           if all((corpus, variant, seed) in runs for variant in VARIANTS)]
 
 
+def late_start(steps, total_steps):
+  """Index of the last evaluation at or before (1 - `LAST_PART`) of the steps.
+
+  Args:
+    steps: a curve's evaluated steps, increasing, starting at 0.
+    total_steps: the schedule's steps.
+
+  Returns:
+    int index into `steps`.
+  """
+  return max(k for k, step in enumerate(steps)
+             if step <= (1 - LAST_PART) * total_steps)
+
+
 def late_drop(curve, total_steps):
-  """How much the validation loss still fell over the last `LAST_PART` of steps.
+  """How much the validation loss still fell over (at least) its last part.
 
   Args:
     curve: a run's curve (`steps`, `loss`).
     total_steps: the schedule's steps.
 
   Returns:
-    float, the loss at the first evaluation at or after (1 - LAST_PART) of
-    `total_steps` minus the final loss (positive: still falling).
+    float, the loss at the evaluation `late_start` picks minus the final loss
+    (positive: still falling).
   """
-  start = next(k for k, step in enumerate(curve["steps"])
-               if step >= (1 - LAST_PART) * total_steps)
-  return curve["loss"][start] - curve["loss"][-1]
+  return (curve["loss"][late_start(curve["steps"], total_steps)] -
+          curve["loss"][-1])
 
 
 def summarize(runs, corpora, seeds, total_steps):
@@ -152,9 +165,11 @@ def plot(runs, settings, path):
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   corpora, seeds = settings["corpora"], settings["seeds"]
-  figure, axes = pyplot.subplots(1, len(corpora),
-                                 figsize=(4.6 * len(corpora), 4.2))
-  axes = np.atleast_1d(axes)
+  columns = min(2, len(corpora))
+  rows = -(-len(corpora) // columns)
+  figure, axes = pyplot.subplots(rows, columns, squeeze=False,
+                                 figsize=(6.4 * columns, 4.4 * rows))
+  axes = axes.ravel()
   for axis, corpus in zip(axes, corpora):
     done = complete_seeds(runs, corpus, seeds)
     if not done:
@@ -180,7 +195,7 @@ def plot(runs, settings, path):
                 for s in done)
     axis.set_ylim(lowest - 0.1, first + 0.1)
     axis.grid(alpha=0.3)
-  axes[0].set_ylabel("validation masked-LM loss")
+    axis.set_ylabel("validation masked-LM loss")
   axes[0].legend()
   figure.suptitle("Learned absolute positions vs TUPE-A vs TUPE-R: mean "
                   "over seeds, band = min-max")
@@ -193,6 +208,8 @@ def report(runs, settings):
   corpora, seeds = settings["corpora"], settings["seeds"]
   total = settings["steps"]
   summary = summarize(runs, corpora, seeds, total)
+  steps = range(0, total + 1, settings["eval_every"])
+  start = steps[late_start(steps, total)]
   lines = [
       "# TUPE, small scale: steps to the baseline's final validation loss",
       "",
@@ -230,11 +247,12 @@ def report(runs, settings):
       "Fraction of the baseline's %d steps at which each model first reaches "
       "the baseline's final validation loss (same corpus and seed), and the "
       "final validation loss and accuracy, and how much the validation loss "
-      "still fell over the last %d%% of the steps (flatness): mean over the "
-      "seeds (min-max):" % (total, 100 * LAST_PART),
+      "still fell from step %d to the end (the last %d%% or more of the "
+      "steps: how flat the curve is): mean over the seeds (min-max):" % (
+          total, start, 100 * LAST_PART),
       "",
       "| corpus | seeds | model | reaches baseline final at | final loss | "
-      "final accuracy | loss drop, last %d%% |" % (100 * LAST_PART),
+      "final accuracy | loss drop from step %d |" % start,
       "|---|---|---|---|---|---|---|",
   ]
   for corpus in corpora:
