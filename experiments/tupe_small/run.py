@@ -23,7 +23,8 @@ last `LAST_PART` of the steps (how flat it is). Writes beside this file:
   mean over seeds with the min-max band;
 - `results.md`: the tables.
 
-Usage (27 runs of about 5 minutes each on 2 cores shared with other jobs):
+Usage (36 runs of about 6 minutes each on 2 cores shared with other jobs;
+a second invocation of the same command shares the remaining runs):
   PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 2]
 """
 
