@@ -245,6 +245,12 @@ def report(runs, settings):
                                        run["vocab_size"]))
   lines += [
       "",
+      "The four fixture corpus files are four corpora: WikiText-2's test file "
+      "and its valid file are two corpora of different articles, each holding "
+      "out its own last 10% (neither validates on the other's training text); "
+      "CLUECorpusSmall and enwik8 hold out their last 10%. "
+      "pretraining_data/sample_text.txt (4 KB) is too small to be one.",
+      "",
       "Fraction of the baseline's %d steps at which each model first reaches "
       "the baseline's final validation loss (same corpus and seed), and the "
       "final validation loss and accuracy, and how much the validation loss "
