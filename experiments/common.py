@@ -80,6 +80,13 @@ CORPORA = {
     "clue": Corpus("CLUECorpusSmall (zh)", "clue_small_zh.txt", None,
                    "chinese_vocab.txt"),
     "enwik8": Corpus("enwik8", "enwik8_small.txt", None, "uncased_vocab.txt"),
+    # WikiText-2's two files as two corpora of different articles, each
+    # holding out its own last 10%.
+    "wikitext2_test": Corpus("WikiText-2 test file", "wikitext2_test.tokens",
+                             None, "uncased_vocab.txt", skip_headings=True),
+    "wikitext2_valid": Corpus("WikiText-2 valid file",
+                              "wikitext2_valid.tokens", None,
+                              "uncased_vocab.txt", skip_headings=True),
 }
 
 

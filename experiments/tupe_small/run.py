@@ -3,16 +3,18 @@
 The TUPE paper reports that TUPE reaches the final masked-LM loss of BERT-base
 in about 30% of its pretraining steps. This measures the same ratio with tiny
 BERTs that differ only in the position option of their config (learned
-absolute positions, `tupe: "absolute"`, `tupe: "relative"`), on each fixture
-corpus (`common.CORPORA`: WikiText-2, CLUECorpusSmall, enwik8) and several
-seeds, under a warmup + linear decay schedule long enough for the baseline to
-leave the unigram plateau early and for all three to flatten out.
+absolute positions, `tupe: "absolute"`, `tupe: "relative"`), on the four
+fixture corpus files (`CORPORA`: WikiText-2's test and valid files as two
+corpora of different articles, CLUECorpusSmall, enwik8) and several seeds,
+under a warmup + linear decay schedule in which the baseline leaves the
+unigram plateau early.
 
 For each corpus and seed it records the validation masked-LM loss every
 `--eval_every` steps, and reports the step at which TUPE-A / TUPE-R first
 reach the baseline's final validation loss (same corpus, same seed), as a
 fraction of the baseline's steps (linear interpolation between the two
-evaluations around the crossing). Writes beside this file:
+evaluations around the crossing), and how much each curve still fell over the
+last `LAST_PART` of the steps (how flat it is). Writes beside this file:
 
 - `runs/<corpus>_<variant>_<seed>.json`: one run's curve (a run whose file
   exists is not run again, so an interrupted command resumes);
@@ -21,7 +23,8 @@ evaluations around the crossing). Writes beside this file:
   mean over seeds with the min-max band;
 - `results.md`: the tables.
 
-Usage (27 runs of about 5 minutes each on 2 cores shared with other jobs):
+Usage (36 runs of about 6 minutes each on 2 cores shared with other jobs;
+a second invocation of the same command shares the remaining runs):
   PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 2]
 """
 
@@ -39,6 +42,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from experiments import common  # pylint: disable=g-import-not-at-top
+
+# The fixture corpora: WikiText-2's two files as two corpora (different
+# articles), CLUECorpusSmall and enwik8, each holding out its last 10%.
+CORPORA = ("wikitext2_test", "wikitext2_valid", "clue", "enwik8")
+# The last fraction of the schedule over which a curve's flatness is reported.
+LAST_PART = 0.25
 
 VARIANTS = {
     "baseline": ("learned absolute (BERT)", {}),
@@ -78,8 +87,37 @@ def complete_seeds(runs, corpus, seeds):
           if all((corpus, variant, seed) in runs for variant in VARIANTS)]
 
 
+def late_start(steps, total_steps):
+  """Index of the last evaluation at or before (1 - `LAST_PART`) of the steps.
+
+  Args:
+    steps: a curve's evaluated steps, increasing, starting at 0.
+    total_steps: the schedule's steps.
+
+  Returns:
+    int index into `steps`.
+  """
+  return max(k for k, step in enumerate(steps)
+             if step <= (1 - LAST_PART) * total_steps)
+
+
+def late_drop(curve, total_steps):
+  """How much the validation loss still fell over (at least) its last part.
+
+  Args:
+    curve: a run's curve (`steps`, `loss`).
+    total_steps: the schedule's steps.
+
+  Returns:
+    float, the loss at the evaluation `late_start` picks minus the final loss
+    (positive: still falling).
+  """
+  return (curve["loss"][late_start(curve["steps"], total_steps)] -
+          curve["loss"][-1])
+
+
 def summarize(runs, corpora, seeds, total_steps):
-  """Per corpus and variant: final losses and fractions over the seeds.
+  """Per corpus and variant: final losses, flatness and fractions over seeds.
 
   Args:
     runs: dict (corpus, variant, seed) -> curve.
@@ -89,23 +127,24 @@ def summarize(runs, corpora, seeds, total_steps):
 
   Returns:
     dict corpus -> {"seeds": [...], variant -> {"final": [final loss per
-    seed], "accuracy": [final accuracy per seed], "fraction": [per seed,
-    None where not reached]}}.
+    seed], "accuracy": [final accuracy per seed], "late_drop": [`late_drop`
+    per seed], "fraction": [per seed, None where not reached]}}.
   """
   summary = {}
   for corpus in corpora:
     summary[corpus] = {"seeds": complete_seeds(runs, corpus, seeds)}
     for variant in VARIANTS:
-      finals, accuracies, fractions = [], [], []
+      finals, accuracies, drops, fractions = [], [], [], []
       for seed in summary[corpus]["seeds"]:
         curve = runs[(corpus, variant, seed)]
         target = runs[(corpus, "baseline", seed)]["loss"][-1]
         finals.append(curve["loss"][-1])
         accuracies.append(curve["accuracy"][-1])
+        drops.append(late_drop(curve, total_steps))
         step = common.crossing_step(curve["steps"], curve["loss"], target)
         fractions.append(None if step is None else step / total_steps)
       summary[corpus][variant] = {"final": finals, "accuracy": accuracies,
-                                  "fraction": fractions}
+                                  "late_drop": drops, "fraction": fractions}
   return summary
 
 
@@ -127,9 +166,11 @@ def plot(runs, settings, path):
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   corpora, seeds = settings["corpora"], settings["seeds"]
-  figure, axes = pyplot.subplots(1, len(corpora),
-                                 figsize=(4.6 * len(corpora), 4.2))
-  axes = np.atleast_1d(axes)
+  columns = min(2, len(corpora))
+  rows = -(-len(corpora) // columns)
+  figure, axes = pyplot.subplots(rows, columns, squeeze=False,
+                                 figsize=(6.4 * columns, 4.4 * rows))
+  axes = axes.ravel()
   for axis, corpus in zip(axes, corpora):
     done = complete_seeds(runs, corpus, seeds)
     if not done:
@@ -151,9 +192,11 @@ def plot(runs, settings, path):
                     (settings["batch_size"], settings["seq_length"]))
     lowest = min(min(runs[(corpus, v, s)]["loss"]) for v in VARIANTS
                  for s in done)
-    axis.set_ylim(lowest - 0.1, final + 0.6)
+    first = max(runs[(corpus, v, s)]["loss"][1] for v in VARIANTS
+                for s in done)
+    axis.set_ylim(lowest - 0.1, first + 0.1)
     axis.grid(alpha=0.3)
-  axes[0].set_ylabel("validation masked-LM loss")
+    axis.set_ylabel("validation masked-LM loss")
   axes[0].legend()
   figure.suptitle("Learned absolute positions vs TUPE-A vs TUPE-R: mean "
                   "over seeds, band = min-max")
@@ -166,6 +209,8 @@ def report(runs, settings):
   corpora, seeds = settings["corpora"], settings["seeds"]
   total = settings["steps"]
   summary = summarize(runs, corpora, seeds, total)
+  steps = range(0, total + 1, settings["eval_every"])
+  start = steps[late_start(steps, total)]
   lines = [
       "# TUPE, small scale: steps to the baseline's final validation loss",
       "",
@@ -200,14 +245,22 @@ def report(runs, settings):
                                        run["vocab_size"]))
   lines += [
       "",
+      "The four fixture corpus files are four corpora: WikiText-2's test file "
+      "and its valid file are two corpora of different articles, each holding "
+      "out its own last 10% (neither validates on the other's training text); "
+      "CLUECorpusSmall and enwik8 hold out their last 10%. "
+      "pretraining_data/sample_text.txt (4 KB) is too small to be one.",
+      "",
       "Fraction of the baseline's %d steps at which each model first reaches "
       "the baseline's final validation loss (same corpus and seed), and the "
-      "final validation loss and accuracy: mean over the seeds (min-max):" %
-      total,
+      "final validation loss and accuracy, and how much the validation loss "
+      "still fell from step %d to the end (the last %d%% or more of the "
+      "steps: how flat the curve is): mean over the seeds (min-max):" % (
+          total, start, 100 * LAST_PART),
       "",
       "| corpus | seeds | model | reaches baseline final at | final loss | "
-      "final accuracy |",
-      "|---|---|---|---|---|---|",
+      "final accuracy | loss drop from step %d |" % start,
+      "|---|---|---|---|---|---|---|",
   ]
   for corpus in corpora:
     done = summary[corpus]["seeds"]
@@ -220,28 +273,29 @@ def report(runs, settings):
       missing = sum(f is None for f in cell["fraction"])
       if missing and variant != "baseline":
         reached += "; %d of %d seeds never" % (missing, len(done))
-      lines.append("| %s | %s | %s | %s | %s | %s |" % (
+      lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
           common.CORPORA[corpus].title, ",".join(map(str, done)), title,
           reached, mean_spread(cell["final"]),
-          mean_spread(cell["accuracy"])))
+          mean_spread(cell["accuracy"]), mean_spread(cell["late_drop"])))
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), summary
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--corpora", default=",".join(common.CORPORA))
+  parser.add_argument("--corpora", default=",".join(CORPORA))
   parser.add_argument("--seeds", default="1,2,3")
-  parser.add_argument("--steps", type=int, default=600)
-  parser.add_argument("--warmup_steps", type=int, default=60)
-  parser.add_argument("--learning_rate", type=float, default=1e-3)
-  parser.add_argument("--batch_size", type=int, default=16)
-  parser.add_argument("--seq_length", type=int, default=64)
-  parser.add_argument("--num_valid", type=int, default=256)
+  parser.add_argument("--steps", type=int, default=1500)
+  parser.add_argument("--warmup_steps", type=int, default=150)
+  parser.add_argument("--learning_rate", type=float, default=2e-3)
+  parser.add_argument("--batch_size", type=int, default=64)
+  parser.add_argument("--seq_length", type=int, default=32)
+  parser.add_argument("--num_valid", type=int, default=1024)
   parser.add_argument("--report_only", action="store_true",
                       help="only write the plot and tables of the runs done "
                       "(missing seeds are left out and listed)")
   common.add_shared_flags(parser, HERE, "corpus,variant,seed of one run")
+  parser.set_defaults(vocab_size=2048, eval_every=100)
   args = parser.parse_args()
   corpora = args.corpora.split(",")
   seeds = [int(s) for s in args.seeds.split(",")]
