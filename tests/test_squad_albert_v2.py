@@ -498,8 +498,9 @@ def test_threshold_search_and_results_are_albert_evaluate_v2(v2_features,
                   if not has_answer[e.qas_id]})
   expected, predictions, _, odds = _albert_evaluate(
       dataset, examples, features, results, 20, 30)
-  threshold = squad_albert_v2.search_null_threshold(
-      dataset, examples, features, results, 20, 30, START_N_TOP, END_N_TOP)
+  _, nbest, null_odds = squad_albert_v2.compute_predictions(
+      examples, features, results, 20, 30, START_N_TOP, END_N_TOP)
+  threshold = squad_albert_v2.best_f1_threshold(dataset, nbest, null_odds)
   assert threshold == expected["null_score_diff_threshold"]
   actual, _, actual_odds = squad_albert_v2.compute_predictions(
       examples, features, results, 20, 30, START_N_TOP, END_N_TOP, threshold)

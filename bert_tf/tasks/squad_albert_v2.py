@@ -187,7 +187,6 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
     answer text, the n-best list (dicts with `text`, `probability`,
     `start_log_prob`, `end_log_prob`) and the null odds.
   """
-  all_predictions = collections.OrderedDict()
   all_nbest_json = collections.OrderedDict()
   null_odds = collections.OrderedDict()
   for example, windows in squad.windows_by_example(all_examples, all_features,
@@ -222,32 +221,41 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
             ("end_log_prob", entry.end_log_prob)])
         for entry, prob in zip(nbest, probs)]
     null_odds[example.qas_id] = score_null
-    if (null_score_diff_threshold is None or
-        score_null < null_score_diff_threshold):
-      all_predictions[example.qas_id] = nbest[0].text
-    else:
-      all_predictions[example.qas_id] = ""
-  return all_predictions, all_nbest_json, null_odds
+  return (answers(all_nbest_json, null_odds, null_score_diff_threshold),
+          all_nbest_json, null_odds)
 
 
-def search_null_threshold(dataset, all_examples, all_features, all_results,
-                          n_best_size, max_answer_length, start_n_top,
-                          end_n_top):
+def answers(nbest, null_odds, null_score_diff_threshold):
+  """Each question's answer: its n-best list's first text, or "" by the odds.
+
+  Args:
+    nbest: OrderedDict question id -> n-best list (`compute_predictions`).
+    null_odds: OrderedDict question id -> null odds.
+    null_score_diff_threshold: "" when the null odds are at least this; None
+      never.
+
+  Returns:
+    OrderedDict question id -> answer text.
+  """
+  return collections.OrderedDict(
+      (qas_id, entries[0]["text"]
+       if null_score_diff_threshold is None or
+       null_odds[qas_id] < null_score_diff_threshold else "")
+      for qas_id, entries in nbest.items())
+
+
+def best_f1_threshold(dataset, nbest, null_odds):
   """ALBERT's threshold: the official best-F1 threshold over the null odds.
 
   Args:
     dataset: the `data` list of the predict file, with gold answers.
-    all_examples, all_features, all_results, n_best_size, max_answer_length,
-    start_n_top, end_n_top: see `compute_predictions`.
+    nbest, null_odds: of `compute_predictions`.
 
   Returns:
-    `best_f1_thresh` of the official v2.0 evaluation of the predictions
-    made without a threshold.
+    `best_f1_thresh` of the official v2.0 evaluation of the answers given
+    without a threshold.
   """
-  predictions, _, null_odds = compute_predictions(
-      all_examples, all_features, all_results, n_best_size,
-      max_answer_length, start_n_top, end_n_top, None)
-  return squad_metrics.evaluate_v2(dataset, predictions,
+  return squad_metrics.evaluate_v2(dataset, answers(nbest, null_odds, None),
                                    null_odds)["best_f1_thresh"]
 
 
@@ -275,8 +283,8 @@ def predict(trainer, predict_file, examples, tokenizer, output_dir,
     n_best_size, max_answer_length, start_n_top, end_n_top: see
       `compute_predictions`.
     null_score_diff_threshold: the threshold on the null odds; None for
-      ALBERT's `search_null_threshold` on the gold answers (or, without
-      them, 0.0: a "no answer" probability of 1/2).
+      ALBERT's `best_f1_threshold` on the gold answers (or, without them,
+      0.0: a "no answer" probability of 1/2).
     log_examples, dynamic_padding: see
       `squad.predict_windows` (the beams are positions in the window, the
       same in a batch cut to its longest window).
@@ -289,17 +297,18 @@ def predict(trainer, predict_file, examples, tokenizer, output_dir,
       doc_stride, max_query_length, predict_batch_size, OUTPUT_KEYS,
       answer_verification=True, log_examples=log_examples,
       dynamic_padding=dynamic_padding)
-  results = raw_results(outputs)
+  # The n-best lists and null odds do not depend on the threshold: computed
+  # once, for ALBERT's threshold search and for the answers.
+  _, nbest, null_odds = compute_predictions(
+      examples, features, raw_results(outputs), n_best_size,
+      max_answer_length, start_n_top, end_n_top)
   dataset = squad.gold_dataset(predict_file)
   threshold = null_score_diff_threshold
   if threshold is None:
-    threshold = 0.0 if dataset is None else search_null_threshold(
-        dataset, examples, features, results, n_best_size, max_answer_length,
-        start_n_top, end_n_top)
+    threshold = 0.0 if dataset is None else best_f1_threshold(
+        dataset, nbest, null_odds)
     logging.info("Null odds threshold: %s", threshold)
-  predictions, nbest, null_odds = compute_predictions(
-      examples, features, results, n_best_size, max_answer_length,
-      start_n_top, end_n_top, threshold)
+  predictions = answers(nbest, null_odds, threshold)
   logging.info("Writing predictions, nbest and null odds to %s", output_dir)
   squad.write_json_files([
       (os.path.join(output_dir, "predictions.json"), predictions),
