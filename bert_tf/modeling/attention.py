@@ -184,24 +184,6 @@ class SelfAttention(layers.ArgumentsSerializable, keras.layers.Layer):
                              self.chunk_size, rate, seed)
 
 
-def _query_rows(tensor, start, size):
-  """Rows [start, start + size) of a rank-4 mask or bias, if it has rows.
-
-  Args:
-    tensor: None, or a Tensor [b, n, rows, to_seq] whose rows are 1 (the same
-      for every query) or from_seq.
-    start: first query row (int scalar Tensor).
-    size: number of rows.
-
-  Returns:
-    `tensor` itself if it is None or has one row, else its rows
-    [b, n, size, to_seq] (the rows padded to whole chunks).
-  """
-  if tensor is None or tensor.shape[-2] == 1:
-    return tensor
-  return tensor[:, :, start:start + size, :]
-
-
 def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
                       seed=None):
   """Softmax attention of q to k, v, `chunk_size` queries at a time.
@@ -255,9 +237,13 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
     return tf.pad(tensor, [[0, 0], [0, 0],
                            [0, num_chunks * chunk_size - from_seq], [0, 0]])
 
-  def query_rows(term):
-    """A mask or bias term with per-query rows padded as the queries."""
-    return term if term is None or term.shape[-2] == 1 else whole_chunks(term)
+  def has_rows(term):
+    """Whether a mask or bias term has a row per query (else one for all)."""
+    return term.shape[-2] != 1
+
+  def chunk_rows(term, start):
+    """A (padded) term's rows of the chunk starting at query `start`."""
+    return term[:, :, start:start + chunk_size] if has_rows(term) else term
 
   def chunk_probs(q, k, terms, index):
     """The probabilities of chunk `index` [B, N, C, T] and its query rows.
@@ -272,7 +258,7 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
     q_rows = q[:, :, start:start + chunk_size]
     logits = tf.matmul(q_rows, k, transpose_b=True)
     for term in terms:
-      logits += _query_rows(term, start, chunk_size)
+      logits += chunk_rows(term, start)
     return tf.nn.softmax(logits), q_rows
 
   def dropout(x, index):
@@ -308,8 +294,8 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
   @tf.custom_gradient
   def attend(q, k, v, *biases):
     padded_q = whole_chunks(q)
-    terms = [query_rows(term) for term in list(biases) + [adder]
-             if term is not None]
+    terms = [whole_chunks(term) if has_rows(term) else term
+             for term in list(biases) + [adder] if term is not None]
 
     def forward(index, contexts):
       probs, _ = chunk_probs(padded_q, k, terms, index)
@@ -333,7 +319,7 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
         dq = dq.write(index, rows_first(tf.matmul(dlogits, k)))
         dk += tf.cast(tf.matmul(dlogits, q_rows, transpose_a=True), tf.float32)
         if biases:
-          bias_rows = _query_rows(terms[0], start, chunk_size)
+          bias_rows = chunk_rows(terms[0], start)
           reduce_axes, _ = tf.raw_ops.BroadcastGradientArgs(
               s0=tf.shape(bias_rows), s1=tf.shape(dlogits))
           dbias = dbias.write(index, rows_first(tf.reshape(
@@ -349,10 +335,10 @@ def chunked_attention(q, k, v, adder, bias, chunk_size, dropout_rate=0.0,
                tf.cast(dv, v.dtype)]
       if biases:
         dbias = rows_back(dbias)
-        if bias.shape[-2] == 1:  # one row for every query: sum the chunks'
-          dbias = tf.reduce_sum(dbias, 2, keepdims=True)
-        else:
+        if has_rows(bias):
           dbias = dbias[:, :, :from_seq]
+        else:  # one row for every query: sum the chunks'
+          dbias = tf.reduce_sum(dbias, 2, keepdims=True)
         grads.append(dbias)
       return grads
 

@@ -31,7 +31,7 @@ class BertTaskModel(layers.ConfigSerializable):
 
   Mixed in before `keras.Model` (not a model of its own): a task model builds
   its head in its constructor after this one, and adds its own constructor
-  arguments to `get_config`.
+  arguments to `config_arguments` (`layers.ArgumentsSerializable`).
 
   A task model is called on `features`, a dict with `input_ids`,
   `input_mask`, `segment_ids` [batch, seq] and what its head reads, and
