@@ -14,9 +14,14 @@ For each corpus and seed it records the validation masked-LM loss every
 reach the baseline's final validation loss (same corpus, same seed), as a
 fraction of the baseline's steps (linear interpolation between the two
 evaluations around the crossing), and how much each curve still fell over the
-last `LAST_PART` of the steps (how flat it is). Writes beside this file:
+last `LAST_PART` of the steps (how flat it is). Whether the baseline has
+converged is then measured, not assumed: the baseline of the first seed is
+trained again on every corpus with a `--check_factor` times longer schedule,
+and the report states how much lower that run ends and when TUPE-A / TUPE-R
+reach its final loss. Writes beside this file:
 
-- `runs/<corpus>_<variant>_<seed>.json`: one run's curve (a run whose file
+- `runs/<corpus>_<variant>_<seed>.json`: one run's curve, and
+  `runs/<corpus>_baseline_<seed>_x<factor>.json` the check's (a run whose file
   exists is not run again, so an interrupted command resumes);
 - `results.json`: the settings, every curve, the fractions;
 - `loss_curves.png`: validation loss against steps, one panel per corpus,
@@ -56,8 +61,24 @@ VARIANTS = {
 }
 
 
-def run_one(corpus, variant, seed, args, path):
-  """Pretrains one model and writes its validation curve to `path`."""
+def run_name(corpus, variant, seed, factor):
+  """A run's file name: `<corpus>_<variant>_<seed>`, `_x<factor>` if longer."""
+  name = "%s_%s_%d" % (corpus, variant, seed)
+  return name if factor == 1 else "%s_x%d" % (name, factor)
+
+
+def run_one(corpus, variant, seed, args, path, factor=1):
+  """Pretrains one model and writes its validation curve to `path`.
+
+  Args:
+    corpus: key of `common.CORPORA`.
+    variant: key of `VARIANTS`.
+    seed: the run's seed.
+    args: the parsed flags.
+    path: the JSON file to write.
+    factor: the schedule's length in multiples of `--steps` (its warmup
+      scaled alike): 1 for the grid, `--check_factor` for the check.
+  """
   import keras  # pylint: disable=g-import-not-at-top
   train_ids, valid_ids, vocab = common.load_corpus(corpus, args.vocab_size)
   masking = common.dynamic_masking(len(vocab))
@@ -66,16 +87,19 @@ def run_one(corpus, variant, seed, args, path):
       common.make_rows(valid_ids, args.seq_length)[:args.num_valid], masking)
   keras.utils.set_random_seed(seed)
   config = common.tiny_config(len(vocab), args.seq_length, args.hidden_size,
-                              args.num_layers, **VARIANTS[variant][1])
+                              args.num_layers,
+                              initializer_range=args.initializer_range,
+                              **VARIANTS[variant][1])
   with tempfile.TemporaryDirectory() as output_dir:
     trainer = common.make_trainer(config, output_dir, args.learning_rate,
-                                  args.steps, args.warmup_steps,
+                                  factor * args.steps,
+                                  factor * args.warmup_steps,
                                   args.batch_size, enable_xla=True)
     curve = common.pretrain(
         trainer, common.train_dataset_fn(rows, masking, args.batch_size, seed),
-        valid, args.steps, args.eval_every,
+        valid, factor * args.steps, args.eval_every,
         label="%s %s seed %d" % (corpus, variant, seed))
-  curve.update(corpus=corpus, variant=variant, seed=seed,
+  curve.update(corpus=corpus, variant=variant, seed=seed, factor=factor,
                num_train_rows=len(rows), num_valid_rows=len(valid["input_ids"]),
                vocab_size=len(vocab))
   common.write_json(curve, path)
@@ -160,8 +184,15 @@ def mean_spread(values, percent=False):
   return text
 
 
-def plot(runs, settings, path):
-  """Draws the validation curves, one panel per corpus, into `path`."""
+def plot(runs, checks, settings, path):
+  """Draws the validation curves, one panel per corpus, into `path`.
+
+  Args:
+    runs: dict (corpus, variant, seed) -> curve.
+    checks: dict corpus -> the longer baseline's curve (drawn dashed).
+    settings: the run settings (`corpora`, `seeds`, batch shape).
+    path: the PNG file.
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
@@ -186,14 +217,19 @@ def plot(runs, settings, path):
                      for s in done])
     axis.axhline(final, color="gray", linestyle=":",
                  label="baseline final loss")
+    curves = [runs[(corpus, v, s)] for v in VARIANTS for s in done]
+    if corpus in checks:
+      check = checks[corpus]
+      axis.plot(check["steps"][1:], check["loss"][1:], color="gray",
+                linestyle="--", label="%s, %dx steps (seed %d)" % (
+                    VARIANTS["baseline"][0], check["factor"], check["seed"]))
+      curves.append(check)
     axis.set_title("%s (seeds %s)" % (common.CORPORA[corpus].title,
                                       ", ".join(map(str, done))))
     axis.set_xlabel("step (batch %d x %d tokens)" %
                     (settings["batch_size"], settings["seq_length"]))
-    lowest = min(min(runs[(corpus, v, s)]["loss"]) for v in VARIANTS
-                 for s in done)
-    first = max(runs[(corpus, v, s)]["loss"][1] for v in VARIANTS
-                for s in done)
+    lowest = min(min(c["loss"]) for c in curves)
+    first = max(c["loss"][1] for c in curves)
     axis.set_ylim(lowest - 0.1, first + 0.1)
     axis.grid(alpha=0.3)
     axis.set_ylabel("validation masked-LM loss")
@@ -204,8 +240,41 @@ def plot(runs, settings, path):
   common.save_figure(figure, path)
 
 
-def report(runs, settings):
-  """The results.md text."""
+def check_summary(runs, checks, corpora):
+  """Per corpus with a convergence check: the longer baseline against the grid.
+
+  Args:
+    runs: dict (corpus, variant, seed) -> curve.
+    checks: dict corpus -> the longer baseline's curve.
+    corpora: corpus keys.
+
+  Returns:
+    dict corpus -> {"seed", "steps" (the check's), "final" (its final loss),
+    "grid_final" (the same seed's baseline final loss in the grid), and per
+    TUPE variant the fraction of the check's steps at which that variant's
+    grid run reaches the check's final loss (None if it does not)}.
+  """
+  summary = {}
+  for corpus in corpora:
+    check = checks.get(corpus)
+    if check is None or (corpus, "baseline", check["seed"]) not in runs:
+      continue
+    total = check["steps"][-1]
+    cell = {"seed": check["seed"], "steps": total,
+            "final": check["loss"][-1],
+            "grid_final": runs[(corpus, "baseline", check["seed"])]["loss"][-1]}
+    for variant in VARIANTS:
+      if variant != "baseline" and (corpus, variant, check["seed"]) in runs:
+        curve = runs[(corpus, variant, check["seed"])]
+        step = common.crossing_step(curve["steps"], curve["loss"],
+                                    cell["final"])
+        cell[variant] = None if step is None else step / total
+    summary[corpus] = cell
+  return summary
+
+
+def report(runs, checks, settings):
+  """The results.md text, and the summaries (`summarize`, `check_summary`)."""
   corpora, seeds = settings["corpora"], settings["seeds"]
   total = settings["steps"]
   summary = summarize(runs, corpora, seeds, total)
@@ -221,7 +290,9 @@ def report(runs, settings):
           settings["train_seconds"] / 60.0),
       "",
       "Setup: %d layers, hidden %d, %d heads, intermediate %d; sequences of "
-      "%d tokens, batch %d, %d steps; the original optimizer (AdamWeightDecay,"
+      "%d tokens, batch %d, %d steps; weights initialized with standard "
+      "deviation %g (`initializer_range`); the original optimizer "
+      "(AdamWeightDecay,"
       " peak lr %g, %d warmup steps, linear decay to 0, weight decay 0.01, "
       "clip 1.0); dropout 0.1; masks drawn anew every step (dynamic masking, "
       "15%%, 80/10/10); validation on %d held-out sequences masked once; "
@@ -230,7 +301,7 @@ def report(runs, settings):
           settings["num_layers"], settings["hidden_size"],
           settings["hidden_size"] // 32, 4 * settings["hidden_size"],
           settings["seq_length"], settings["batch_size"], total,
-          settings["learning_rate"], settings["warmup_steps"],
+          settings["initializer_range"], settings["learning_rate"], settings["warmup_steps"],
           settings["num_valid"], ", ".join(map(str, seeds))),
       "",
       "| corpus | train sequences | vocabulary |",
@@ -277,67 +348,108 @@ def report(runs, settings):
           common.CORPORA[corpus].title, ",".join(map(str, done)), title,
           reached, mean_spread(cell["final"]),
           mean_spread(cell["accuracy"]), mean_spread(cell["late_drop"])))
+  checked = check_summary(runs, checks, corpora)
+  if checked:
+    factor = settings["check_factor"]
+    lines += [
+        "",
+        "Convergence check (%.0f minutes of training): the baseline of the "
+        "first seed trained %d times longer (%d steps, %d warmup steps, all "
+        "else the same). How much lower its final loss is than the same "
+        "seed's in the grid, and the fraction of its steps at which TUPE-A "
+        "and TUPE-R (the grid's runs of that seed) reach its final loss:" % (
+            settings["check_seconds"] / 60.0, factor, factor * total,
+            factor * settings["warmup_steps"]),
+        "",
+        "| corpus | seed | baseline final, %d steps | baseline final, %d "
+        "steps | lower by | TUPE-A reaches it at | TUPE-R reaches it at |" % (
+            total, factor * total),
+        "|---|---|---|---|---|---|---|",
+    ]
+    for corpus, cell in checked.items():
+      reached = ["not within %d steps" % total if cell.get(v) is None else
+                 "%.0f%%" % (100 * cell[v]) for v in ("tupe_a", "tupe_r")]
+      lines.append("| %s | %d | %.3f | %.3f | %.3f | %s | %s |" % (
+          common.CORPORA[corpus].title, cell["seed"], cell["grid_final"],
+          cell["final"], cell["grid_final"] - cell["final"], *reached))
   lines += ["", "![validation loss](loss_curves.png)", ""]
-  return "\n".join(lines), summary
+  return "\n".join(lines), dict(summary, convergence_check=checked)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--corpora", default=",".join(CORPORA))
   parser.add_argument("--seeds", default="1,2,3")
-  parser.add_argument("--steps", type=int, default=1500)
-  parser.add_argument("--warmup_steps", type=int, default=150)
+  parser.add_argument("--steps", type=int, default=3000)
+  parser.add_argument("--warmup_steps", type=int, default=300)
   parser.add_argument("--learning_rate", type=float, default=2e-3)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--seq_length", type=int, default=32)
   parser.add_argument("--num_valid", type=int, default=1024)
+  parser.add_argument("--initializer_range", type=float, default=0.1)
+  parser.add_argument("--check_factor", type=int, default=2,
+                      help="the convergence check: the baseline of the first "
+                      "seed is also trained this many times longer (warmup "
+                      "alike) on every corpus; 0 for none")
   parser.add_argument("--report_only", action="store_true",
                       help="only write the plot and tables of the runs done "
                       "(missing seeds are left out and listed)")
-  common.add_shared_flags(parser, HERE, "corpus,variant,seed of one run")
+  common.add_shared_flags(parser, HERE,
+                          "corpus,variant,seed[,factor] of one run")
   parser.set_defaults(vocab_size=2048, eval_every=100)
   args = parser.parse_args()
   corpora = args.corpora.split(",")
   seeds = [int(s) for s in args.seeds.split(",")]
   runs_dir = os.path.join(args.output_dir, "runs")
   if args.one:
-    corpus, variant, seed = args.one.split(",")
+    corpus, variant, seed, *factor = args.one.split(",")
+    factor = int(factor[0]) if factor else 1
     run_one(corpus, variant, int(seed), args,
-            os.path.join(runs_dir, "%s_%s_%s.json" % (corpus, variant, seed)))
+            os.path.join(runs_dir, run_name(corpus, variant, int(seed),
+                                            factor) + ".json"), factor)
     return
   for corpus in corpora:
     common.load_corpus(corpus, args.vocab_size)  # tokenize once, not per run
   forwarded = [a for a in sys.argv[1:] if not a.startswith("--one")]
+  runs = [(corpus, variant, seed, 1) for seed in seeds for corpus in corpora
+          for variant in VARIANTS]
+  if args.check_factor:
+    runs += [(corpus, "baseline", seeds[0], args.check_factor)
+             for corpus in corpora]
   commands = []
-  for seed in seeds:
-    for corpus in corpora:
-      for variant in VARIANTS:
-        name = "%s_%s_%d" % (corpus, variant, seed)
-        commands.append((name, [sys.executable, os.path.abspath(__file__)] +
-                         forwarded + ["--one=%s,%s,%d" % (corpus, variant,
-                                                         seed)],
-                         os.path.join(runs_dir, name + ".json")))
+  for run in runs:
+    name = run_name(*run)
+    commands.append((name, [sys.executable, os.path.abspath(__file__)] +
+                     forwarded + ["--one=%s,%s,%d,%d" % run],
+                     os.path.join(runs_dir, name + ".json")))
   if not args.report_only:
     common.run_jobs(commands, args.jobs, os.path.join(runs_dir, "logs"))
-  runs = {}
+  runs, checks = {}, {}
   for _, _, path in commands:
     if os.path.exists(path):
       with open(path) as reader:
         run = json.load(reader)
-      runs[(run["corpus"], run["variant"], run["seed"])] = run
+      if run.get("factor", 1) == 1:
+        runs[(run["corpus"], run["variant"], run["seed"])] = run
+      else:
+        checks[run["corpus"]] = run
   seeds = sorted(seeds)
   settings = dict(vars(args), corpora=corpora, seeds=seeds,
                   command=" ".join(a for a in forwarded
                                    if a != "--report_only"),
-                  train_seconds=sum(r["seconds"] for r in runs.values()))
+                  train_seconds=sum(r["seconds"] for r in runs.values()),
+                  check_seconds=sum(r["seconds"] for r in checks.values()))
   del settings["one"], settings["report_only"]
   os.makedirs(args.output_dir, exist_ok=True)
-  plot(runs, settings, os.path.join(args.output_dir, "loss_curves.png"))
-  text, summary = report(runs, settings)
+  plot(runs, checks, settings,
+       os.path.join(args.output_dir, "loss_curves.png"))
+  text, summary = report(runs, checks, settings)
   common.write_results(
       args.output_dir,
       {"settings": settings, "summary": summary,
-       "runs": {"%s_%s_%d" % k: v for k, v in runs.items()}}, text)
+       "runs": {run_name(*k, 1): v for k, v in runs.items()},
+       "checks": {run_name(c, "baseline", r["seed"], r["factor"]): r
+                  for c, r in checks.items()}}, text)
 
 
 if __name__ == "__main__":
