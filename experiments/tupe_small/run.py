@@ -15,13 +15,13 @@ reach the baseline's final validation loss (same corpus, same seed), as a
 fraction of the baseline's steps (linear interpolation between the two
 evaluations around the crossing), and how much each curve still fell over the
 last `LAST_PART` of the steps (how flat it is). Whether the baseline has
-converged is then measured, not assumed: the baseline of the first seed is
-trained again on every corpus with a `--check_factor` times longer schedule,
-and the report states how much lower that run ends and when TUPE-A / TUPE-R
-reach its final loss. Writes beside this file:
+converged is then measured, not assumed: the three models of the first seed
+are trained again on every corpus with a `--check_factor` times longer
+schedule, and the report states how much lower each ends and when TUPE-A /
+TUPE-R reach the longer baseline's final loss. Writes beside this file:
 
 - `runs/<corpus>_<variant>_<seed>.json`: one run's curve, and
-  `runs/<corpus>_baseline_<seed>_x<factor>.json` the check's (a run whose file
+  `runs/<corpus>_<variant>_<seed>_x<factor>.json` a check's (a run whose file
   exists is not run again, so an interrupted command resumes);
 - `results.json`: the settings, every curve, the fractions;
 - `loss_curves.png`: validation loss against steps, one panel per corpus,
@@ -189,7 +189,8 @@ def plot(runs, checks, settings, path):
 
   Args:
     runs: dict (corpus, variant, seed) -> curve.
-    checks: dict corpus -> the longer baseline's curve (drawn dashed).
+    checks: dict (corpus, variant) -> the longer schedule's curve (drawn
+      dashed, in the variant's color).
     settings: the run settings (`corpora`, `seeds`, batch shape).
     path: the PNG file.
   """
@@ -206,6 +207,7 @@ def plot(runs, checks, settings, path):
     done = complete_seeds(runs, corpus, seeds)
     if not done:
       continue
+    drawn = []
     for variant, (title, _) in VARIANTS.items():
       curves = [runs[(corpus, variant, seed)] for seed in done]
       steps = np.array(curves[0]["steps"][1:])
@@ -213,23 +215,24 @@ def plot(runs, checks, settings, path):
       line, = axis.plot(steps, losses.mean(axis=0), label=title)
       axis.fill_between(steps, losses.min(axis=0), losses.max(axis=0),
                         color=line.get_color(), alpha=0.2)
+      drawn += curves
+      check = checks.get((corpus, variant))
+      if check is not None:
+        axis.plot(check["steps"][1:], check["loss"][1:],
+                  color=line.get_color(), linestyle="--",
+                  label="%s, %dx steps (seed %d)" % (title, check["factor"],
+                                                     check["seed"]))
+        drawn.append(check)
     final = np.mean([runs[(corpus, "baseline", s)]["loss"][-1]
                      for s in done])
     axis.axhline(final, color="gray", linestyle=":",
                  label="baseline final loss")
-    curves = [runs[(corpus, v, s)] for v in VARIANTS for s in done]
-    if corpus in checks:
-      check = checks[corpus]
-      axis.plot(check["steps"][1:], check["loss"][1:], color="gray",
-                linestyle="--", label="%s, %dx steps (seed %d)" % (
-                    VARIANTS["baseline"][0], check["factor"], check["seed"]))
-      curves.append(check)
     axis.set_title("%s (seeds %s)" % (common.CORPORA[corpus].title,
                                       ", ".join(map(str, done))))
     axis.set_xlabel("step (batch %d x %d tokens)" %
                     (settings["batch_size"], settings["seq_length"]))
-    lowest = min(min(c["loss"]) for c in curves)
-    first = max(c["loss"][1] for c in curves)
+    lowest = min(min(c["loss"]) for c in drawn)
+    first = max(c["loss"][1] for c in drawn)
     axis.set_ylim(lowest - 0.1, first + 0.1)
     axis.grid(alpha=0.3)
     axis.set_ylabel("validation masked-LM loss")
@@ -241,34 +244,36 @@ def plot(runs, checks, settings, path):
 
 
 def check_summary(runs, checks, corpora):
-  """Per corpus with a convergence check: the longer baseline against the grid.
+  """Per corpus with a convergence check: the longer schedule against the grid.
 
   Args:
     runs: dict (corpus, variant, seed) -> curve.
-    checks: dict corpus -> the longer baseline's curve.
+    checks: dict (corpus, variant) -> the longer schedule's curve.
     corpora: corpus keys.
 
   Returns:
-    dict corpus -> {"seed", "steps" (the check's), "final" (its final loss),
-    "grid_final" (the same seed's baseline final loss in the grid), and per
-    TUPE variant the fraction of the check's steps at which that variant's
-    grid run reaches the check's final loss (None if it does not)}.
+    dict corpus -> {"seed", "steps" (the check's), and per variant whose check
+    and grid run (same seed) are both done: {"grid_final", "final" (the
+    check's final loss), "fraction" (of the check's steps at which the
+    check's curve reaches the check baseline's final loss; None if never)}}.
   """
   summary = {}
   for corpus in corpora:
-    check = checks.get(corpus)
-    if check is None or (corpus, "baseline", check["seed"]) not in runs:
+    baseline = checks.get((corpus, "baseline"))
+    if baseline is None:
       continue
-    total = check["steps"][-1]
-    cell = {"seed": check["seed"], "steps": total,
-            "final": check["loss"][-1],
-            "grid_final": runs[(corpus, "baseline", check["seed"])]["loss"][-1]}
+    seed, total = baseline["seed"], baseline["steps"][-1]
+    cell = {"seed": seed, "steps": total}
     for variant in VARIANTS:
-      if variant != "baseline" and (corpus, variant, check["seed"]) in runs:
-        curve = runs[(corpus, variant, check["seed"])]
-        step = common.crossing_step(curve["steps"], curve["loss"],
-                                    cell["final"])
-        cell[variant] = None if step is None else step / total
+      check = checks.get((corpus, variant))
+      if check is None or (corpus, variant, seed) not in runs:
+        continue
+      step = common.crossing_step(check["steps"], check["loss"],
+                                  baseline["loss"][-1])
+      cell[variant] = {
+          "grid_final": runs[(corpus, variant, seed)]["loss"][-1],
+          "final": check["loss"][-1],
+          "fraction": None if step is None else step / total}
     summary[corpus] = cell
   return summary
 
@@ -353,25 +358,32 @@ def report(runs, checks, settings):
     factor = settings["check_factor"]
     lines += [
         "",
-        "Convergence check (%.0f minutes of training): the baseline of the "
-        "first seed trained %d times longer (%d steps, %d warmup steps, all "
-        "else the same). How much lower its final loss is than the same "
-        "seed's in the grid, and the fraction of its steps at which TUPE-A "
-        "and TUPE-R (the grid's runs of that seed) reach its final loss:" % (
+        "Convergence check (%.0f minutes of training): the three models of "
+        "the first seed trained %d times longer (%d steps, %d warmup steps, "
+        "all else the same). How much lower each ends than the same seed's "
+        "run in the grid, and the fraction of the longer schedule at which "
+        "each reaches the longer baseline's final loss:" % (
             settings["check_seconds"] / 60.0, factor, factor * total,
             factor * settings["warmup_steps"]),
         "",
-        "| corpus | seed | baseline final, %d steps | baseline final, %d "
-        "steps | lower by | TUPE-A reaches it at | TUPE-R reaches it at |" % (
-            total, factor * total),
+        "| corpus | seed | model | final loss, %d steps | final loss, %d "
+        "steps | lower by | reaches the %d-step baseline's final at |" % (
+            total, factor * total, factor * total),
         "|---|---|---|---|---|---|---|",
     ]
     for corpus, cell in checked.items():
-      reached = ["not within %d steps" % total if cell.get(v) is None else
-                 "%.0f%%" % (100 * cell[v]) for v in ("tupe_a", "tupe_r")]
-      lines.append("| %s | %d | %.3f | %.3f | %.3f | %s | %s |" % (
-          common.CORPORA[corpus].title, cell["seed"], cell["grid_final"],
-          cell["final"], cell["grid_final"] - cell["final"], *reached))
+      for variant, (title, _) in VARIANTS.items():
+        if variant not in cell:
+          continue
+        run = cell[variant]
+        reached = ("100% (by definition)" if variant == "baseline" else
+                   "not within %d steps" % cell["steps"]
+                   if run["fraction"] is None else
+                   "%.0f%%" % (100 * run["fraction"]))
+        lines.append("| %s | %d | %s | %.3f | %.3f | %.3f | %s |" % (
+            common.CORPORA[corpus].title, cell["seed"], title,
+            run["grid_final"], run["final"], run["grid_final"] - run["final"],
+            reached))
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), dict(summary, convergence_check=checked)
 
@@ -388,9 +400,9 @@ def main():
   parser.add_argument("--num_valid", type=int, default=1024)
   parser.add_argument("--initializer_range", type=float, default=0.1)
   parser.add_argument("--check_factor", type=int, default=2,
-                      help="the convergence check: the baseline of the first "
-                      "seed is also trained this many times longer (warmup "
-                      "alike) on every corpus; 0 for none")
+                      help="the convergence check: the three models of the "
+                      "first seed are also trained this many times longer "
+                      "(warmup alike) on every corpus; 0 for none")
   parser.add_argument("--report_only", action="store_true",
                       help="only write the plot and tables of the runs done "
                       "(missing seeds are left out and listed)")
@@ -414,8 +426,8 @@ def main():
   runs = [(corpus, variant, seed, 1) for seed in seeds for corpus in corpora
           for variant in VARIANTS]
   if args.check_factor:
-    runs += [(corpus, "baseline", seeds[0], args.check_factor)
-             for corpus in corpora]
+    runs += [(corpus, variant, seeds[0], args.check_factor)
+             for corpus in corpora for variant in VARIANTS]
   commands = []
   for run in runs:
     name = run_name(*run)
@@ -432,7 +444,7 @@ def main():
       if run.get("factor", 1) == 1:
         runs[(run["corpus"], run["variant"], run["seed"])] = run
       else:
-        checks[run["corpus"]] = run
+        checks[(run["corpus"], run["variant"])] = run
   seeds = sorted(seeds)
   settings = dict(vars(args), corpora=corpora, seeds=seeds,
                   command=" ".join(a for a in forwarded
@@ -448,8 +460,8 @@ def main():
       args.output_dir,
       {"settings": settings, "summary": summary,
        "runs": {run_name(*k, 1): v for k, v in runs.items()},
-       "checks": {run_name(c, "baseline", r["seed"], r["factor"]): r
-                  for c, r in checks.items()}}, text)
+       "checks": {run_name(c, v, r["seed"], r["factor"]): r
+                  for (c, v), r in checks.items()}}, text)
 
 
 if __name__ == "__main__":
