@@ -482,6 +482,10 @@ def add_shared_flags(parser, output_dir, one_help):
   """
   parser.add_argument("--hidden_size", type=int, default=64)
   parser.add_argument("--num_layers", type=int, default=2)
+  parser.add_argument("--initializer_range", type=float, default=0.1,
+                      help="standard deviation of every initial weight (BERT's "
+                      "is 0.02, under which these tiny models stay on the "
+                      "unigram plateau)")
   parser.add_argument("--vocab_size", type=int, default=8192)
   parser.add_argument("--eval_every", type=int, default=50)
   parser.add_argument("--jobs", type=int, default=1,

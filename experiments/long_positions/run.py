@@ -448,7 +448,6 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--base_steps", type=int, default=2000)
   parser.add_argument("--base_eval_every", type=int, default=250)
-  parser.add_argument("--initializer_range", type=float, default=0.1)
   parser.add_argument("--base_batch_size", type=int, default=16)
   parser.add_argument("--learning_rate", type=float, default=1e-3)
   parser.add_argument("--long_length", type=int, default=512)

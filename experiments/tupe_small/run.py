@@ -307,7 +307,8 @@ def report(runs, checks, settings):
           settings["num_layers"], settings["hidden_size"],
           settings["hidden_size"] // 32, 4 * settings["hidden_size"],
           settings["seq_length"], settings["batch_size"], total,
-          settings["initializer_range"], settings["learning_rate"], settings["warmup_steps"],
+          settings["initializer_range"], settings["learning_rate"],
+          settings["warmup_steps"],
           settings["num_valid"], ", ".join(map(str, seeds))),
       "",
       "| corpus | train sequences | vocabulary |",
@@ -377,10 +378,12 @@ def report(runs, checks, settings):
         if variant not in cell:
           continue
         run = cell[variant]
-        reached = ("100% (by definition)" if variant == "baseline" else
-                   "not within %d steps" % cell["steps"]
-                   if run["fraction"] is None else
-                   "%.0f%%" % (100 * run["fraction"]))
+        if variant == "baseline":
+          reached = "100% (by definition)"
+        elif run["fraction"] is None:
+          reached = "not within %d steps" % cell["steps"]
+        else:
+          reached = "%.0f%%" % (100 * run["fraction"])
         lines.append("| %s | %d | %s | %.3f | %.3f | %.3f | %s |" % (
             common.CORPORA[corpus].title, cell["seed"], title,
             run["grid_final"], run["final"], run["grid_final"] - run["final"],
@@ -399,7 +402,6 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--seq_length", type=int, default=32)
   parser.add_argument("--num_valid", type=int, default=1024)
-  parser.add_argument("--initializer_range", type=float, default=0.1)
   parser.add_argument("--check_factor", type=int, default=2,
                       help="the convergence check: the three models of the "
                       "first seed are also trained this many times longer "
@@ -424,16 +426,16 @@ def main():
   for corpus in corpora:
     common.load_corpus(corpus, args.vocab_size)  # tokenize once, not per run
   forwarded = [a for a in sys.argv[1:] if not a.startswith("--one")]
-  runs = [(corpus, variant, seed, 1) for seed in seeds for corpus in corpora
-          for variant in VARIANTS]
+  specs = [(corpus, variant, seed, 1) for seed in seeds for corpus in corpora
+           for variant in VARIANTS]
   if args.check_factor:
-    runs += [(corpus, variant, seeds[0], args.check_factor)
-             for corpus in corpora for variant in VARIANTS]
+    specs += [(corpus, variant, seeds[0], args.check_factor)
+              for corpus in corpora for variant in VARIANTS]
   commands = []
-  for run in runs:
-    name = run_name(*run)
+  for spec in specs:
+    name = run_name(*spec)
     commands.append((name, [sys.executable, os.path.abspath(__file__)] +
-                     forwarded + ["--one=%s,%s,%d,%d" % run],
+                     forwarded + ["--one=%s,%s,%d,%d" % spec],
                      os.path.join(runs_dir, name + ".json")))
   if not args.report_only:
     common.run_jobs(commands, args.jobs, os.path.join(runs_dir, "logs"))
