@@ -293,6 +293,24 @@ def test_write_predictions_v2_null_threshold(smith, tmp_path):
   assert predictions == {"q1": ""}
 
 
+def test_write_predictions_v2_without_a_valid_span(smith, tmp_path):
+  examples, features, results = smith
+  files = [str(tmp_path / n) for n in ("p.json", "n.json", "o.json")]
+  # The best start and end are both [CLS]: only the null answer is left,
+  # where the original fails for want of a non-null one.
+  results[0].start_logits[0] = 7.0
+  results[0].end_logits[0] = 6.0
+  predictions, nbest, null_odds = squad.write_predictions(
+      examples, features, results, 1, 30, True, *files,
+      version_2_with_negative=True, null_score_diff_threshold=1e5)
+  assert predictions == {"q1": ""}
+  assert nbest["q1"] == [{"text": "", "probability": 1.0,
+                          "start_logit": 7.0, "end_logit": 6.0}]
+  assert null_odds == {"q1": 13.0 + 2e6}
+  with open(files[2]) as f:
+    assert json.load(f) == {"q1": 13.0 + 2e6}
+
+
 # ---------------------------------------------------------------- metrics --
 
 

@@ -49,6 +49,10 @@ _PrelimPrediction = collections.namedtuple(
     ["feature_index", "start_index", "end_index", "start_logit", "end_logit"])
 _NbestPrediction = collections.namedtuple(
     "NbestPrediction", ["text", "start_logit", "end_logit"])
+# SQuAD 2.0's best non-null answer when no span is valid (the n-best list
+# holds only the null answer): its logits make the null odds about 2e6, above
+# any threshold, so the answer is "" (the original fails there).
+_NO_SPAN = _NbestPrediction(text="", start_logit=-1e6, end_logit=-1e6)
 
 
 def _get_best_indexes(logits, n_best_size):
@@ -309,7 +313,8 @@ def compute_predictions(all_examples, all_features, all_results, n_best_size,
                                     end_logit=0.0))
 
     total_scores = [entry.start_logit + entry.end_logit for entry in nbest]
-    best_non_null_entry = next((entry for entry in nbest if entry.text), None)
+    best_non_null_entry = next((entry for entry in nbest if entry.text),
+                               _NO_SPAN)
     probs = compute_softmax(total_scores)
     nbest_json = []
     for i, entry in enumerate(nbest):
