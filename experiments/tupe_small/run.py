@@ -112,6 +112,22 @@ def complete_seeds(runs, corpus, seeds):
           if all((corpus, variant, seed) in runs for variant in VARIANTS)]
 
 
+def fraction_reached(curve, baseline):
+  """When `curve` first reaches `baseline`'s final loss, as a fraction.
+
+  Args:
+    curve: a run's curve (`steps`, `loss`).
+    baseline: the baseline's curve of the same schedule.
+
+  Returns:
+    float, the crossing step (`common.crossing_step`) over the baseline's
+    last step; None if never reached.
+  """
+  step = common.crossing_step(curve["steps"], curve["loss"],
+                              baseline["loss"][-1])
+  return None if step is None else step / baseline["steps"][-1]
+
+
 def late_start(steps, total_steps):
   """Index of the last evaluation at or before (1 - `LAST_PART`) of the steps.
 
@@ -162,12 +178,11 @@ def summarize(runs, corpora, seeds, total_steps):
       finals, accuracies, drops, fractions = [], [], [], []
       for seed in summary[corpus]["seeds"]:
         curve = runs[(corpus, variant, seed)]
-        target = runs[(corpus, "baseline", seed)]["loss"][-1]
         finals.append(curve["loss"][-1])
         accuracies.append(curve["accuracy"][-1])
         drops.append(late_drop(curve, total_steps))
-        step = common.crossing_step(curve["steps"], curve["loss"], target)
-        fractions.append(None if step is None else step / total_steps)
+        fractions.append(fraction_reached(
+            curve, runs[(corpus, "baseline", seed)]))
       summary[corpus][variant] = {"final": finals, "accuracy": accuracies,
                                   "late_drop": drops, "fraction": fractions}
   return summary
@@ -254,9 +269,9 @@ def check_summary(runs, checks, corpora):
 
   Returns:
     dict corpus -> {"seed", "steps" (the check's), and per variant whose check
-    and grid run (same seed) are both done: {"grid_final", "final" (the
-    check's final loss), "fraction" (of the check's steps at which the
-    check's curve reaches the check baseline's final loss; None if never)}}.
+    and grid runs (same seed, baseline's too) are all done: {"grid_final",
+    "final" (the check's final loss), "grid_fraction" and "fraction"
+    (`fraction_reached` in the grid and in the check)}}.
   """
   summary = {}
   for corpus in corpora:
@@ -267,16 +282,25 @@ def check_summary(runs, checks, corpora):
     cell = {"seed": seed, "steps": total}
     for variant in VARIANTS:
       check = checks.get((corpus, variant))
-      if check is None or (corpus, variant, seed) not in runs:
+      grid = runs.get((corpus, variant, seed))
+      grid_baseline = runs.get((corpus, "baseline", seed))
+      if check is None or grid is None or grid_baseline is None:
         continue
-      step = common.crossing_step(check["steps"], check["loss"],
-                                  baseline["loss"][-1])
       cell[variant] = {
-          "grid_final": runs[(corpus, variant, seed)]["loss"][-1],
-          "final": check["loss"][-1],
-          "fraction": None if step is None else step / total}
+          "grid_final": grid["loss"][-1], "final": check["loss"][-1],
+          "grid_fraction": fraction_reached(grid, grid_baseline),
+          "fraction": fraction_reached(check, baseline)}
     summary[corpus] = cell
   return summary
+
+
+def reached_text(variant, fraction, steps):
+  """A check table cell: `fraction` (of `steps`) as a percentage."""
+  if variant == "baseline":
+    return "100% (by definition)"
+  if fraction is None:
+    return "not within %d steps" % steps
+  return "%.0f%%" % (100 * fraction)
 
 
 def report(runs, checks, settings):
@@ -363,31 +387,30 @@ def report(runs, checks, settings):
         "Convergence check (%.0f minutes of training): the three models of "
         "the first seed trained %d times longer (%d steps, %d warmup steps, "
         "all else the same). How much lower each ends than the same seed's "
-        "run in the grid, and the fraction of the longer schedule at which "
-        "each reaches the longer baseline's final loss:" % (
+        "run in the grid, and the fraction of each schedule at which each "
+        "reaches that schedule's baseline's final loss (a fraction that "
+        "stays put when the schedule doubles is one the schedule no longer "
+        "decides):" % (
             settings["check_seconds"] / 60.0, factor, factor * total,
             factor * settings["warmup_steps"]),
         "",
         "| corpus | seed | model | final loss, %d steps | final loss, %d "
-        "steps | lower by | reaches the %d-step baseline's final at |" % (
-            total, factor * total, factor * total),
-        "|---|---|---|---|---|---|---|",
+        "steps | lower by | reaches the baseline's final at, %d steps | "
+        "the same, %d steps |" % (total, factor * total, total,
+                                  factor * total),
+        "|---|---|---|---|---|---|---|---|",
     ]
     for corpus, cell in checked.items():
       for variant, (title, _) in VARIANTS.items():
         if variant not in cell:
           continue
         run = cell[variant]
-        if variant == "baseline":
-          reached = "100% (by definition)"
-        elif run["fraction"] is None:
-          reached = "not within %d steps" % cell["steps"]
-        else:
-          reached = "%.0f%%" % (100 * run["fraction"])
-        lines.append("| %s | %d | %s | %.3f | %.3f | %.3f | %s |" % (
+        reached = [reached_text(variant, run[key], steps) for key, steps in (
+            ("grid_fraction", total), ("fraction", cell["steps"]))]
+        lines.append("| %s | %d | %s | %.3f | %.3f | %.3f | %s | %s |" % (
             common.CORPORA[corpus].title, cell["seed"], title,
             run["grid_final"], run["final"], run["grid_final"] - run["final"],
-            reached))
+            *reached))
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), dict(summary, convergence_check=checked)
 
