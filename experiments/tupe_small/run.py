@@ -54,6 +54,8 @@ from experiments import common  # pylint: disable=g-import-not-at-top
 CORPORA = ("wikitext2_test", "wikitext2_valid", "clue", "enwik8")
 # The last fraction of the schedule over which a curve's flatness is reported.
 LAST_PART = 0.25
+# The baseline's cell in the "reaches the baseline's final" columns.
+BASELINE_REACHED = "100% (by definition)"
 
 VARIANTS = {
     "baseline": ("learned absolute (BERT)", {}),
@@ -297,7 +299,7 @@ def check_summary(runs, checks, corpora):
 def reached_text(variant, fraction, steps):
   """A check table cell: `fraction` (of `steps`) as a percentage."""
   if variant == "baseline":
-    return "100% (by definition)"
+    return BASELINE_REACHED
   if fraction is None:
     return "not within %d steps" % steps
   return "%.0f%%" % (100 * fraction)
@@ -370,7 +372,7 @@ def report(runs, checks, settings):
       if not done:
         continue
       cell = summary[corpus][variant]
-      reached = ("100% (by definition)" if variant == "baseline" else
+      reached = (BASELINE_REACHED if variant == "baseline" else
                  mean_spread(cell["fraction"], percent=True))
       missing = sum(f is None for f in cell["fraction"])
       if missing and variant != "baseline":
