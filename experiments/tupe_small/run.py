@@ -28,10 +28,11 @@ TUPE-R reach the longer baseline's final loss. Writes beside this file:
   mean over seeds with the min-max band;
 - `results.md`: the tables.
 
-Usage (36 runs of 3,000 steps, about 4.5 minutes each with two at a time on 2
-cores, then 12 check runs of 6,000 steps: about 2 hours 10 minutes; a second
-invocation of the same command shares the remaining runs):
-  PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 2]
+Usage (36 runs of 12,000 steps, about 19 minutes each with three at a time on
+2 cores, then 12 check runs of 24,000 steps, about 36 minutes each: about 6
+hours 10 minutes; a second invocation of the same command shares the
+remaining runs):
+  PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 3]
 """
 
 import argparse
@@ -421,8 +422,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--corpora", default=",".join(CORPORA))
   parser.add_argument("--seeds", default="1,2,3")
-  parser.add_argument("--steps", type=int, default=3000)
-  parser.add_argument("--warmup_steps", type=int, default=300)
+  parser.add_argument("--steps", type=int, default=12000)
+  parser.add_argument("--warmup_steps", type=int, default=1200)
   parser.add_argument("--learning_rate", type=float, default=2e-3)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--seq_length", type=int, default=32)
