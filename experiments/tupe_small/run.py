@@ -414,6 +414,11 @@ def report(runs, checks, settings):
             common.CORPORA[corpus].title, cell["seed"], title,
             run["grid_final"], run["final"], run["grid_final"] - run["final"],
             *reached))
+    unchecked = [common.CORPORA[corpus].title for corpus in corpora
+                 if set(VARIANTS) - set(checked.get(corpus, {}))]
+    if unchecked:
+      lines += ["", "Not in this check yet (some of its runs are not done): "
+                "%s." % ", ".join(unchecked)]
   lines += ["", "![validation loss](loss_curves.png)", ""]
   return "\n".join(lines), dict(summary, convergence_check=checked)
 
