@@ -511,6 +511,27 @@ def save_figure(figure, path):
   os.replace(tmp, path)
 
 
+def settings_of(args, **extra):
+  """The run's settings as recorded in results.json.
+
+  Args:
+    args: the parsed `argparse` namespace (with the shared flags).
+    **extra: further entries (e.g. the command line).
+
+  Returns:
+    dict of every flag but the internal ones (`--one`, `--report_only`),
+    with `output_dir` relative to the repository root when it lies inside
+    it (the same in every checkout), and `extra`.
+  """
+  settings = {k: v for k, v in vars(args).items()
+              if k not in ("one", "report_only")}
+  output_dir = os.path.abspath(args.output_dir)
+  if output_dir.startswith(ROOT + os.sep):
+    settings["output_dir"] = os.path.relpath(output_dir, ROOT)
+  settings.update(extra)
+  return settings
+
+
 def write_results(output_dir, results, text):
   """Writes results.json and results.md into `output_dir` and prints the text.
 

@@ -480,12 +480,11 @@ def main():
       else:
         checks[(run["corpus"], run["variant"])] = run
   seeds = sorted(seeds)
-  settings = dict(vars(args), corpora=corpora, seeds=seeds,
-                  command=" ".join(a for a in forwarded
-                                   if a != "--report_only"),
-                  train_seconds=sum(r["seconds"] for r in runs.values()),
-                  check_seconds=sum(r["seconds"] for r in checks.values()))
-  del settings["one"], settings["report_only"]
+  settings = common.settings_of(
+      args, corpora=corpora, seeds=seeds,
+      command=" ".join(a for a in forwarded if a != "--report_only"),
+      train_seconds=sum(r["seconds"] for r in runs.values()),
+      check_seconds=sum(r["seconds"] for r in checks.values()))
   os.makedirs(args.output_dir, exist_ok=True)
   plot(runs, checks, settings,
        os.path.join(args.output_dir, "loss_curves.png"))
