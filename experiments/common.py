@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -511,20 +512,28 @@ def save_figure(figure, path):
   os.replace(tmp, path)
 
 
+# Flags that say how this invocation runs, not what the results are.
+INTERNAL_FLAGS = ("one", "report_only")
+
+
 def settings_of(args, **extra):
   """The run's settings as recorded in results.json.
 
   Args:
     args: the parsed `argparse` namespace (with the shared flags).
-    **extra: further entries (e.g. the command line).
+    **extra: further entries (e.g. the corpora and seeds found).
 
   Returns:
-    dict of every flag but the internal ones (`--one`, `--report_only`),
-    with `output_dir` relative to the repository root when it lies inside
-    it (the same in every checkout), and `extra`.
+    dict of every flag but the `INTERNAL_FLAGS`, with `output_dir` relative
+    to the repository root when it lies inside it (the same in every
+    checkout); `command`: the command line's flags without the internal
+    ones; and `extra`.
   """
   settings = {k: v for k, v in vars(args).items()
-              if k not in ("one", "report_only")}
+              if k not in INTERNAL_FLAGS}
+  settings["command"] = " ".join(
+      a for a in sys.argv[1:]
+      if not any(a.startswith("--" + flag) for flag in INTERNAL_FLAGS))
   output_dir = os.path.abspath(args.output_dir)
   if output_dir.startswith(ROOT + os.sep):
     settings["output_dir"] = os.path.relpath(output_dir, ROOT)

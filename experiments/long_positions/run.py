@@ -483,7 +483,7 @@ def main():
     base = json.load(reader)
   with open(os.path.join(runs_dir, "ablation.json")) as reader:
     base["ablation"] = json.load(reader)
-  settings = common.settings_of(args, command=" ".join(forwarded))
+  settings = common.settings_of(args)
   results = {"settings": settings, "base": base,
              "entry_check": entry_check(base)}
   if not results["entry_check"]["passed"]:

@@ -28,8 +28,8 @@ TUPE-R reach the longer baseline's final loss. Writes beside this file:
   mean over seeds with the min-max band;
 - `results.md`: the tables.
 
-Usage (36 runs of 12,000 steps, about 19 minutes each with three at a time on
-2 cores, then 12 check runs of 24,000 steps, about 36 minutes each: about 6
+Usage (36 runs of 12,000 steps, 16-26 minutes each with three at a time on 2
+cores, then 12 check runs of 24,000 steps, about 35 minutes each: about 6
 hours 10 minutes; a second invocation of the same command shares the
 remaining runs):
   PYTHONPATH=. python experiments/tupe_small/run.py [--jobs 3]
@@ -482,7 +482,6 @@ def main():
   seeds = sorted(seeds)
   settings = common.settings_of(
       args, corpora=corpora, seeds=seeds,
-      command=" ".join(a for a in forwarded if a != "--report_only"),
       train_seconds=sum(r["seconds"] for r in runs.values()),
       check_seconds=sum(r["seconds"] for r in checks.values()))
   os.makedirs(args.output_dir, exist_ok=True)
